@@ -1,0 +1,1 @@
+"""Pieces every layer shares: the typed settings object and the error tree."""

@@ -1,0 +1,89 @@
+"""One error tree for the whole product.
+
+Each layer raises errors from its own family; the API maps a family to one HTTP status in one
+handler, so a new error type never needs a new ``except`` somewhere else. ``Retryable`` marks the
+transient branch (a graph server restarting, a model server timing out): callers may retry those,
+never the others.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class KGQAError(Exception):
+    """Root of every error this product raises on purpose."""
+
+    code = "internal_error"
+
+    def __init__(self, message: str, *, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class Retryable(KGQAError):
+    """Transient: the same call may succeed later."""
+
+
+# -- configuration -------------------------------------------------------------------------------
+class ConfigError(KGQAError):
+    code = "config_error"
+
+
+# -- graph layer ---------------------------------------------------------------------------------
+class GraphError(KGQAError):
+    code = "graph_error"
+
+
+class GraphUnavailable(GraphError, Retryable):
+    """The graph server cannot be reached (down, restarting, timed out)."""
+
+    code = "graph_unavailable"
+
+
+class QueryError(GraphError):
+    """The server rejected a query (syntax, type error, constraint violation)."""
+
+    code = "query_error"
+
+
+class ReadOnlyViolation(QueryError):
+    """A query on a read-only path tried to write or call a procedure that is not allowed."""
+
+    code = "read_only_violation"
+
+
+class QueryTimeout(QueryError):
+    code = "query_timeout"
+
+
+class UnknownQuery(GraphError):
+    code = "unknown_query"
+
+
+# -- import --------------------------------------------------------------------------------------
+class ImportError_(KGQAError):
+    """Import-level failure (unreadable file, unknown file type, strict mode rejection)."""
+
+    code = "import_error"
+
+
+# -- understanding -------------------------------------------------------------------------------
+class NLUError(KGQAError):
+    code = "nlu_error"
+
+
+class ModelNotReady(NLUError, Retryable):
+    code = "model_not_ready"
+
+
+# -- verbalizer ----------------------------------------------------------------------------------
+class VerbalizerError(KGQAError):
+    code = "verbalizer_error"
+
+
+class MissingDependency(KGQAError):
+    """An optional heavy dependency is not installed; the message names the package."""
+
+    code = "missing_dependency"

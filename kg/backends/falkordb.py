@@ -1,0 +1,239 @@
+"""FalkorDB backend (the embedded default, or any FalkorDB server by URL).
+
+Read-only queries go through `GRAPH.RO_QUERY`, which the server itself refuses to let write.
+Connection failures are retried with a short backoff; for the embedded server the store first
+makes sure the server is running again (it restarts a crashed one from its append-only file), so a
+killed server costs the caller a retry, not a restart of the application. Only queries marked
+idempotent are retried after they may have reached the server.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlparse
+
+import redis
+from falkordb import FalkorDB
+
+from common.errors import GraphUnavailable, QueryError, QueryTimeout, ReadOnlyViolation
+from common.settings import Settings
+from kg.backends.embedded import EmbeddedFalkorDB
+from kg.queries import Query
+from kg.readonly import check_read_only
+from kg.store import Health, ReadResult, Row
+
+log = logging.getLogger(__name__)
+
+_TRANSIENT = (redis.ConnectionError, redis.TimeoutError, ConnectionError, OSError)
+_ALREADY = ("already indexed", "already exists", "constraint already", "already been created")
+
+
+class FalkorDBStore:
+    backend = "falkordb"
+
+    def __init__(
+        self,
+        *,
+        graph_name: str,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        password: str | None = None,
+        embedded: EmbeddedFalkorDB | None = None,
+        retries: int = 3,
+        default_timeout_ms: int = 5000,
+    ) -> None:
+        self.graph_name = graph_name
+        self._host = host
+        self._port = port
+        self._password = password
+        self.embedded = embedded
+        self._retries = retries
+        self._default_timeout_ms = default_timeout_ms
+        self._db: FalkorDB | None = None
+        self._graph = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FalkorDBStore:
+        pw = settings.graph_password.get_secret_value() if settings.graph_password else None
+        common = dict(
+            graph_name=settings.graph_name,
+            retries=settings.graph_retries,
+            default_timeout_ms=settings.query_timeout_ms,
+        )
+        if settings.embedded_graph:
+            server = EmbeddedFalkorDB(
+                settings.data_dir,
+                port=settings.falkordb_port,
+                appendfsync=settings.falkordb_appendfsync,
+                bolt_port=settings.falkordb_bolt_port,
+            )
+            return cls(embedded=server, **common)
+        parsed = urlparse(settings.graph_url)
+        return cls(host=parsed.hostname or "127.0.0.1", port=parsed.port or 6379,
+                   password=parsed.password or pw, **common)
+
+    # -- connection --------------------------------------------------------------------------------
+    def _connect(self):
+        if self._graph is not None:
+            return self._graph
+        if self.embedded is not None:
+            info = self.embedded.ensure_running()
+            self._port, self._password = info.port, info.password
+        self._db = FalkorDB(
+            host=self._host,
+            port=self._port,
+            password=self._password,
+            socket_timeout=30,
+            socket_connect_timeout=2,
+        )
+        self._graph = self._db.select_graph(self.graph_name)
+        return self._graph
+
+    def _drop_connection(self) -> None:
+        if self._db is not None:
+            try:
+                self._db.connection.close()
+            except Exception:  # noqa: BLE001 - closing a broken connection may fail any way
+                pass
+        self._db = None
+        self._graph = None
+
+    @property
+    def redis(self) -> redis.Redis:
+        """The server's Redis connection (dialogue state and rate limits live beside the graph)."""
+        self._connect()
+        assert self._db is not None
+        return self._db.connection
+
+    # -- queries -----------------------------------------------------------------------------------
+    def run(self, query: Query, params: Mapping[str, Any] | None = None, *, timeout_ms: int | None = None) -> list[Row]:
+        _check_params(params)
+        text = query.text_for(self.backend)
+        res = self._call(query.name, text, params, read_only=query.read_only,
+                         timeout_ms=timeout_ms or self._default_timeout_ms, may_retry=query.idempotent)
+        return _rows(res)
+
+    def run_untrusted_read(
+        self, cypher: str, params: Mapping[str, Any] | None, *, row_limit: int, timeout_ms: int
+    ) -> ReadResult:
+        check_read_only(cypher)
+        _check_params(params)
+        res = self._call("analyst.adhoc", cypher, params, read_only=True, timeout_ms=timeout_ms, may_retry=True)
+        rows = _rows(res)
+        columns = [h[1] if isinstance(h, (list, tuple)) else str(h) for h in (res.header or [])]
+        truncated = len(rows) > row_limit
+        return ReadResult(columns=columns, rows=rows[:row_limit], truncated=truncated)
+
+    def execute_schema(self, statements: Sequence[str]) -> None:
+        for stmt in statements:
+            try:
+                self._call("schema", stmt, None, read_only=False, timeout_ms=60_000, may_retry=True)
+            except QueryError as exc:
+                if not any(s in str(exc).lower() for s in _ALREADY):
+                    raise
+
+    def create_unique_constraint(self, label: str, prop: str) -> None:
+        """FalkorDB makes unique constraints with a command, not Cypher (and needs an index first)."""
+        graph = self._connect()
+        try:
+            graph.create_node_unique_constraint(label, prop)
+        except redis.ResponseError as exc:
+            if not any(s in str(exc).lower() for s in _ALREADY):
+                raise QueryError(f"constraint on {label}.{prop} failed: {exc}") from exc
+
+    def health(self) -> Health:
+        try:
+            self._call("system.ping", "RETURN 1", None, read_only=True, timeout_ms=2000, may_retry=False, attempts=1)
+            return Health(True, self.backend, extra={"graph": self.graph_name})
+        except GraphUnavailable as exc:
+            return Health(False, self.backend, detail=exc.message)
+
+    def close(self) -> None:
+        self._drop_connection()
+
+    # -- internals ---------------------------------------------------------------------------------
+    def _call(self, name: str, text: str, params, *, read_only: bool, timeout_ms: int, may_retry: bool,
+              attempts: int | None = None):
+        attempts = attempts or (self._retries + 1)
+        last: Exception | None = None
+        for attempt in range(attempts):
+            try:
+                graph = self._connect()
+                if read_only:
+                    return graph.ro_query(text, params=dict(params or {}) or None, timeout=timeout_ms)
+                return graph.query(text, params=dict(params or {}) or None, timeout=timeout_ms)
+            except _TRANSIENT as exc:
+                last = exc
+                self._drop_connection()
+                if not may_retry and attempt > 0:
+                    break
+                time.sleep(min(0.1 * 3**attempt, 1.0))
+            except redis.ResponseError as exc:
+                raise _translate(name, exc, read_only) from None
+            except GraphUnavailable as exc:  # the embedded server would not start
+                last = exc
+                time.sleep(min(0.1 * 3**attempt, 1.0))
+        log.warning("graph unavailable", extra={"query": name, "error": type(last).__name__})
+        raise GraphUnavailable("the graph database is unavailable", details={"query": name})
+
+
+def _translate(name: str, exc: redis.ResponseError, read_only: bool) -> QueryError:
+    msg = str(exc)
+    low = msg.lower()
+    if "timed out" in low or "timeout" in low:
+        return QueryTimeout(f"query {name} ran past its time limit", details={"query": name})
+    if read_only and ("read-only" in low or "ro_query" in low or "readonly" in low):
+        return ReadOnlyViolation("a read-only query tried to write", details={"query": name})
+    if "loading" in low:
+        return GraphUnavailable("the graph database is loading")  # type: ignore[return-value]
+    # The server's own text is useful to an analyst and names no internals; keep it short.
+    return QueryError(f"query {name} was rejected: {msg[:300]}", details={"query": name})
+
+
+def _check_params(params: Mapping[str, Any] | None) -> None:
+    """Refuse values FalkorDB's text-encoded parameter header cannot carry faithfully."""
+    if not params:
+        return
+    stack: list[Any] = list(params.values())
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if "\x00" in v:
+                raise QueryError("a parameter contains a NUL character")
+        elif isinstance(v, float):
+            if not math.isfinite(v):
+                raise QueryError("a parameter is not a finite number")
+        elif isinstance(v, dict):
+            for k in v:
+                if not isinstance(k, str) or not k or "`" in k:
+                    raise QueryError(f"parameter map key {k!r} is not allowed")
+            stack.extend(v.values())
+        elif isinstance(v, (list, tuple)):
+            stack.extend(v)
+
+
+def _value(v: Any) -> Any:
+    from falkordb.edge import Edge
+    from falkordb.node import Node
+    from falkordb.path import Path
+
+    if isinstance(v, Node):
+        return {"_labels": list(v.labels or []), **(v.properties or {})}
+    if isinstance(v, Edge):
+        return {"_type": v.relation, **(v.properties or {})}
+    if isinstance(v, Path):
+        return {"nodes": [_value(n) for n in v.nodes()], "edges": [_value(e) for e in v.edges()]}
+    if isinstance(v, list):
+        return [_value(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _value(x) for k, x in v.items()}
+    return v
+
+
+def _rows(res) -> list[Row]:
+    header = [h[1] if isinstance(h, (list, tuple)) else str(h) for h in (res.header or [])]
+    return [{k: _value(v) for k, v in zip(header, row, strict=False)} for row in res.result_set or []]

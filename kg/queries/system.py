@@ -1,0 +1,13 @@
+"""Queries about the graph itself: health, counts, schema."""
+
+from kg.queries import q
+
+PING = q("system.ping", "RETURN 1 AS ok")
+COUNT_BY_LABEL = q(
+    "system.count_by_label",
+    "MATCH (n) RETURN labels(n)[0] AS label, count(n) AS count ORDER BY label",
+)
+COUNT_RELATIONSHIPS = q(
+    "system.count_relationships",
+    "MATCH ()-[r]->() RETURN type(r) AS type, count(r) AS count ORDER BY type",
+)

@@ -1,0 +1,1 @@
+"""Understanding shoppers' questions: joint intent + entity model and entity linking."""

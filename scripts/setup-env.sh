@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Create or reuse .venv. The environment is rebuilt only when the requirement files change
+# (their hash is stamped in .venv/.requirements.sha256), so a second run takes a second.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+want=$(cat requirements.txt requirements-nodeps.txt | sha256sum | cut -d' ' -f1)
+stamp=.venv/.requirements.sha256
+if [[ -x .venv/bin/python && -f $stamp && "$(cat $stamp)" == "$want" ]]; then
+  echo "[setup] .venv is up to date"
+  exit 0
+fi
+echo "[setup] building .venv (first time takes several minutes)"
+[[ -x .venv/bin/python ]] || "$PY" -m venv .venv
+.venv/bin/python -m pip install --upgrade --progress-bar on pip wheel >/dev/null
+.venv/bin/python -m pip install --progress-bar on -r requirements.txt
+.venv/bin/python -m pip install --progress-bar on --no-deps -r requirements-nodeps.txt
+# The project runs from the checkout: a .pth file puts the repo root on sys.path.
+.venv/bin/python - <<PY
+import pathlib, site
+pathlib.Path(site.getsitepackages()[0], "kgqa-checkout.pth").write_text(str(pathlib.Path.cwd()) + "\n")
+PY
+echo "$want" > "$stamp"
+echo "[setup] .venv ready"

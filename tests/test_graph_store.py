@@ -1,0 +1,134 @@
+"""The FalkorDB store against a real embedded server: schema, named queries, read-only runner,
+parameters that look like Cypher, and restart after SIGKILL."""
+
+from __future__ import annotations
+
+import pytest
+
+from common.errors import QueryError, ReadOnlyViolation
+from common.settings import Settings
+from kg.backends.falkordb import FalkorDBStore
+from kg.queries import Query, get
+from kg.schema import NODE_TYPES, ensure_schema
+
+WRITE = Query("test.write", "CREATE (n:Meta {key: $key, value: $value}) RETURN n.key AS key", read_only=False)
+READ = Query("test.read", "MATCH (n:Meta {key: $key}) RETURN n.value AS value")
+
+
+def test_named_query_round_trip(store):
+    assert store.run(get("system.ping")) == [{"ok": 1}]
+    store.run(WRITE, {"key": "k1", "value": "v1"})
+    assert store.run(READ, {"key": "k1"}) == [{"value": "v1"}]
+
+
+def test_schema_is_idempotent_and_complete(store):
+    ensure_schema(store)  # second time: no error
+    rows = store.run_untrusted_read(
+        "CALL db.indexes() YIELD label, properties RETURN label, properties", None, row_limit=1000, timeout_ms=5000
+    ).rows
+    indexed = {(r["label"], p) for r in rows for p in r["properties"]}
+    for n in NODE_TYPES:
+        assert (n.label, n.key) in indexed
+    constraints = store._connect().list_constraints()
+    assert {(c["label"], tuple(c["properties"])) for c in constraints} >= {(n.label, (n.key,)) for n in NODE_TYPES}
+
+
+def test_unique_key_is_enforced(store):
+    store.run(WRITE, {"key": "dup", "value": "a"})
+    with pytest.raises(QueryError):
+        store.run(WRITE, {"key": "dup", "value": "b"})
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        'x"}) MATCH (n) DETACH DELETE n //',
+        "x') MATCH (n) DETACH DELETE n //",
+        "back\\slash \\\" and quote",
+        "line\nbreak\ttab",
+        "ünïcødé ✓ 😀",
+        "$key {value}",
+    ],
+)
+def test_parameters_never_become_cypher(store, value):
+    store.run(WRITE, {"key": "keep", "value": "safe"})
+    store.run(WRITE, {"key": value, "value": value})
+    assert store.run(READ, {"key": value}) == [{"value": value}]
+    assert store.run(READ, {"key": "keep"}) == [{"value": "safe"}]
+
+
+def test_nul_and_nan_parameters_are_refused(store):
+    with pytest.raises(QueryError):
+        store.run(READ, {"key": "a\x00b"})
+    with pytest.raises(QueryError):
+        store.run(READ, {"key": float("nan")})
+
+
+@pytest.mark.parametrize(
+    "cypher",
+    [
+        "CREATE (n:Meta {key: 'x'})",
+        "MATCH (n) SET n.hacked = true",
+        "MERGE (n:Meta {key: 'x'})",
+        "MATCH (n) DELETE n",
+        "MATCH (n) DETACH DELETE n",
+        "MATCH (n) REMOVE n.key",
+        "LOAD CSV FROM 'file:///etc/passwd' AS row RETURN row",
+        "CALL db.idx.fulltext.drop('Product')",
+        "CALL db.idx.fulltext.createNodeIndex('Meta', 'key')",
+        "match (n) /* comment */ set n.x = 1",
+        "MATCH (n) FOREACH (x IN [1] | SET n.x = x)",
+        "DROP INDEX ON :Meta(key)",
+        "CREATE INDEX FOR (n:Meta) ON (n.value)",
+    ],
+)
+def test_untrusted_read_refuses_writes(store, cypher):
+    store.run(WRITE, {"key": "x", "value": "before"})
+    with pytest.raises(ReadOnlyViolation):
+        store.run_untrusted_read(cypher, None, row_limit=10, timeout_ms=1000)
+    assert store.run(READ, {"key": "x"}) == [{"value": "before"}]
+
+
+def test_untrusted_read_allows_keywords_inside_strings(store):
+    store.run(WRITE, {"key": "CREATE", "value": "SET"})
+    res = store.run_untrusted_read(
+        "MATCH (n:Meta) WHERE n.key = 'CREATE' RETURN n.value AS v // DELETE", None, row_limit=10, timeout_ms=1000
+    )
+    assert res.rows == [{"v": "SET"}]
+
+
+def test_server_side_read_only_lock_holds_without_the_lexical_check(store):
+    """GRAPH.RO_QUERY itself refuses writes, so a gap in the lexical check is not a hole."""
+    sneaky = Query("test.sneaky", "CREATE (n:Meta {key: 'sneaky'})", read_only=True)
+    with pytest.raises(ReadOnlyViolation):
+        store.run(sneaky)
+    assert store.run(READ, {"key": "sneaky"}) == []
+
+
+def test_row_cap_reports_truncation(store):
+    for i in range(5):
+        store.run(WRITE, {"key": f"k{i}", "value": str(i)})
+    res = store.run_untrusted_read("MATCH (n:Meta) RETURN n.key AS k", None, row_limit=3, timeout_ms=1000)
+    assert len(res.rows) == 3 and res.truncated is True
+    res = store.run_untrusted_read("MATCH (n:Meta) RETURN n.key AS k", None, row_limit=10, timeout_ms=1000)
+    assert len(res.rows) == 5 and res.truncated is False
+
+
+def test_store_restarts_a_killed_embedded_server(make_server):
+    server = make_server(appendfsync="always")
+    s = FalkorDBStore.from_settings(
+        Settings(_env_file=None, data_dir=server.data_dir, graph_name="restart", falkordb_appendfsync="always")
+    )
+    ensure_schema(s)
+    for i in range(20):
+        s.run(WRITE, {"key": f"k{i}", "value": str(i)})
+    old = server.current()
+    server.kill()
+    assert server.current() is None
+    # The next query finds the server gone, restarts it from its append-only file, and succeeds.
+    rows = s.run(Query("test.count", "MATCH (n:Meta) RETURN count(n) AS c"))
+    assert rows == [{"c": 20}]
+    new = server.current()
+    assert new is not None and new.pid != old.pid and new.port == old.port
+    assert s.health().ok
+    s.close()
