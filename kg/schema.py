@@ -4,6 +4,32 @@ Every node type has one key property; upserts `MERGE` on it, so it is indexed an
 that shoppers type (products, brands, categories) get a full-text index for entity linking, and
 FAQ/policy texts one for procedure questions.
 
+Node properties (the contract between the loader, the named queries and entity linking):
+
+- Product: sku, name, price (float, 2 decimals), currency, stock (int), description,
+  warranty_months (int or null), rating (float or null), status ("active" | "discontinued"),
+  attributes (JSON object as a string: both backends lack map properties), attr_values (list of
+  lower-cased attribute values, for "in black"-style filters), _h (content hash), updated_at.
+- Brand: name, country. Category: name, description; (child)-[:SUBCATEGORY_OF]->(parent).
+- Supplier: supplier_id, name, country, phone.
+- Customer: customer_id, name, email, phone, city, country, tier.
+- Order: order_id, status, placed_at, shipped_at, delivered_at, eta, carrier, tracking_number,
+  shipping_method, payment_method, ship_to, total, currency; (Customer)-[:PLACED]->(Order),
+  (Order)-[:CONTAINS {quantity, unit_price, discount}]->(Product), (Order)-[:SHIPPED_VIA]->
+  (ShippingMethod), (Order)-[:PAID_WITH]->(PaymentMethod) when those exist.
+- Policy: policy_id, type, title, text, days, fee, applies_to (the raw string), scope ("store" |
+  "category" | "brand" | "sku"); (Policy)-[:APPLIES_TO]->(Category | Brand | Product).
+- ShippingMethod: name, min_days, max_days, cost, free_over, regions (list).
+- PaymentMethod: name, description.
+- Promotion: code, description, discount_percent, starts, ends, applies_to; APPLIES_TO as policies.
+- FAQ: faq_id (first 16 hex of sha1 of the normalised question), question, answer, topic.
+- Request: request_id, kind, status, reason, created_at, created_by (actions with confirmation).
+- Meta {key: "catalog"}: version (int, bumped by every import or product change that changed
+  something; caches such as the entity-linking index compare it), updated_at.
+
+Every upserted node also carries `_h`, a hash of its imported content, so a re-import can tell
+created, updated and unchanged rows apart and skips unchanged ones without writing.
+
 Dates are stored as ISO 8601 strings in UTC ("2026-11-02T14:05:00Z") rather than temporal values:
 they sort and compare as strings identically on both backends, and FalkorDB's Bolt listener
 crashes on temporal results.
@@ -28,7 +54,7 @@ NODE_TYPES: tuple[NodeType, ...] = (
     NodeType("Category", "name", fulltext=("name",)),
     NodeType("Brand", "name", fulltext=("name",)),
     NodeType("Supplier", "supplier_id"),
-    NodeType("Product", "sku", fulltext=("name",), indexed=("model_line", "status")),
+    NodeType("Product", "sku", fulltext=("name",), indexed=("status",)),
     NodeType("Customer", "customer_id"),
     NodeType("Order", "order_id", indexed=("status",)),
     NodeType("Policy", "policy_id", fulltext=("title", "text"), indexed=("type",)),
