@@ -1,0 +1,161 @@
+"""The `kgqa` command: one click group composed of the commands that live beside what they manage
+(import in import_scripts/, training in nlu/, ...). Run it through the `./kgqa` launcher."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from common.errors import KGQAError
+from common.settings import Settings
+
+console = Console()
+
+
+@click.group()
+@click.option("--verbose", "-v", is_flag=True, help="Log at INFO level.")
+def main(verbose: bool) -> None:
+    """Knowledge-graph question answering for e-commerce customer service."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+
+
+def _store(settings: Settings):
+    from kg.schema import ensure_schema
+    from kg.store import open_store
+
+    store = open_store(settings)
+    ensure_schema(store)
+    return store
+
+
+@main.command()
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Load this directory of import files instead of the sample store.")
+@click.option("--empty", is_flag=True, help="Start with an empty graph (no sample store).")
+@click.option("--products", default=1000, show_default=True, help="Sample store size.")
+def up(data_dir: Path | None, empty: bool, products: int) -> None:
+    """Start the embedded graph, load the sample store (or --data DIR), print what is there.
+
+    Idempotent: a running server is reused and a re-import changes nothing. A shop's own data
+    (--data) is never mixed with the sample store: use its own GRAPH_NAME and DATA_DIR.
+    """
+    from kg.loader import import_path
+
+    settings = Settings()
+    store = _store(settings)
+    if not empty:
+        if data_dir is None:
+            from import_scripts.sample_store import generate
+
+            data_dir = settings.data_dir.parent / f"sample-{products}"
+            if not (data_dir / "products.csv").exists():
+                console.print(f"[bold]Generating the sample store[/] in {data_dir}")
+                generate(data_dir, products=products, today=dt.date.today())
+        console.print(f"[bold]Importing[/] {data_dir}")
+        report = import_path(store, data_dir, settings=settings, progress=True)
+        if report.errors:
+            console.print(f"[yellow]{len(report.errors)} rows rejected[/]; first: {report.errors[0]}")
+    _print_stats(store)
+    info = store.embedded.current() if getattr(store, "embedded", None) else None
+    if info:
+        console.print(f"\nFalkorDB is running on 127.0.0.1:{info.port} (data in {settings.data_dir}).")
+    console.print("Try:  ./kgqa graph query \"MATCH (p:Product)-[:MADE_BY]->(b:Brand) RETURN p.name, b.name LIMIT 5\"")
+    console.print("Stop: ./kgqa down")
+
+
+@main.command()
+def down() -> None:
+    """Stop the embedded graph server cleanly (its data stays in DATA_DIR)."""
+    from kg.backends.embedded import EmbeddedFalkorDB
+
+    settings = Settings()
+    EmbeddedFalkorDB(settings.data_dir).stop()
+    console.print("stopped")
+
+
+@main.group()
+def graph() -> None:
+    """Read-only graph access for analysts."""
+
+
+@graph.command("query")
+@click.argument("cypher")
+@click.option("--params", default="{}", help="Query parameters as a JSON object.")
+@click.option("--limit", type=int, default=None, help="Row cap (default: ANALYST_ROW_LIMIT).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def graph_query(cypher: str, params: str, limit: int | None, as_json: bool) -> None:
+    """Run a read-only Cypher query (writes are refused), with a time and row limit."""
+    settings = Settings()
+    try:
+        parsed = json.loads(params)
+        if not isinstance(parsed, dict):
+            raise ValueError
+    except ValueError:
+        raise click.BadParameter("--params must be a JSON object") from None
+    store = _store(settings)
+    res = store.run_untrusted_read(cypher, parsed, row_limit=limit or settings.analyst_row_limit,
+                                   timeout_ms=settings.analyst_timeout_ms)
+    if as_json:
+        click.echo(json.dumps({"columns": res.columns, "rows": res.rows, "truncated": res.truncated}, default=str))
+        return
+    table = Table(*res.columns)
+    for row in res.rows:
+        table.add_row(*(str(row.get(c)) for c in res.columns))
+    console.print(table)
+    if res.truncated:
+        console.print(f"[yellow]truncated at {len(res.rows)} rows[/]")
+
+
+@graph.command("stats")
+def graph_stats() -> None:
+    """Node and relationship counts."""
+    _print_stats(_store(Settings()))
+
+
+def _print_stats(store) -> None:
+    from kg.queries import get
+
+    table = Table("label", "nodes")
+    for row in store.run(get("system.count_by_label")):
+        table.add_row(str(row["label"]), str(row["count"]))
+    rels = Table("relationship", "count")
+    for row in store.run(get("system.count_relationships")):
+        rels.add_row(str(row["type"]), str(row["count"]))
+    console.print(table, rels)
+
+
+def _register_optional() -> None:
+    """Attach the commands that live beside what they manage."""
+    from import_scripts.cli import import_command
+    from import_scripts.sample_store import generate_sample_command
+
+    main.add_command(import_command, "import")
+    main.add_command(generate_sample_command, "sample")
+    try:
+        from nlu.cli import nlu
+
+        main.add_command(nlu, "nlu")
+    except ImportError:  # pragma: no cover - while nlu/cli.py is being written
+        pass
+
+
+_register_optional()
+
+
+def run() -> None:
+    try:
+        main(standalone_mode=True)
+    except KGQAError as exc:
+        console.print(f"[red]error:[/] {exc.message}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    run()

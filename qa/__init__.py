@@ -1,0 +1,1 @@
+"""Dialogue: session state, context, intent -> query -> facts, actions, hand-off, verbalizers."""
