@@ -78,6 +78,35 @@ class ModelNotReady(NLUError, Retryable):
     code = "model_not_ready"
 
 
+# -- dialogue ------------------------------------------------------------------------------------
+class DialogueError(KGQAError):
+    code = "dialogue_error"
+
+
+class SessionNotFound(DialogueError):
+    """No such session for this caller: unknown, expired, or someone else's (all alike: a 404)."""
+
+    code = "session_not_found"
+
+
+class SessionStoreUnavailable(DialogueError, Retryable):
+    """Redis (dialogue state) cannot be reached: fail the turn, never fall back to memory."""
+
+    code = "session_store_unavailable"
+
+
+class SessionConflict(DialogueError, Retryable):
+    """Another worker saved this session since it was loaded; the caller may retry the turn."""
+
+    code = "session_conflict"
+
+
+class InvalidMessage(DialogueError):
+    """An empty or over-long message (a 422 at the API)."""
+
+    code = "invalid_message"
+
+
 # -- verbalizer ----------------------------------------------------------------------------------
 class VerbalizerError(KGQAError):
     code = "verbalizer_error"

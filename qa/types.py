@@ -49,6 +49,9 @@ class Retrieval(BaseModel):
     # What the bot is waiting for (the candidates of a clarification, a pending action); the
     # template writer words it, the LLM may only rephrase it.
     prompt: dict[str, Any] = Field(default_factory=dict)
+    # Seed for the template writer's choice of wording (a hash of session id and turn), kept out
+    # of `prompt` so the grounding guard never mistakes it for a fact.
+    variant: str = ""
 
 
 class Reply(BaseModel):

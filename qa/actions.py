@@ -1,0 +1,196 @@
+"""Actions with confirmation: cancel an order, change its shipping address, request a return.
+
+Two steps, two turns. `propose_*` checks the rules against the order as the graph has it and
+returns either a `PendingAction` (the reply states exactly what will happen, fee included, and
+asks) or a `Refusal` with the reason. Only an `affirm` on the next turn calls `execute`, which
+runs a named write query (`idempotent=False`) that re-checks the rule in the same statement: a
+status that changed in between writes nothing and turns into a refusal.
+
+Rules:
+- cancel: only while the order is `placed` or `paid`. The fee is the most specific cancellation
+  policy's of each item (sku > brand > category > store): a policy with `days` is free within that
+  many days of placing and costs `fee` after; a policy without `days` describes what happens
+  after shipping (which cancelling cannot reach), so it costs nothing here. The highest item fee
+  is the order's.
+- change address: only before shipping (`placed`/`paid`); the new address comes from the message.
+- return: only for a `delivered` order, inside the return window of the most specific return
+  policy of at least one item (counted from `delivered_at`), once per order; a policy `fee`
+  (collection fee) is stated.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from kg.queries import get
+from kg.store import GraphStore
+from qa.state import PendingAction
+from qa.types import Fact, Retrieval
+
+CANCELLABLE = ("placed", "paid")
+
+
+@dataclass
+class Refusal:
+    reason: str  # already_shipped | already_delivered | already_cancelled | already_returned | not_delivered
+    #              | window_closed | already_requested | state_changed | no_items
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def new_request_id() -> str:
+    return "REQ-" + uuid.uuid4().hex[:12].upper()
+
+
+def parse_when(value: Any) -> datetime | None:
+    """ISO 8601 date or timestamp (stored as text, kg/schema.py) to an aware datetime."""
+    if not value or not isinstance(value, str):
+        return None
+    text = value.strip().replace("Z", "+00:00")
+    try:
+        if len(text) == 10:
+            return datetime.fromisoformat(text).replace(tzinfo=UTC)
+        dt = datetime.fromisoformat(text)
+        return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def iso(dt: datetime) -> str:
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _status_refusal(status: str | None, *, for_return: bool = False) -> Refusal:
+    if for_return:
+        if status in ("placed", "paid", "shipped"):
+            return Refusal("not_delivered", {"status": status})
+        if status == "returned":
+            return Refusal("already_returned", {"status": status})
+        return Refusal("already_cancelled" if status == "cancelled" else "not_delivered", {"status": status})
+    reason = {"shipped": "already_shipped", "delivered": "already_delivered", "cancelled": "already_cancelled",
+              "returned": "already_returned"}.get(status or "", "state_changed")
+    return Refusal(reason, {"status": status})
+
+
+# -- cancel -----------------------------------------------------------------------------------------
+def cancellation_fee(order: dict[str, Any], policies: list[dict[str, Any]], now: datetime) -> tuple[float, dict | None]:
+    """The order's fee under the most specific cancellation policy of each item (the highest wins)."""
+    placed = parse_when(order.get("placed_at")) or now
+    age_days = (now - placed).total_seconds() / 86400
+    fee, which = 0.0, None
+    for pol in policies:
+        days, pol_fee = pol.get("days"), pol.get("fee")
+        if pol_fee is None or days is None:
+            continue
+        if age_days > float(days) and float(pol_fee) > fee:
+            fee, which = float(pol_fee), pol
+    return round(fee, 2), which
+
+
+def propose_cancel(order: dict[str, Any], policies: list[dict[str, Any]], now: datetime,
+                   currency: str) -> PendingAction | Refusal:
+    if order.get("status") not in CANCELLABLE:
+        return _status_refusal(order.get("status"))
+    fee, policy = cancellation_fee(order, policies, now)
+    return PendingAction(kind="cancel_order", intent="cancel_order", order_id=str(order["order_id"]),
+                         request_id=new_request_id(), fee=fee, currency=order.get("currency") or currency,
+                         reason=(policy or {}).get("title") or "", proposed_at=iso(now))
+
+
+# -- change address --------------------------------------------------------------------------------
+def propose_address_change(order: dict[str, Any], new_address: str, now: datetime) -> PendingAction | Refusal:
+    if order.get("status") not in CANCELLABLE:
+        return _status_refusal(order.get("status"))
+    return PendingAction(kind="change_shipping_address", intent="change_shipping_address",
+                         order_id=str(order["order_id"]), request_id=new_request_id(),
+                         new_address=new_address, old_address=order.get("ship_to"), proposed_at=iso(now))
+
+
+# -- returns ---------------------------------------------------------------------------------------
+def return_windows(order: dict[str, Any], items: list[dict[str, Any]], policy_by_sku: dict[str, dict | None],
+                   today: date) -> list[dict[str, Any]]:
+    """Per item: the return policy that applies, its deadline (delivered_at + days) and whether it is open."""
+    delivered = parse_when(order.get("delivered_at"))
+    out = []
+    for it in items:
+        pol = policy_by_sku.get(it["sku"])
+        days = pol.get("days") if pol else None
+        deadline = (delivered.date() + timedelta(days=int(days))) if delivered and days is not None else None
+        out.append({
+            "order_id": str(order["order_id"]), "sku": it["sku"], "name": it.get("name"),
+            "policy_id": pol.get("policy_id") if pol else None, "policy_title": pol.get("title") if pol else None,
+            "days": int(days) if days is not None else None, "fee": pol.get("fee") if pol else None,
+            "delivered_at": order.get("delivered_at"),
+            "deadline": deadline.isoformat() if deadline else None,
+            "open": bool(deadline and today <= deadline),
+        })
+    return out
+
+
+def propose_return(order: dict[str, Any], windows: list[dict[str, Any]], existing: list[dict[str, Any]],
+                   now: datetime, currency: str, reason: str = "") -> PendingAction | Refusal:
+    if order.get("status") != "delivered":
+        return _status_refusal(order.get("status"), for_return=True)
+    if any(r.get("kind") == "return" for r in existing):
+        return Refusal("already_requested", {"request_id": existing[0].get("request_id"),
+                                             "status": existing[0].get("status")})
+    if not windows:
+        return Refusal("no_items")
+    open_ = [w for w in windows if w["open"]]
+    if not open_:
+        last = max((w["deadline"] for w in windows if w["deadline"]), default=None)
+        return Refusal("window_closed", {"deadline": last, "days": max((w["days"] or 0) for w in windows)})
+    fees = [float(w["fee"]) for w in open_ if w.get("fee")]
+    return PendingAction(kind="return_request", intent="get_refund", order_id=str(order["order_id"]),
+                         request_id=new_request_id(), fee=max(fees) if fees else 0.0,
+                         currency=order.get("currency") or currency, reason=reason,
+                         deadline=min(w["deadline"] for w in open_), items=[w["name"] or w["sku"] for w in open_],
+                         proposed_at=iso(now))
+
+
+# -- facts ---------------------------------------------------------------------------------------
+def action_fact(action: PendingAction) -> Fact:
+    data: dict[str, Any] = {"action": action.kind, "order_id": action.order_id}
+    if action.kind == "cancel_order":
+        data.update(fee=action.fee or 0.0, currency=action.currency)
+        if action.reason:
+            data["policy"] = action.reason
+    elif action.kind == "change_shipping_address":
+        data.update(new_address=action.new_address, old_address=action.old_address)
+    else:
+        data.update(items=action.items, deadline=action.deadline, fee=action.fee or 0.0, currency=action.currency)
+        if action.reason:
+            data["reason"] = action.reason
+    return Fact(kind="action", data=data)
+
+
+def refusal_fact(kind: str, order_id: str | None, refusal: Refusal) -> Fact:
+    return Fact(kind="action_refused", data={"action": kind, "order_id": order_id, "reason": refusal.reason,
+                                             **refusal.details})
+
+
+# -- execution -----------------------------------------------------------------------------------
+def execute(store: GraphStore, action: PendingAction, customer_id: str, now: datetime) -> Retrieval:
+    common = {"customer_id": customer_id, "order_id": action.order_id, "request_id": action.request_id,
+              "now": iso(now), "created_by": f"chat:{customer_id}"}
+    if action.kind == "cancel_order":
+        query = get("orders.cancel")
+        params = {**common, "reason": "cancelled by the customer in chat"}
+    elif action.kind == "change_shipping_address":
+        query = get("orders.change_address")
+        params = {**common, "ship_to": action.new_address or "", "reason": "address changed by the customer in chat"}
+    else:
+        query = get("orders.request_return")
+        params = {**common, "reason": action.reason or "return requested by the customer in chat"}
+    rows = store.run(query, params)
+    if not rows:
+        refusal = Refusal("state_changed")
+        return Retrieval(intent=action.intent, status="action_refused", query_name=query.name,
+                         facts=[refusal_fact(action.kind, action.order_id, refusal)],
+                         prompt={"refusal": refusal.reason, "action": action.kind})
+    fact = action_fact(action)
+    fact.data.update(request_id=rows[0]["request_id"], done=True)
+    return Retrieval(intent=action.intent, status="action_done", query_name=query.name, facts=[fact],
+                     prompt={"action": action.kind})

@@ -1,0 +1,377 @@
+"""Coreference, ellipsis and clarification: turning one message into a complete question.
+
+Given what the model understood (intent, linked entities) and the dialogue state, `resolve`
+decides which intent is being asked and which graph nodes it is about:
+
+- a pending clarification is answered by an ordinal ("the second"), a comparative ("the cheaper
+  one"), a distinguishing value ("the black one"), a name or an id; the question that was asked
+  before is then answered with the chosen node;
+- pronouns and bare follow-ups ("is it in stock?", "that one") take the node last mentioned;
+- ellipsis ("and in black?", "what about the Bose ones?") keeps the previous intent and swaps or
+  adds the entity the message brings;
+- an ambiguous mention that the context settles (the variant just discussed, an attribute in the
+  same message) is resolved silently; otherwise it is reported for a clarifying question.
+
+Entities taken from the conversation are reported with `source="context"` and no offsets. This
+module reads state and returns a `Resolution`; it never talks to the graph.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from nlu.labels import FAMILY_OF
+from nlu.types import Entity, Understanding
+from qa.state import DialogueState, PendingClarification, Ref
+
+CONTENT_FAMILIES = ("products", "orders", "policies")
+CONVERSATION = ("greeting", "goodbye", "thanks", "affirm", "deny", "out_of_scope")
+
+_ORDINALS = {
+    "first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, "fourth": 3, "4th": 3,
+    "fifth": 4, "5th": 4, "sixth": 5, "6th": 5, "last": -1, "latter": -1, "former": 0,
+}
+_ORDINAL_RE = re.compile(r"\b(" + "|".join(_ORDINALS) + r")\b")
+_NUMBER_PICK_RE = re.compile(r"^\s*(?:number|no\.?|option|#)?\s*([1-9])\s*[.!?]*\s*$")
+_CHEAPER_RE = re.compile(r"\b(cheaper|cheapest|less expensive|least expensive|lower priced|budget one)\b")
+_DEARER_RE = re.compile(r"\b(more expensive|most expensive|pricier|priciest|dearer|premium one)\b")
+_PRONOUN_RE = re.compile(
+    r"\b(it|its|it's|this|that|these|those|them|they|this one|that one|same one|the same|the one|one)\b"
+)
+_ELLIPSIS_RE = re.compile(
+    r"^\s*(?:ok(?:ay)?[, ]+|so[, ]+)?(and|also|what about|how about|what of|same for|same question for|"
+    r"and what about|and how about|and for|and in|and the|plus)\b"
+)
+_NEGATION_ONLY_RE = re.compile(r"^\s*(no|nope|nah|never ?mind|cancel|forget it|stop)\b")
+
+# Words that carry an intent of their own; an elliptical message containing one keeps the model's
+# intent instead of the previous one ("and how much is it?" asks for a price).
+INTENT_CUES: dict[str, re.Pattern[str]] = {
+    "product_price": re.compile(r"\b(price|prices|cost|costs|how much|expensive|cheap)\b"),
+    "product_availability": re.compile(r"\b(stock|available|availability|sold out|in store)\b"),
+    "product_details": re.compile(r"\b(spec|specs|details?|features?|weigh|weight|battery|describe|dimensions?)\b"),
+    "product_compare": re.compile(r"\b(compare|comparison|vs|versus|difference|better)\b"),
+    "product_recommend": re.compile(r"\b(recommend|suggest|similar|alternatives?|accessor(y|ies)|compatible|"
+                                    r"also bought|goes with)\b"),
+    "product_warranty": re.compile(r"\b(warranty|guarantee)\b"),
+    "product_promotions": re.compile(r"\b(discount|promo|promotion|promotions|deal|deals|sale|coupon|offer)\b"),
+    "check_refund_policy": re.compile(r"\b(return|returns|refund policy|send it back)\b"),
+    "check_cancellation_fee": re.compile(r"\b(cancellation fee|cost to cancel|fee)\b"),
+    "track_order": re.compile(r"\b(where is|track|tracking|arrive|when will)\b"),
+    "order_details": re.compile(r"\b(what did i order|items|contents)\b"),
+    "delivery_period": re.compile(r"\b(how long|delivery time|days)\b"),
+    "delivery_options": re.compile(r"\b(shipping options|delivery options|express|shipping methods?)\b"),
+}
+
+
+def norm(text: str) -> str:
+    return re.sub(r"\s+", " ", text.lower()).strip()
+
+
+def has_phrase(text: str, phrase: str) -> bool:
+    phrase = phrase.strip().lower()
+    if not phrase:
+        return False
+    return re.search(r"(?<![a-z0-9])" + re.escape(phrase) + r"(?![a-z0-9])", text) is not None
+
+
+def ref_to_entity(ref: Ref, score: float = 1.0) -> Entity:
+    return Entity(type=ref.type, text=ref.name, node_id=ref.node_id, score=score, source="context")
+
+
+@dataclass
+class Resolution:
+    intent: str
+    confidence: float
+    entities: list[Entity]
+    ambiguous: Entity | None = None  # a mention the context could not settle
+    from_clarification: PendingClarification | None = None  # the clarification this turn answered
+    clarification_dropped: bool = False
+    clarification_repeat: PendingClarification | None = None  # ask again (the answer did not match)
+    address: str | None = None  # a new address given in answer to an address clarification
+    elliptical: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+# -- picking from a list --------------------------------------------------------------------------
+def pick_from(message: str, items: list[Ref], entities: list[Entity] | None = None) -> Ref | None:
+    """The item of `items` the message designates, or None."""
+    if not items:
+        return None
+    text = norm(message)
+    entities = entities or []
+    # An id or linked node named in the message.
+    ids = {e.node_id for e in entities if e.node_id} | {norm(e.text).lstrip("#") for e in entities}
+    for it in items:
+        if it.node_id and (it.node_id in ids or has_phrase(text, it.node_id.lower())):
+            return it
+    m = _NUMBER_PICK_RE.match(text)
+    if m and int(m.group(1)) <= len(items):
+        return items[int(m.group(1)) - 1]
+    m = _ORDINAL_RE.search(text)
+    if m:
+        idx = _ORDINALS[m.group(1)]
+        if -len(items) <= idx < len(items):
+            return items[idx]
+    priced = [it for it in items if it.price is not None]
+    if len(priced) >= 2:
+        if _CHEAPER_RE.search(text):
+            return min(priced, key=lambda it: it.price or 0.0)
+        if _DEARER_RE.search(text):
+            return max(priced, key=lambda it: it.price or 0.0)
+    return _pick_by_words(text, items, entities)
+
+
+def _distinguishing(items: list[Ref]) -> list[set[str]]:
+    """Per item, the values and name words that not every item shares."""
+    phrases = []
+    for it in items:
+        words = set(re.findall(r"[a-z0-9][a-z0-9\-/.]*", it.name.lower()))
+        phrases.append({v.lower() for v in it.values if v} | words | {(it.status or "").lower()} - {""})
+    common = set.intersection(*phrases) if phrases else set()
+    return [p - common for p in phrases]
+
+
+def _pick_by_words(text: str, items: list[Ref], entities: list[Entity]) -> Ref | None:
+    wanted = [norm(e.node_id if e.type == "ATTRIBUTE" and e.node_id else e.text)
+              for e in entities if e.type in ("ATTRIBUTE", "BRAND", "PRODUCT")]
+    scores = []
+    for dist in _distinguishing(items):
+        score = 0
+        for phrase in dist:
+            if len(phrase) < 2 or phrase in _STOP:
+                continue
+            if has_phrase(text, phrase):
+                score += 2 if " " in phrase else 1
+        for w in wanted:
+            if any(w == d or has_phrase(d, w) for d in dist):
+                score += 2
+        scores.append(score)
+    best = max(scores)
+    if best > 0 and scores.count(best) == 1:
+        return items[scores.index(best)]
+    return None
+
+
+_STOP = {"the", "a", "an", "one", "and", "for", "with", "in", "of", "to", "is", "it", "gb", "us", "size"}
+
+
+# -- the resolver ---------------------------------------------------------------------------------
+def resolve(u: Understanding, state: DialogueState, *, threshold: float) -> Resolution:
+    text = norm(u.text)
+    entities = [e.model_copy() for e in u.entities]
+    intent, conf = u.intent.name, u.intent.confidence
+
+    pending = state.pending_clarification
+    if pending is not None:
+        res = _answer_clarification(u, state, pending, entities, threshold)
+        if res is not None:
+            return res
+
+    # Ellipsis: keep the previous content intent unless the message names its own.
+    elliptical = False
+    last = state.last_intent
+    if last and FAMILY_OF.get(last) in CONTENT_FAMILIES and intent not in ("affirm", "deny", "greeting",
+                                                                          "goodbye", "thanks"):
+        cued = bool(_ELLIPSIS_RE.search(text))
+        low = conf < threshold
+        bare = bool(entities) and len(text.split()) <= 5 and (low or intent == "out_of_scope")
+        if cued or bare:
+            own_cue = INTENT_CUES.get(intent)
+            if not (own_cue and own_cue.search(text) and conf >= threshold):
+                intent, conf = last, max(conf, threshold)
+            elliptical = True
+
+    family = FAMILY_OF.get(intent)
+    entities = _settle_ambiguity(entities, state, text)
+    entities = _fill_from_context(intent, family, entities, state, text, elliptical)
+    ambiguous = next((e for e in entities if e.ambiguous and e.candidates and not e.node_id), None)
+    return Resolution(intent=intent, confidence=conf, entities=entities, ambiguous=ambiguous,
+                      clarification_dropped=pending is not None, elliptical=elliptical)
+
+
+def _answer_clarification(u: Understanding, state: DialogueState, pending: PendingClarification,
+                          entities: list[Entity], threshold: float) -> Resolution | None:
+    text = norm(u.text)
+    intent = u.intent.name
+    if intent == "deny" or _NEGATION_ONLY_RE.match(text):
+        return None  # the question is dropped; the turn goes on as a plain deny or a new question
+
+    resolved_entities = [ref_to_entity(r) for r in pending.resolved]
+    if pending.kind == "address":
+        address = extract_address(u.text, whole_message=True)
+        if address:
+            return Resolution(intent=pending.intent, confidence=pending.confidence,
+                              entities=resolved_entities, from_clarification=pending, address=address)
+    elif pending.candidates:
+        chosen = pick_from(u.text, pending.candidates, entities)
+        if chosen is None:  # a linked mention of the kind asked for, or an ambiguous one among the candidates
+            for e in entities:
+                if e.type == pending.entity_type and e.node_id and \
+                        any(c.node_id == e.node_id for c in pending.candidates):
+                    chosen = next(c for c in pending.candidates if c.node_id == e.node_id)
+        if chosen is not None:
+            picked = ref_to_entity(chosen)
+            return Resolution(intent=pending.intent, confidence=pending.confidence,
+                              entities=resolved_entities + [picked], from_clarification=pending)
+    else:  # a missing slot: any linked entity of the asked type answers it
+        given = [e for e in entities if e.type == pending.entity_type and (e.node_id or e.candidates)]
+        if pending.entity_type == "PRODUCT":
+            given += [e for e in entities if e.type in ("BRAND", "CATEGORY") and e.node_id]
+        if pending.entity_type == "ORDER_ID":
+            given = [e for e in entities if e.type == "ORDER_ID"]
+        if given:
+            ents = resolved_entities + given
+            ambiguous = next((e for e in given if e.ambiguous and e.candidates and not e.node_id), None)
+            return Resolution(intent=pending.intent, confidence=pending.confidence, entities=ents,
+                              from_clarification=pending, ambiguous=ambiguous)
+
+    # No answer to the question: a clear new question drops it, anything else asks again (twice).
+    confident = u.intent.confidence >= threshold
+    new_topic = intent not in CONVERSATION and confident and len(text.split()) > 2
+    chitchat = intent in ("greeting", "goodbye", "thanks") and confident
+    if new_topic or chitchat or pending.attempts >= 1:
+        return None
+    return Resolution(intent=pending.intent, confidence=pending.confidence, entities=resolved_entities,
+                      clarification_repeat=pending.model_copy(update={"attempts": pending.attempts + 1}))
+
+
+def _settle_ambiguity(entities: list[Entity], state: DialogueState, text: str) -> list[Entity]:
+    """Resolve an ambiguous mention when the context or the message itself picks one candidate."""
+    out = []
+    attrs = [e for e in entities if e.type == "ATTRIBUTE"]
+    for e in entities:
+        if e.ambiguous and e.candidates and not e.node_id:
+            ids = [c.node_id for c in e.candidates]
+            last = state.last_entities.get(e.type)
+            listed = [r.node_id for r in state.last_list]
+            choice = None
+            if attrs:
+                narrowed = [c for c in e.candidates
+                            if all(has_phrase(c.name.lower(), norm(a.node_id or a.text)) for a in attrs)]
+                if len(narrowed) == 1:
+                    choice = narrowed[0]
+            if choice is None and last is not None and last.node_id in ids:
+                choice = e.candidates[ids.index(last.node_id)]
+            if choice is None:
+                in_list = [c for c in e.candidates if c.node_id in listed]
+                if len(in_list) == 1:
+                    choice = in_list[0]
+            if choice is not None:
+                e = e.model_copy(update={"node_id": choice.node_id, "score": choice.score, "ambiguous": False})
+        out.append(e)
+    return out
+
+
+def _fill_from_context(intent: str, family: str | None, entities: list[Entity], state: DialogueState,
+                       text: str, elliptical: bool) -> list[Entity]:
+    last = state.last_entities
+    types = {e.type for e in entities}
+    out = list(entities)
+    pronoun = bool(_PRONOUN_RE.search(text))
+
+    def add(ref: Ref | None) -> None:
+        if ref is not None and not any(e.node_id == ref.node_id and e.type == ref.type for e in out):
+            out.append(ref_to_entity(ref))
+
+    if family == "products":
+        # "the first one", "the cheaper one": an item of what was just listed.
+        if "PRODUCT" not in types and state.last_list and state.last_list[0].type == "PRODUCT":
+            picked = pick_from(text, state.last_list, entities) if (
+                _ORDINAL_RE.search(text) or _CHEAPER_RE.search(text) or _DEARER_RE.search(text)
+                or _NUMBER_PICK_RE.match(text)) else None
+            if picked is not None:
+                add(picked)
+                types.add("PRODUCT")
+        if intent == "product_compare":
+            have = [e for e in out if e.type == "PRODUCT"]
+            if len(have) < 2 and last.get("PRODUCT") is not None:
+                add(last["PRODUCT"])
+            if len([e for e in out if e.type == "PRODUCT"]) < 2 and len(state.last_list) >= 2 and \
+                    re.search(r"\b(them|these|those|both|the two)\b", text):
+                for r in state.last_list[:2]:
+                    add(r)
+            return out
+        if "PRODUCT" in types:
+            return out
+        if types & {"BRAND", "CATEGORY"}:
+            # "what about the Bose ones?" after a product: the brand swaps, the category stays.
+            if elliptical and "CATEGORY" not in types:
+                prev = last.get("PRODUCT")
+                if prev is not None and prev.category:
+                    out.append(Entity(type="CATEGORY", text=prev.category, node_id=prev.category, score=1.0,
+                                      source="context"))
+                elif last.get("CATEGORY") is not None:
+                    add(last["CATEGORY"])
+            return out
+        # "is it in stock?", "and in black?", "how much?": the product last mentioned.
+        if last.get("PRODUCT") is not None:
+            add(last["PRODUCT"])
+        elif elliptical or pronoun or not types - {"ATTRIBUTE", "MONEY"}:
+            for t in ("BRAND", "CATEGORY"):
+                add(last.get(t))
+        return out
+
+    if family == "orders":
+        if "ORDER_ID" not in types:
+            if state.last_list and state.last_list[0].type == "ORDER_ID" and (
+                    _ORDINAL_RE.search(text) or _NUMBER_PICK_RE.match(text)):
+                add(pick_from(text, state.last_list, entities))
+            elif last.get("ORDER_ID") is not None:
+                add(last["ORDER_ID"])
+        return out
+
+    if family == "policies" and (pronoun or elliptical):
+        # "and can I still return it?": the product or order the conversation is about.
+        if not types & {"PRODUCT", "BRAND", "CATEGORY", "ORDER_ID"}:
+            recent = _most_recent_kind(state)
+            if recent == "ORDER_ID" and intent in ("check_refund_policy", "check_cancellation_fee",
+                                                   "delivery_period"):
+                add(last.get("ORDER_ID"))
+            elif last.get("PRODUCT") is not None:
+                add(last["PRODUCT"])
+            elif last.get("ORDER_ID") is not None:
+                add(last.get("ORDER_ID"))
+    return out
+
+
+def _most_recent_kind(state: DialogueState) -> str | None:
+    """Whether the conversation was last about an order or a product (by the last intent's family)."""
+    fam = FAMILY_OF.get(state.last_intent or "")
+    if fam == "orders":
+        return "ORDER_ID"
+    if fam == "products":
+        return "PRODUCT"
+    return None
+
+
+# -- addresses ----------------------------------------------------------------------------------
+_ADDRESS_MARKER = re.compile(r"\b(?:to|is|new address|address|ship it to|send it to)\b\s*[:\-]?\s*|:\s*", re.IGNORECASE)
+
+
+def _valid_address(text: str) -> str | None:
+    candidate = text.strip(" .,;:\"'!?")
+    if re.search(r"\border\b", candidate, re.IGNORECASE) or re.fullmatch(r"#?\d+", candidate):
+        return None  # "for order 10452" is an order, not an address
+    if re.search(r"\d", candidate) and len(re.findall(r"[^\W\d_]", candidate)) >= 4 and 6 <= len(candidate) <= 200:
+        return candidate
+    return None
+
+
+def extract_address(message: str, *, whole_message: bool = False) -> str | None:
+    """The new address in a message ("... of order 10452 to 12 Baker Street, London"), or None.
+
+    The text after the right-most marker ("to", "is", ":") that reads as an address (a digit, a few
+    letters, no order number) wins. With `whole_message` (the answer to "what is the new
+    address?") the message itself is the address once polite lead-ins are dropped."""
+    text = message.strip()
+    for m in reversed(list(_ADDRESS_MARKER.finditer(text))):
+        found = _valid_address(text[m.end():])
+        if found:
+            return found
+    if whole_message:
+        lead = re.sub(r"^(please\s+)?(use|send it to|ship it to|deliver (it )?to|it'?s|it is|the new address is)\s+",
+                      "", text, flags=re.IGNORECASE)
+        return _valid_address(lead)
+    return None

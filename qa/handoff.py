@@ -1,0 +1,97 @@
+"""Hand-off to a person: when, and the short summary the agent reads first.
+
+A conversation is handed off on a complaint, on a request for a person, on clearly negative
+sentiment (a small lexicon: strong words count alone, milder ones in pairs, and a negated
+positive such as "not happy" counts as mild), or after two failed turns in a row (out of scope or
+no answer). The summary names the reason, the customer (id only; no personal data), what was
+asked, which products and orders came up, and the last messages, shortened.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from qa.state import DialogueState
+
+HANDOFF_INTENTS = {"complaint": "complaint", "contact_human_agent": "asked_for_agent"}
+FAILED_STATUSES = ("no_answer",)
+FAILED_INTENTS = ("out_of_scope",)
+MAX_FAILED = 2
+
+_STRONG = (
+    "terrible", "awful", "horrible", "useless", "worst", "furious", "disgusting", "unacceptable", "ridiculous",
+    "scam", "rip-off", "ripoff", "rip off", "pathetic", "outrageous", "fed up", "sick of", "hate", "hopeless",
+    "incompetent", "disgraceful", "appalling", "wtf", "fraud", "shameful", "never again",
+)
+_MILD = (
+    "angry", "annoyed", "annoying", "frustrated", "frustrating", "disappointed", "disappointing", "upset",
+    "rubbish", "stupid", "waste of", "still waiting", "nobody answers", "ignored", "fed-up", "joke",
+)
+_NEGATED_POSITIVE = re.compile(r"\b(not|never|isn't|wasn't|aren't)\s+(happy|satisfied|good|ok|okay|acceptable|helpful)\b")
+_SHOUTING = re.compile(r"[A-Z]{4,}(?:\s+[A-Z]{2,}){2,}")
+
+
+def _count(text: str, words: tuple[str, ...]) -> int:
+    return sum(1 for w in words if re.search(r"(?<![a-z])" + re.escape(w) + r"(?![a-z])", text))
+
+
+def negative_sentiment(message: str) -> bool:
+    """Clearly negative: one strong word, or two mild signals (a negated positive, shouting, '!!')."""
+    text = message.lower()
+    strong = _count(text, _STRONG)
+    mild = _count(text, _MILD) + len(_NEGATED_POSITIVE.findall(text))
+    mild += 1 if _SHOUTING.search(message) else 0
+    mild += 1 if "!!" in message or "??" in message else 0
+    return strong >= 1 or mild >= 2
+
+
+def handoff_reason(intent: str, message: str) -> str | None:
+    """Why this message alone hands the conversation off, or None."""
+    if intent in HANDOFF_INTENTS:
+        return HANDOFF_INTENTS[intent]
+    if intent not in ("affirm", "thanks", "greeting", "goodbye") and negative_sentiment(message):
+        return "negative_sentiment"
+    return None
+
+
+def is_failed(intent: str, status: str) -> bool:
+    return intent in FAILED_INTENTS or status in FAILED_STATUSES
+
+
+def _short(text: str, n: int = 160) -> str:
+    text = re.sub(r"\s+", " ", text).strip()
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def summary(state: DialogueState, message: str, reason: str, intent: str) -> dict[str, Any]:
+    """The agent's view of the conversation so far, this message included."""
+    asked = [t.intent for t in state.turns if t.role == "user" and t.intent] + [intent]
+    seen: list[str] = []
+    for i in reversed(asked):  # the most recent distinct intents, in the order they were asked
+        if i not in seen and i not in ("affirm", "deny", "greeting", "thanks", "goodbye"):
+            seen.insert(0, i)
+    seen = seen[-6:]
+    products = [r.name for t, r in state.last_entities.items() if t == "PRODUCT"]
+    orders = [r.node_id for t, r in state.last_entities.items() if t == "ORDER_ID" and r.node_id]
+    last_user = [t.text for t in state.turns if t.role == "user"][-2:] + [message]
+    text_parts = [f"Reason: {reason.replace('_', ' ')}.",
+                  f"Customer: {state.customer_id or 'not signed in'}.",
+                  f"Asked about: {', '.join(seen)}."]
+    if products:
+        text_parts.append(f"Product: {', '.join(products)}.")
+    if orders:
+        text_parts.append(f"Order: {', '.join(orders)}.")
+    if state.pending_action is not None:
+        text_parts.append(f"Pending action: {state.pending_action.kind} on order {state.pending_action.order_id}.")
+    text_parts.append("Last message: " + _short(message))
+    return {
+        "reason": reason,
+        "customer_id": state.customer_id,
+        "turns": state.turn_index + 1,
+        "intents": seen,
+        "products": products,
+        "orders": orders,
+        "recent_messages": [_short(m) for m in last_user],
+        "summary": " ".join(text_parts),
+    }
