@@ -45,9 +45,6 @@ class Settings(BaseSettings):
     data_dir: Path = Field(REPO_ROOT / "var" / "data", description="Embedded server's data directory.")
     falkordb_port: int = Field(0, ge=0, le=65535, description="0 picks a free port on first start.")
     falkordb_appendfsync: Literal["always", "everysec", "no"] = "everysec"
-    falkordb_bolt_port: int | None = Field(
-        None, description="Experimental Bolt listener; for driver tests on throwaway servers only."
-    )
     graph_password: SecretStr | None = None
     neo4j_user: str = "neo4j"
     neo4j_password: SecretStr | None = None
@@ -70,9 +67,77 @@ class Settings(BaseSettings):
     nlu_model_dir: Path = Field(REPO_ROOT / "nlu" / "artifacts")
     intent_threshold: float = Field(0.5, ge=0.0, le=1.0)
 
+    # -- verbalizer (qa/llm, qa/verbalizer.py, qa/guard.py, qa/safety.py) -----------------------
+    llm_backend: Literal["local", "llamacpp", "remote", "none"] = Field(
+        "local",
+        description=(
+            "local: transformers in process (GPU when there is one); llamacpp: llama-cpp-python on "
+            "the CPU; remote: an OpenAI-compatible server at LLM_REMOTE_URL; none: template replies only."
+        ),
+    )
+    llm_model_path: str = Field(
+        "", description="A .gguf file or a Hugging Face model directory; empty: the packaged SmolLM2-135M GGUF."
+    )
+    llm_device: Literal["auto", "cpu", "cuda"] = "auto"
+    llm_cache_dir: str = Field(
+        str(REPO_ROOT / "var" / "cache" / "llm"),
+        description="Where a GGUF model converted for transformers is kept for fast restarts; empty: no cache.",
+    )
+    llm_max_new_tokens: int = Field(96, ge=1, le=4096)
+    llm_max_prompt_tokens: int = Field(1536, ge=64, le=131_072)
+    llm_temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 is greedy decoding (the default).")
+    llm_history_turns: int = Field(4, ge=0, le=50, description="Earlier turns put in the LLM prompt.")
+    llm_batching: bool = Field(True, description="local backend: batch concurrent requests in one worker.")
+    llm_batch_max_size: int = Field(32, ge=1, le=512)
+    llm_batch_wait_ms: float = Field(5.0, ge=0.0, le=1000.0)
+    llm_compile: bool = Field(
+        False, description="local backend on CUDA: static KV cache + torch.compile (CUDA graphs); opt-in."
+    )
+    llm_timeout_s: float = Field(30.0, gt=0, description="Connect / between-chunks timeout; batcher wait.")
+    llm_retries: int = Field(2, ge=0, le=10, description="remote backend: retries on 5xx/429/connection errors.")
+    llm_remote_url: str | None = Field(None, description="e.g. http://vllm:8000 (the /v1/chat/completions base).")
+    llm_remote_model: str = Field("", description="Model name sent to the server; empty: none sent.")
+    llm_remote_api_key: SecretStr | None = None
+    llm_threads: int = Field(
+        0, ge=0, description="CPU threads for the local (torch, process-wide) and llamacpp backends; 0: default."
+    )
+    llm_context_tokens: int = Field(2048, ge=256, description="llamacpp backend context window.")
+    blocked_words: str = Field("", description="Comma-separated words or phrases starred out of every reply.")
+
     # -- API -----------------------------------------------------------------------------------
     dev_api_key: SecretStr | None = None
     customer_token_secret: SecretStr | None = None
+
+    # -- API (api/: HTTP limits, CORS, rate limits, metrics, jobs, dev mode) --------------------
+    api_max_content_length: int = Field(
+        64 * 1024 * 1024, ge=1024, description="Largest request body in bytes (imports); larger is a 413."
+    )
+    api_max_json_bytes: int = Field(256 * 1024, ge=1024, description="Largest JSON body in bytes (a 413).")
+    api_max_json_depth: int = Field(32, ge=2, le=512, description="Deepest JSON nesting accepted (a 400).")
+    api_cors_origins: str = Field(
+        "", description="Comma-separated origins allowed by CORS; `*` for any; empty: no CORS headers."
+    )
+    api_rate_limit_per_minute: int = Field(
+        600, ge=0, description="Requests per API key per minute (a 429 beyond); 0: no limit."
+    )
+    api_rate_limit_import_per_minute: int = Field(10, ge=0, description="Imports per API key per minute.")
+    api_metrics_public: bool = Field(False, description="/metrics without a key; else the admin role.")
+    api_allow_hard_delete: bool = Field(
+        False, description="DELETE /catalog/products/<sku>?hard=true removes the node (admin role only)."
+    )
+    api_dev_mode: bool = Field(
+        False, description="Development only: the chat page may mint sample customer tokens and shows DEV_API_KEY."
+    )
+    customer_token_leeway_s: int = Field(30, ge=0, le=300, description="Clock skew allowed on `exp`.")
+    api_import_job_ttl_s: int = Field(7 * 86_400, ge=60, description="How long import job records are kept.")
+    api_turn_log_max: int = Field(100_000, ge=100, description="Turns kept in the analytics stream.")
+    api_preload_engine: bool = Field(
+        True, description="gunicorn workers build the dialogue engine (models) right after they start."
+    )
+    api_workers: int = Field(2, ge=1, le=64, description="gunicorn workers (`./kgqa up`, gunicorn.conf.py).")
+    api_threads: int = Field(4, ge=1, le=64, description="Threads per gunicorn worker (gthread).")
+    api_timeout_s: int = Field(120, ge=5, description="gunicorn worker timeout (a hung request is killed).")
+    # -- end API --------------------------------------------------------------------------------
 
     @field_validator("store_currency")
     @classmethod

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from common.errors import ConfigError, GraphUnavailable
 
@@ -71,11 +73,17 @@ class EmbeddedFalkorDB:
         port: int = 0,
         appendfsync: str = "everysec",
         bolt_port: int | None = None,
+        appendonly: bool = True,
     ) -> None:
+        """`bolt_port` opens FalkorDB's experimental Bolt listener, for driver tests on throwaway
+        servers only: it binds every interface, accepts clients without the password, and a write
+        over Bolt with the append-only file on kills the server (assertion in blocked.c). So a
+        server with a Bolt port always runs without persistence, whatever `appendonly` says."""
         self.data_dir = Path(data_dir).resolve()
         self.port = port
         self.appendfsync = appendfsync
         self.bolt_port = bolt_port
+        self.appendonly = appendonly
         self._proc: subprocess.Popen[bytes] | None = None
 
     # -- paths -----------------------------------------------------------------------------------
@@ -104,7 +112,10 @@ class EmbeddedFalkorDB:
             return
         if self._alive(info):
             with contextlib.suppress(redis.RedisError):
-                redis.Redis(port=info.port, password=info.password, socket_timeout=5).shutdown(nosave=True)
+                # No retries: the dropped connection is SHUTDOWN's success, and redis-py 8's default
+                # retry policy would spend seconds reconnecting to the server that just exited.
+                redis.Redis(port=info.port, password=info.password, socket_timeout=5,
+                            retry=Retry(NoBackoff(), 0)).shutdown(nosave=True)
         deadline = time.monotonic() + timeout
         while _pid_alive(info.pid) and time.monotonic() < deadline:
             self._reap()
@@ -167,8 +178,15 @@ class EmbeddedFalkorDB:
         port = self.port or (previous.port if previous else 0) or free_port()
         password = previous.password if previous else secrets.token_urlsafe(24)
         module_line = f"loadmodule {module}"
+        appendonly = self.appendonly
         if self.bolt_port:
             module_line += f" BOLT_PORT {self.bolt_port}"
+            if appendonly:
+                log.warning(
+                    "Bolt listener enabled: persistence is OFF for this server (throwaway use only)",
+                    extra={"bolt_port": self.bolt_port, "data_dir": str(self.data_dir)},
+                )
+            appendonly = False
         conf = self.data_dir / "redis.conf"
         # The password goes into a 0600 config file, not the command line (visible in `ps`).
         conf.write_text(f"requirepass {password}\n{module_line}\n")
@@ -179,7 +197,7 @@ class EmbeddedFalkorDB:
             "--port", str(port),
             "--bind", "127.0.0.1",
             "--dir", str(self.data_dir),
-            "--appendonly", "yes",
+            "--appendonly", "yes" if appendonly else "no",
             "--appendfsync", self.appendfsync,
             "--appenddirname", "appendonly",
             "--save", "",

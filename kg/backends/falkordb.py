@@ -16,8 +16,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlparse
 
+import orjson
 import redis
 from falkordb import FalkorDB
+from falkordb.helpers import stringify_param_value
 
 from common.errors import GraphUnavailable, QueryError, QueryTimeout, ReadOnlyViolation
 from common.settings import Settings
@@ -69,7 +71,6 @@ class FalkorDBStore:
                 settings.data_dir,
                 port=settings.falkordb_port,
                 appendfsync=settings.falkordb_appendfsync,
-                bolt_port=settings.falkordb_bolt_port,
             )
             return cls(embedded=server, **common)
         parsed = urlparse(settings.graph_url)
@@ -111,9 +112,8 @@ class FalkorDBStore:
 
     # -- queries -----------------------------------------------------------------------------------
     def run(self, query: Query, params: Mapping[str, Any] | None = None, *, timeout_ms: int | None = None) -> list[Row]:
-        _check_params(params)
-        text = query.text_for(self.backend)
-        res = self._call(query.name, text, params, read_only=query.read_only,
+        text = _params_header(params) + query.text_for(self.backend)
+        res = self._call(query.name, text, None, read_only=query.read_only,
                          timeout_ms=timeout_ms or self._default_timeout_ms, may_retry=query.idempotent)
         return _rows(res)
 
@@ -121,8 +121,9 @@ class FalkorDBStore:
         self, cypher: str, params: Mapping[str, Any] | None, *, row_limit: int, timeout_ms: int
     ) -> ReadResult:
         check_read_only(cypher)
-        _check_params(params)
-        res = self._call("analyst.adhoc", cypher, params, read_only=True, timeout_ms=timeout_ms, may_retry=True)
+        header = _params_header(params)
+        res = self._call("analyst.adhoc", header + cypher, None, read_only=True, timeout_ms=timeout_ms,
+                         may_retry=True)
         rows = _rows(res)
         columns = [h[1] if isinstance(h, (list, tuple)) else str(h) for h in (res.header or [])]
         truncated = len(rows) > row_limit
@@ -194,14 +195,38 @@ def _translate(name: str, exc: redis.ResponseError, read_only: bool) -> QueryErr
     return QueryError(f"query {name} was rejected: {msg[:300]}", details={"query": name})
 
 
-def _check_params(params: Mapping[str, Any] | None) -> None:
-    """Refuse values FalkorDB's text-encoded parameter header cannot carry faithfully."""
+def _check_params(params: Mapping[str, Any] | None) -> bool:
+    """Refuse values FalkorDB's text-encoded parameter header cannot carry faithfully.
+
+    Returns whether a map occurs anywhere (see `_params_header`). Exact types are tested first
+    because the importer sends tens of thousands of values per call; subclasses take the slow path.
+    """
     if not params:
-        return
-    stack: list[Any] = list(params.values())
-    while stack:
-        v = stack.pop()
-        if isinstance(v, str):
+        return False
+    return _check_values(params.values(), 0)
+
+
+_MAX_DEPTH = 64
+
+
+def _check_values(values: Any, depth: int) -> bool:
+    if depth > _MAX_DEPTH:
+        raise QueryError("parameters are nested too deeply")
+    has_map = False
+    for v in values:
+        t = type(v)
+        if t is str:
+            if "\x00" in v:
+                raise QueryError("a parameter contains a NUL character")
+        elif t is list or t is tuple:
+            if _check_values(v, depth + 1):
+                has_map = True
+        elif t is float:
+            if v - v != 0:  # inf - inf and nan - nan are nan
+                raise QueryError("a parameter is not a finite number")
+        elif t is int or t is bool or v is None:
+            pass
+        elif isinstance(v, str):
             if "\x00" in v:
                 raise QueryError("a parameter contains a NUL character")
         elif isinstance(v, float):
@@ -211,9 +236,43 @@ def _check_params(params: Mapping[str, Any] | None) -> None:
             for k in v:
                 if not isinstance(k, str) or not k or "`" in k:
                     raise QueryError(f"parameter map key {k!r} is not allowed")
-            stack.extend(v.values())
+            _check_values(v.values(), depth + 1)
+            has_map = True
         elif isinstance(v, (list, tuple)):
-            stack.extend(v)
+            if _check_values(v, depth + 1):
+                has_map = True
+    return has_map
+
+
+# Types orjson would quietly turn into strings go to the client's encoder, as before.
+_ORJSON_STRICT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
+def _params_header(params: Mapping[str, Any] | None) -> str:
+    """Check `params` and write them as the `CYPHER name=value ...` prefix FalkorDB reads.
+
+    orjson writes lists, strings and numbers as valid Cypher literals about fifteen times faster
+    than the client's recursive encoder, which matters for the importer's 5,000-row batches. It
+    cannot write maps (it quotes their keys) and escapes control characters as \\uXXXX, which
+    FalkorDB would keep literally; a value holding either goes through the client's encoder.
+    """
+    has_map = _check_params(params)
+    if not params:
+        return ""
+    parts = ["CYPHER "]
+    for k, v in params.items():
+        enc = None
+        if not has_map:
+            try:
+                raw = orjson.dumps(v, option=_ORJSON_STRICT)
+            except (orjson.JSONEncodeError, TypeError):  # ints beyond 64 bits, other types
+                raw = b"\\u"
+            if b"\\u" not in raw:
+                enc = raw.decode("utf-8")
+        if enc is None:
+            enc = stringify_param_value(v)
+        parts.append(f"`{k}`={enc} ")
+    return "".join(parts)
 
 
 def _value(v: Any) -> Any:
