@@ -68,11 +68,12 @@ class Settings(BaseSettings):
     intent_threshold: float = Field(0.5, ge=0.0, le=1.0)
 
     # -- verbalizer (qa/llm, qa/verbalizer.py, qa/guard.py, qa/safety.py) -----------------------
-    llm_backend: Literal["local", "llamacpp", "remote", "none"] = Field(
-        "local",
+    llm_backend: Literal["auto", "local", "llamacpp", "remote", "none"] = Field(
+        "auto",
         description=(
-            "local: transformers in process (GPU when there is one); llamacpp: llama-cpp-python on "
-            "the CPU; remote: an OpenAI-compatible server at LLM_REMOTE_URL; none: template replies only."
+            "auto: local when a CUDA GPU is present, else none (a 135M model on a 2-core CPU takes "
+            "seconds per reply); local: transformers in process; llamacpp: llama-cpp-python on the "
+            "CPU; remote: an OpenAI-compatible server at LLM_REMOTE_URL; none: template replies only."
         ),
     )
     llm_model_path: str = Field(

@@ -25,8 +25,9 @@ checked, in this order (each span is consumed by the first rule that claims it):
   together) of the facts, case and separators ignored; digit ranges ("2-5") pass when each
   number does;
 - plain numbers ("3", "1,299", "4.5", "2nd") and number words ("two" ... "ninety"; not "one");
-- capitalised words in mid-sentence that are not in the facts (an invented brand or place):
-  refused unless they are everyday words of a customer-service reply (a short allow list);
+- capitalised words in mid-sentence, and acronyms or CamelCase words anywhere ("DHA",
+  "SpaceX"), that are not in the facts (an invented brand, carrier or place): refused unless they
+  are everyday words of a customer-service reply (a short allow list);
 - claimed actions: "I have cancelled ...", "your refund has been issued", "I'll change your
   address": only when the retrieval says the action was done (status ``action_done``, and the
   verb fits the intent), promises only while an action is proposed or done; a passive statement
@@ -145,7 +146,9 @@ _ACTION_FORMS: dict[str, tuple[str, ...]] = {
     "book": ("book", "books", "booked"),
 }
 _FORM_TO_STEM = {form: stem for stem, forms in _ACTION_FORMS.items() for form in forms}
-_PAST_FORMS = sorted({f for forms in _ACTION_FORMS.values() for f in forms if f.endswith(("ed", "sent", "reset"))})
+_PAST_FORMS = sorted(
+    {f for forms in _ACTION_FORMS.values() for f in forms if f.endswith(("ed", "sent", "reset"))}
+)
 _BASE_FORMS = sorted(_ACTION_FORMS)
 # Which claimed actions each intent's completed action may report.
 _INTENT_ACTIONS: dict[str, set[str]] = {
@@ -175,7 +178,9 @@ _MONEY_RES = [
     re.compile(rf"\b(?P<code>{_CODES_RE})\s?(?P<num>{_MONEY_NUM})(?![\w]|[.,]\d)"),
     re.compile(rf"(?<![\w.,])(?P<num>{_MONEY_NUM})\s?(?P<code>{_CODES_RE})\b"),
     re.compile(rf"(?<![\w.,])(?P<num>{_MONEY_NUM})\s?(?P<sym>[€£$¥₹₩])"),
-    re.compile(rf"(?<![\w.,])(?P<num>{_MONEY_NUM})\s?(?P<word>dollars?|euros?|bucks|yen|yuan|rupees)\b", re.I),
+    re.compile(
+        rf"(?<![\w.,])(?P<num>{_MONEY_NUM})\s?(?P<word>dollars?|euros?|bucks|yen|yuan|rupees)\b", re.I
+    ),
     re.compile(rf"(?<![\w.,])(?P<num>{_MONEY_NUM})\s?(?P<cents>cents?)\b", re.I),
 ]
 _PERCENT_RE = re.compile(rf"(?<![\w.,])(?P<num>{_NUM})\s?(?:%|percent\b|per cent\b)", re.I)
@@ -272,7 +277,11 @@ def _iter_dates(text: str) -> Iterator[tuple[re.Match[str], list[_Date], int | N
             try:
                 if i == len(_DATE_RES) - 1:  # a/b/y: either order
                     a, b, y = int(g["a"]), int(g["b"]), _year(g["y"])
-                    cands = [c for c in (_Date(y, b, a), _Date(y, a, b)) if 1 <= c.m <= 12 and 1 <= (c.d or 1) <= 31]
+                    cands = [
+                        c
+                        for c in (_Date(y, b, a), _Date(y, a, b))
+                        if 1 <= c.m <= 12 and 1 <= (c.d or 1) <= 31
+                    ]
                 elif g.get("mon"):
                     mon = _MONTHS[g["mon"].lower().rstrip(".")]
                     d = int(g["d"]) if g.get("d") else None
@@ -462,7 +471,9 @@ class GroundingGuard:
     brand (and optionally category) names; replace them with `set_catalogue` when the catalogue
     changes. ``default_currencies`` are accepted for a stated currency when the facts name none."""
 
-    def __init__(self, catalogue_names: Iterable[str] = (), *, default_currencies: Iterable[str] = ()) -> None:
+    def __init__(
+        self, catalogue_names: Iterable[str] = (), *, default_currencies: Iterable[str] = ()
+    ) -> None:
         self._names = _NameIndex(catalogue_names)
         self._lock = threading.Lock()
         self.default_currencies = {c.upper() for c in default_currencies}
@@ -513,9 +524,11 @@ class GroundingGuard:
             take(m.start(), m.end())
             if not any(support.date_ok(c) for c in cands):
                 fail(f"date '{m.group().strip()}' is not in the facts")
-            elif wd is not None and not any(
-                c.y is not None and c.d is not None and _weekday(c) == wd for c in cands
-            ) and wd not in support.weekdays:
+            elif (
+                wd is not None
+                and not any(c.y is not None and c.d is not None and _weekday(c) == wd for c in cands)
+                and wd not in support.weekdays
+            ):
                 fail(f"weekday in '{m.group().strip()}' does not match the facts")
             if m.groupdict().get("time") and m.group("time") not in support.text:
                 fail(f"time in '{m.group()}' is not in the facts")
@@ -527,7 +540,7 @@ class GroundingGuard:
                     fail(f"weekday '{m.group()}' is not in the facts")
         for m in _RELATIVE_RE.finditer(text):
             if m.group().lower() not in support.text:
-                    fail(f"relative date '{m.group()}' cannot be checked against the facts")
+                fail(f"relative date '{m.group()}' cannot be checked against the facts")
         # clock times
         for m in _TIME_RE.finditer(text):
             if free(m.start(), m.end()):
@@ -613,12 +626,15 @@ class GroundingGuard:
                     fail(f"number '{m.group()}' is not in the facts")
         # capitalised names in mid-sentence
         for m in _CAP_RE.finditer(text):
-            if not free(m.start(), m.end()) or _sentence_start(text, m.start()):
+            inner_caps = any(c.isupper() for c in m.group()[1:])  # "DHA", "SpaceX": a name anywhere
+            if not free(m.start(), m.end()) or (_sentence_start(text, m.start()) and not inner_caps):
                 continue
             word = m.group().lower().strip("'’")
             parts = [p for p in re.split(r"[-'’&]", word) if p]
-            if word in _COMMON_CAPITALISED or word in support.words or all(
-                p in support.words or p in _COMMON_CAPITALISED for p in parts
+            if (
+                word in _COMMON_CAPITALISED
+                or word in support.words
+                or all(p in support.words or p in _COMMON_CAPITALISED for p in parts)
             ):
                 continue
             if re.sub(r"(?:'s|’s)$", "", word) in support.words:
@@ -699,6 +715,11 @@ def facts_json_lines(retrieval: Retrieval, *, max_facts: int = 12, max_chars: in
     cut. Used to build the LLM prompt."""
     lines = []
     for fact in retrieval.facts[:max_facts]:
-        data = {k: (v[:max_chars] + "…" if isinstance(v, str) and len(v) > max_chars else v) for k, v in fact.data.items()}
-        lines.append(json.dumps({"kind": fact.kind, **data}, ensure_ascii=False, separators=(",", ":"), default=str))
+        data = {
+            k: (v[:max_chars] + "…" if isinstance(v, str) and len(v) > max_chars else v)
+            for k, v in fact.data.items()
+        }
+        lines.append(
+            json.dumps({"kind": fact.kind, **data}, ensure_ascii=False, separators=(",", ":"), default=str)
+        )
     return "\n".join(lines)

@@ -108,11 +108,15 @@ class _Allowed:
             texts.extend(_strings(fact.data))
         self.emails = {m.group().lower() for t in texts for m in _EMAIL_RE.finditer(t)}
         self.phones = {d for t in texts for m in _PHONE_RE.finditer(t) if len(d := _digits(m.group())) >= 7}
-        self.phones |= {d for t in texts if 7 <= len(d := _digits(t)) <= 15 and re.fullmatch(r"[\d\s()+.-]+", t)}
+        self.phones |= {
+            d for t in texts if 7 <= len(d := _digits(t)) <= 15 and re.fullmatch(r"[\d\s()+.-]+", t)
+        }
         self.address_text = " | ".join(_norm_address(t) for t in texts)
 
     def phone_ok(self, digits: str) -> bool:
-        return any(p.endswith(digits) or digits.endswith(p) for p in self.phones if min(len(p), len(digits)) >= 7)
+        return any(
+            p.endswith(digits) or digits.endswith(p) for p in self.phones if min(len(p), len(digits)) >= 7
+        )
 
     def address_ok(self, text: str) -> bool:
         norm = _norm_address(text)
@@ -126,7 +130,9 @@ class SafetyFilter:
         words = sorted({w.strip() for w in blocked_words if w and w.strip()}, key=len, reverse=True)
         self.blocked_words = words
         self._blocked_re = (
-            re.compile(r"(?<!\w)(" + "|".join(re.escape(w) for w in words) + r")(?!\w)", re.I) if words else None
+            re.compile(r"(?<!\w)(" + "|".join(re.escape(w) for w in words) + r")(?!\w)", re.I)
+            if words
+            else None
         )
 
     @classmethod
@@ -139,7 +145,9 @@ class SafetyFilter:
             return []
         return sorted({m.group().lower() for m in self._blocked_re.finditer(text)})
 
-    def apply(self, text: str, retrieval: Retrieval | None = None, *, customer_id: str | None = None) -> SafetyResult:
+    def apply(
+        self, text: str, retrieval: Retrieval | None = None, *, customer_id: str | None = None
+    ) -> SafetyResult:
         allowed = _Allowed(retrieval.facts if retrieval is not None else (), customer_id)
         redactions: list[str] = []
         spans: list[tuple[int, int, str]] = []

@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Sequence
-from typing import Literal, Protocol, runtime_checkable
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from common.errors import KGQAError
 from qa.guard import GroundingGuard, facts_json_lines
 from qa.llm.base import ChatMessage, LanguageModel
 from qa.safety import SafetyFilter
 from qa.types import Reply, Retrieval, Turn
+
+if TYPE_CHECKING:
+    from common.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +40,9 @@ class Verbalizer(Protocol):
         """The reply to the last turn of ``turns`` (the shopper's message) given ``retrieval``."""
         ...
 
-    def stream(self, retrieval: Retrieval, turns: list[Turn], *, customer_id: str | None) -> Iterator[str | Reply]:
+    def stream(
+        self, retrieval: Retrieval, turns: list[Turn], *, customer_id: str | None
+    ) -> Iterator[str | Reply]:
         """Text pieces, then exactly one final `Reply` whose text is the pieces joined."""
         ...
 
@@ -91,6 +96,21 @@ def clean_reply(text: str, max_sentences: int = 3) -> str:
     return " ".join(sentences[:max_sentences]).strip()
 
 
+_PROMPT_LABEL = re.compile(
+    r"^\s*(?:customer(?: question)?|question|facts|draft|rewritten answer)\s*[:(]", re.I
+)
+
+
+def echoes_prompt(text: str, question: str) -> bool:
+    """A small model sometimes repeats the prompt ("CUSTOMER: Can I still return it?") instead
+    of answering: a reply that starts with one of the prompt's labels, or repeats the shopper's
+    question word for word, is not an answer."""
+    if _PROMPT_LABEL.search(text) or re.search(r"\b(?:FACTS|DRAFT) \(", text):
+        return True
+    q = re.sub(r"\s+", " ", question).strip().lower()
+    return len(q) >= 12 and q in re.sub(r"\s+", " ", text).lower()
+
+
 def _complete_sentences(text: str) -> int:
     return len(_SENTENCE_END.findall(text))
 
@@ -110,7 +130,9 @@ class SafeVerbalizer:
         text = self.safety.apply(reply.text, retrieval, customer_id=customer_id).text
         return reply.model_copy(update={"text": text})
 
-    def stream(self, retrieval: Retrieval, turns: list[Turn], *, customer_id: str | None) -> Iterator[str | Reply]:
+    def stream(
+        self, retrieval: Retrieval, turns: list[Turn], *, customer_id: str | None
+    ) -> Iterator[str | Reply]:
         return stream_reply(self.verbalize(retrieval, turns, customer_id=customer_id), self.chunk_chars)
 
 
@@ -175,10 +197,14 @@ class LLMVerbalizer:
     def verbalize(self, retrieval: Retrieval, turns: list[Turn], *, customer_id: str | None) -> Reply:
         return self._produce(retrieval, turns, customer_id)
 
-    def stream(self, retrieval: Retrieval, turns: list[Turn], *, customer_id: str | None) -> Iterator[str | Reply]:
+    def stream(
+        self, retrieval: Retrieval, turns: list[Turn], *, customer_id: str | None
+    ) -> Iterator[str | Reply]:
         return stream_reply(self._produce(retrieval, turns, customer_id), self.chunk_chars)
 
-    def _fallback(self, draft: Reply, retrieval: Retrieval, customer_id: str | None, reasons: list[str]) -> Reply:
+    def _fallback(
+        self, draft: Reply, retrieval: Retrieval, customer_id: str | None, reasons: list[str]
+    ) -> Reply:
         text = self.safety.apply(draft.text, retrieval, customer_id=customer_id).text
         if reasons:
             log.info("llm reply replaced by template", extra={"intent": retrieval.intent, "reasons": reasons})
@@ -193,7 +219,9 @@ class LLMVerbalizer:
         raw = ""
         early: list[str] = []
         try:
-            tokens = self.model.stream(messages, max_new_tokens=self.max_new_tokens, temperature=self.temperature)
+            tokens = self.model.stream(
+                messages, max_new_tokens=self.max_new_tokens, temperature=self.temperature
+            )
             checked = 0
             try:
                 for piece in tokens:
@@ -222,10 +250,46 @@ class LLMVerbalizer:
         text = clean_reply(raw, self.max_sentences)
         if not text:
             return self._fallback(draft, retrieval, customer_id, ["the model returned no text"])
+        question = turns[-1].text if turns and turns[-1].role == "user" else ""
+        if echoes_prompt(text, question):
+            return self._fallback(
+                draft, retrieval, customer_id, ["the model echoed the prompt instead of answering"]
+            )
         ok, reasons = self.guard.check(text, retrieval, draft=draft.text)
         if not ok:
             return self._fallback(draft, retrieval, customer_id, reasons)
         safe = self.safety.apply(text, retrieval, customer_id=customer_id)
         if safe.blocked:
-            return self._fallback(draft, retrieval, customer_id, [f"blocked word(s): {', '.join(safe.blocked)}"])
+            return self._fallback(
+                draft, retrieval, customer_id, [f"blocked word(s): {', '.join(safe.blocked)}"]
+            )
         return Reply(text=safe.text, verbalizer="llm", guard_passed=True, guard_reasons=[])
+
+
+def build_verbalizer(
+    settings: Settings, *, catalogue_names: Iterable[str] = (), template: Verbalizer | None = None
+) -> Verbalizer:
+    """The configured writer: the template writer behind the safety filter for
+    ``LLM_BACKEND=none``, else the LLM writer (model loaded on first use) with the template
+    writer as its guarded fallback. ``catalogue_names`` (product and brand names from the graph)
+    let the guard recognise a real product the facts do not mention; they can be replaced later
+    with ``verbalizer.guard.set_catalogue(names)`` (after an import)."""
+    from qa.llm import build_language_model
+
+    if template is None:
+        from qa.templates import TemplateVerbalizer
+
+        template = TemplateVerbalizer()
+    safety = SafetyFilter.from_settings(settings)
+    model = build_language_model(settings, lazy=True)
+    if model is None:
+        return SafeVerbalizer(template, safety)
+    guard = GroundingGuard(catalogue_names, default_currencies=[settings.store_currency])
+    return LLMVerbalizer(
+        model,
+        template,
+        guard,
+        safety,
+        temperature=settings.llm_temperature,
+        history_turns=settings.llm_history_turns,
+    )

@@ -39,8 +39,20 @@ __all__ = [
 ]
 
 
+def resolve_backend(settings: Settings) -> str:
+    """`auto` picks the in-process model only where it is fast enough to serve chat (a GPU)."""
+    if settings.llm_backend != "auto":
+        return settings.llm_backend
+    try:
+        import torch
+
+        return "local" if torch.cuda.is_available() else "none"
+    except ImportError:  # pragma: no cover - torch is a requirement
+        return "none"
+
+
 def _load(settings: Settings) -> LanguageModel:
-    backend = settings.llm_backend
+    backend = resolve_backend(settings)
     if backend == "local":
         from qa.llm.local import LocalLM
 
@@ -83,8 +95,9 @@ def _load(settings: Settings) -> LanguageModel:
 def build_language_model(settings: Settings, *, lazy: bool = False) -> LanguageModel | None:
     """The configured model, or None for ``LLM_BACKEND=none``. ``lazy=True`` returns a wrapper
     that loads on first use (so building an app does no I/O)."""
-    if settings.llm_backend == "none":
+    backend = resolve_backend(settings)
+    if backend == "none":
         return None
     if lazy:
-        return LazyLanguageModel(lambda: _load(settings), name=settings.llm_backend)
+        return LazyLanguageModel(lambda: _load(settings), name=backend)
     return _load(settings)

@@ -58,7 +58,9 @@ class LanguageModel(Protocol):
 
     name: str
 
-    def generate(self, messages: Messages, *, max_new_tokens: int | None = None, temperature: float = 0.0) -> str:
+    def generate(
+        self, messages: Messages, *, max_new_tokens: int | None = None, temperature: float = 0.0
+    ) -> str:
         """The whole reply (special tokens removed)."""
         ...
 
@@ -122,7 +124,9 @@ class LazyLanguageModel:
                 model = self._model
         return model
 
-    def generate(self, messages: Messages, *, max_new_tokens: int | None = None, temperature: float = 0.0) -> str:
+    def generate(
+        self, messages: Messages, *, max_new_tokens: int | None = None, temperature: float = 0.0
+    ) -> str:
         return self.get().generate(messages, max_new_tokens=max_new_tokens, temperature=temperature)
 
     def stream(
@@ -172,5 +176,7 @@ def resolve_model_path(path: str | Path | None) -> tuple[Path, str | None]:
         ggufs = sorted(p.glob("*.gguf"))
         if len(ggufs) == 1:
             return p, ggufs[0].name
-        raise ConfigError(f"LLM_MODEL_PATH {p} has no config.json and {len(ggufs)} .gguf files; name one file")
+        raise ConfigError(
+            f"LLM_MODEL_PATH {p} has no config.json and {len(ggufs)} .gguf files; name one file"
+        )
     raise ConfigError(f"LLM_MODEL_PATH {p} does not exist")

@@ -151,7 +151,9 @@ class BatchingLM:
     ) -> Iterator[str]:
         return self._consume(self._submit(messages, max_new_tokens, temperature))
 
-    def generate(self, messages: Messages, *, max_new_tokens: int | None = None, temperature: float = 0.0) -> str:
+    def generate(
+        self, messages: Messages, *, max_new_tokens: int | None = None, temperature: float = 0.0
+    ) -> str:
         return "".join(self.stream(messages, max_new_tokens=max_new_tokens, temperature=temperature))
 
     def generate_batch(

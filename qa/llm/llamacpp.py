@@ -25,7 +25,8 @@ def import_llama() -> Any:
         from llama_cpp import Llama
     except ImportError as exc:
         raise MissingDependency(
-            f"LLM_BACKEND=llamacpp needs llama-cpp-python: {INSTALL_HINT}", details={"package": "llama-cpp-python"}
+            f"LLM_BACKEND=llamacpp needs llama-cpp-python: {INSTALL_HINT}",
+            details={"package": "llama-cpp-python"},
         ) from exc
     return Llama
 
@@ -49,7 +50,9 @@ class LlamaCppLM:
         Llama = import_llama()
         directory, gguf = resolve_model_path(path)
         if gguf is None:
-            raise ConfigError(f"LLM_BACKEND=llamacpp needs a .gguf file; {directory} is a Hugging Face directory")
+            raise ConfigError(
+                f"LLM_BACKEND=llamacpp needs a .gguf file; {directory} is a Hugging Face directory"
+            )
         llama = Llama(
             model_path=str(directory / gguf),
             n_ctx=n_ctx,
@@ -86,7 +89,9 @@ class LlamaCppLM:
             except ValueError as exc:  # llama.cpp's "Requested tokens exceed context window"
                 raise LLMError(f"llama.cpp rejected the request: {exc}") from exc
 
-    def generate(self, messages: Messages, *, max_new_tokens: int | None = None, temperature: float = 0.0) -> str:
+    def generate(
+        self, messages: Messages, *, max_new_tokens: int | None = None, temperature: float = 0.0
+    ) -> str:
         return "".join(self.stream(messages, max_new_tokens=max_new_tokens, temperature=temperature))
 
     def generate_batch(

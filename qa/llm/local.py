@@ -335,7 +335,9 @@ class LocalLM:
         return min(n, self.max_new_tokens) if self.compile else n
 
     # -- the engine -----------------------------------------------------------------------------
-    def run_rows(self, rows: Sequence[Row], *, temperature: float = 0.0, top_p: float = 1.0) -> list[list[int]]:
+    def run_rows(
+        self, rows: Sequence[Row], *, temperature: float = 0.0, top_p: float = 1.0
+    ) -> list[list[int]]:
         """Generate for several encoded prompts at once; returns each row's new token ids (end
         token excluded). Sinks are called from this thread as tokens are produced."""
         if not rows:
@@ -399,7 +401,9 @@ class LocalLM:
             self.run_rows(rows)
 
     # -- LanguageModel --------------------------------------------------------------------------
-    def generate(self, messages: Messages, *, max_new_tokens: int | None = None, temperature: float = 0.0) -> str:
+    def generate(
+        self, messages: Messages, *, max_new_tokens: int | None = None, temperature: float = 0.0
+    ) -> str:
         ids = self.run_rows(
             [Row(self.encode(messages), self.token_limit(max_new_tokens))], temperature=temperature
         )[0]

@@ -114,7 +114,9 @@ class RemoteLM:
         finally:
             conn.close()
         if resp.status in _RETRY_STATUSES:
-            raise _Transient(f"HTTP {resp.status} {detail}".strip(), _retry_after(resp.getheader("Retry-After")))
+            raise _Transient(
+                f"HTTP {resp.status} {detail}".strip(), _retry_after(resp.getheader("Retry-After"))
+            )
         raise LLMError(
             f"the language model server answered HTTP {resp.status}: {detail or resp.reason}",
             details={"status": resp.status},
@@ -189,7 +191,9 @@ class RemoteLM:
                 time.sleep(delay)
                 attempt += 1
 
-    def generate(self, messages: Messages, *, max_new_tokens: int | None = None, temperature: float = 0.0) -> str:
+    def generate(
+        self, messages: Messages, *, max_new_tokens: int | None = None, temperature: float = 0.0
+    ) -> str:
         return "".join(self.stream(messages, max_new_tokens=max_new_tokens, temperature=temperature))
 
     def generate_batch(
@@ -200,7 +204,8 @@ class RemoteLM:
             return []
         with ThreadPoolExecutor(max_workers=min(self.max_parallel, len(batch))) as pool:
             futures = [
-                pool.submit(self.generate, m, max_new_tokens=max_new_tokens, temperature=temperature) for m in batch
+                pool.submit(self.generate, m, max_new_tokens=max_new_tokens, temperature=temperature)
+                for m in batch
             ]
             return [f.result() for f in futures]
 
