@@ -170,8 +170,8 @@ class FalkorDBStore:
             except _TRANSIENT as exc:
                 last = exc
                 self._drop_connection()
-                if not may_retry and attempt > 0:
-                    break
+                if not may_retry:
+                    break  # it may have reached the server: running it twice is not safe
                 time.sleep(min(0.1 * 3**attempt, 1.0))
             except redis.ResponseError as exc:
                 raise _translate(name, exc, read_only) from None
