@@ -40,8 +40,13 @@ def _store(settings: Settings):
               help="Load this directory of import files instead of the sample store.")
 @click.option("--empty", is_flag=True, help="Start with an empty graph (no sample store).")
 @click.option("--products", default=1000, show_default=True, help="Sample store size.")
-def up(data_dir: Path | None, empty: bool, products: int) -> None:
-    """Start the embedded graph, load the sample store (or --data DIR), print what is there.
+@click.option("--serve/--no-serve", default=True, show_default=True, help="Serve the API with gunicorn.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True)
+def up(data_dir: Path | None, empty: bool, products: int, serve: bool, host: str, port: int) -> None:
+    """Start the embedded graph, load the sample store (or --data DIR), check the understanding
+    model, then serve the API and chat page (Ctrl-C stops the API; the graph keeps running until
+    `./kgqa down`).
 
     Idempotent: a running server is reused and a re-import changes nothing. A shop's own data
     (--data) is never mixed with the sample store: use its own GRAPH_NAME and DATA_DIR.
@@ -66,8 +71,25 @@ def up(data_dir: Path | None, empty: bool, products: int) -> None:
     info = store.embedded.current() if getattr(store, "embedded", None) else None
     if info:
         console.print(f"\nFalkorDB is running on 127.0.0.1:{info.port} (data in {settings.data_dir}).")
+    _ensure_nlu_model(settings)
     console.print("Try:  ./kgqa graph query \"MATCH (p:Product)-[:MADE_BY]->(b:Brand) RETURN p.name, b.name LIMIT 5\"")
+    console.print("      ./kgqa nlu predict \"is the aurora x2 in stock?\"")
     console.print("Stop: ./kgqa down")
+    store.close()
+    if serve:
+        from api.serve import serve as serve_api
+
+        sys.exit(serve_api(settings, host=host, port=port, dev=True) or 0)
+
+
+def _ensure_nlu_model(settings: Settings) -> None:
+    """The trained adapter and heads are committed; rebuild them only if they are missing."""
+    if (settings.nlu_model_dir / "nlu_config.json").exists():
+        return
+    console.print("[bold]Training the understanding model[/] (no artefacts in NLU_MODEL_DIR)")
+    from nlu.cli import nlu
+
+    nlu.main(["train"], standalone_mode=False)
 
 
 @main.command()
@@ -137,13 +159,13 @@ def _register_optional() -> None:
     from import_scripts.sample_store import generate_sample_command
 
     main.add_command(import_command, "import")
-    main.add_command(generate_sample_command, "sample")
-    try:
-        from nlu.cli import nlu
+    from api.cli import keys_command
 
-        main.add_command(nlu, "nlu")
-    except ImportError:  # pragma: no cover - while nlu/cli.py is being written
-        pass
+    main.add_command(keys_command, "keys")
+    main.add_command(generate_sample_command, "sample")
+    from nlu.cli import nlu
+
+    main.add_command(nlu, "nlu")
 
 
 _register_optional()

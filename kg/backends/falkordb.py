@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -57,6 +58,7 @@ class FalkorDBStore:
         self._default_timeout_ms = default_timeout_ms
         self._db: FalkorDB | None = None
         self._graph = None
+        self._lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FalkorDBStore:
@@ -79,29 +81,38 @@ class FalkorDBStore:
 
     # -- connection --------------------------------------------------------------------------------
     def _connect(self):
-        if self._graph is not None:
+        graph = self._graph
+        if graph is not None:
+            return graph
+        with self._lock:  # API workers run several threads over one store
+            if self._graph is None:
+                if self.embedded is not None:
+                    info = self.embedded.ensure_running()
+                    self._port, self._password = info.port, info.password
+                self._db = FalkorDB(
+                    host=self._host,
+                    port=self._port,
+                    password=self._password,
+                    socket_timeout=30,
+                    socket_connect_timeout=2,
+                )
+                self._graph = self._db.select_graph(self.graph_name)
             return self._graph
-        if self.embedded is not None:
-            info = self.embedded.ensure_running()
-            self._port, self._password = info.port, info.password
-        self._db = FalkorDB(
-            host=self._host,
-            port=self._port,
-            password=self._password,
-            socket_timeout=30,
-            socket_connect_timeout=2,
-        )
-        self._graph = self._db.select_graph(self.graph_name)
-        return self._graph
 
-    def _drop_connection(self) -> None:
-        if self._db is not None:
+    def _drop_connection(self, failed=None) -> None:
+        """Forget the client that failed so the next call reconnects (and restarts the embedded
+        server if it died). Only the client that failed is forgotten: another thread may already
+        have replaced it. Its pool is not closed here, because other threads may be mid-command
+        on it; they fail over on their own and the pool is collected."""
+        with self._lock:
+            if failed is not None and self._graph is not failed:
+                return
+            db, self._db, self._graph = self._db, None, None
+        if failed is None and db is not None:  # an explicit close()
             try:
-                self._db.connection.close()
+                db.connection.close()
             except Exception:  # noqa: BLE001 - closing a broken connection may fail any way
                 pass
-        self._db = None
-        self._graph = None
 
     @property
     def redis(self) -> redis.Redis:
@@ -162,24 +173,38 @@ class FalkorDBStore:
         attempts = attempts or (self._retries + 1)
         last: Exception | None = None
         for attempt in range(attempts):
+            graph = None
             try:
                 graph = self._connect()
                 if read_only:
                     return graph.ro_query(text, params=dict(params or {}) or None, timeout=timeout_ms)
                 return graph.query(text, params=dict(params or {}) or None, timeout=timeout_ms)
-            except _TRANSIENT as exc:
+            except (*_TRANSIENT, ValueError) as exc:
+                # ValueError: "I/O operation on closed file" from a socket another thread closed.
+                if isinstance(exc, ValueError) and "closed file" not in str(exc):
+                    raise
                 last = exc
-                self._drop_connection()
+                self._drop_connection(graph)
                 if not may_retry:
                     break  # it may have reached the server: running it twice is not safe
                 time.sleep(min(0.1 * 3**attempt, 1.0))
             except redis.ResponseError as exc:
+                if read_only and "empty key" in str(exc).lower():
+                    return _EMPTY  # a graph nothing was written to yet: no rows, not an error
                 raise _translate(name, exc, read_only) from None
             except GraphUnavailable as exc:  # the embedded server would not start
                 last = exc
                 time.sleep(min(0.1 * 3**attempt, 1.0))
         log.warning("graph unavailable", extra={"query": name, "error": type(last).__name__})
         raise GraphUnavailable("the graph database is unavailable", details={"query": name})
+
+
+class _EmptyResult:
+    header: list = []
+    result_set: list = []
+
+
+_EMPTY = _EmptyResult()
 
 
 def _translate(name: str, exc: redis.ResponseError, read_only: bool) -> QueryError:

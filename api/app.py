@@ -1,0 +1,147 @@
+"""The app factory: `create_app(settings, services=...)`.
+
+Everything the app uses is set up per app, never at import: a `Services` object (graph store,
+Redis, the dialogue engine, built lazily) goes into `app.extensions["kgqa"]`. Tests pass their own
+`Settings` (and may pass a `Services` built on a store they hold).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from typing import Any
+
+from flask import Flask, Response, g, request
+
+from common.settings import Settings
+
+log = logging.getLogger("kgqa.api")
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+
+
+def create_app(settings: Settings | None = None, *, services: Any = None) -> Flask:
+    from api import admin, catalog, chat, errors, graph, openapi
+    from api.auth import KeyStore
+    from api.jobs import ImportJobs
+    from api.metrics import Metrics
+    from api.services import Services
+
+    settings = settings or Settings()
+    services = services or Services(settings)
+    if services.settings is not settings:
+        settings = services.settings
+    services.metrics = getattr(services, "metrics", None) or Metrics()
+    services.keys = KeyStore(services.redis_call, services.prefix)
+    services.jobs = ImportJobs(services)
+    if not hasattr(services, "sessions") or services.__dict__.get("sessions") is None:
+        services.sessions = _LazySessions(services)
+
+    app = Flask(__name__, static_folder=None)
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.api_max_content_length,
+        MAX_FORM_MEMORY_SIZE=min(settings.api_max_content_length, 1024 * 1024),
+        MAX_FORM_PARTS=200,
+        JSON_SORT_KEYS=False,
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.extensions["kgqa"] = services
+
+    app.register_blueprint(chat.bp)
+    app.register_blueprint(catalog.bp)
+    app.register_blueprint(graph.bp)
+    app.register_blueprint(admin.bp)
+    app.register_blueprint(openapi.bp)
+    app.register_blueprint(admin.web_bp)
+    if settings.api_dev_mode:
+        app.register_blueprint(admin.dev_bp)
+    errors.register(app)
+
+    origins = [o.strip() for o in settings.api_cors_origins.split(",") if o.strip()]
+
+    @app.before_request
+    def _start() -> Response | None:
+        g.started = time.perf_counter()
+        rid = request.headers.get("X-Request-Id", "")
+        g.request_id = rid if 0 < len(rid) <= 64 and rid.replace("-", "").isalnum() else secrets.token_hex(8)
+        if request.method == "OPTIONS" and origins and request.headers.get("Origin"):
+            resp = app.make_response(("", 204))
+            return resp
+        return None
+
+    @app.after_request
+    def _finish(resp: Response) -> Response:
+        rule = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
+        elapsed = time.perf_counter() - getattr(g, "started", time.perf_counter())
+        services.metrics.latency.labels(rule, request.method).observe(elapsed)
+        services.metrics.requests.labels(rule, request.method, str(resp.status_code)).inc()
+        if resp.status_code == 503:
+            services.metrics.unavailable.inc()
+        resp.headers["X-Request-Id"] = g.get("request_id", "")
+        resp.headers["X-Instance"] = services.instance_id
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        resp.headers.setdefault("Referrer-Policy", "no-referrer")
+        if resp.mimetype == "text/html":
+            resp.headers.setdefault("Content-Security-Policy", CSP)
+            resp.headers.setdefault("X-Frame-Options", "DENY")
+        if rate := g.get("rate_limit"):
+            resp.headers["X-RateLimit-Limit"] = str(rate)
+            resp.headers["X-RateLimit-Remaining"] = str(g.get("rate_remaining", 0))
+        _cors(resp, origins)
+        principal = g.get("principal")
+        log.info("request", extra={
+            "method": request.method, "route": rule, "status": resp.status_code,
+            "ms": round(elapsed * 1000, 1), "request_id": g.get("request_id"),
+            "key": principal.key_id if principal else None,
+            "signed_in": bool(principal and principal.customer_id)})
+        return resp
+
+    @app.teardown_appcontext
+    def _teardown(exc: BaseException | None) -> None:  # nothing per request to close
+        return None
+
+    return app
+
+
+def _cors(resp: Response, origins: list[str]) -> None:
+    origin = request.headers.get("Origin")
+    if not origins or not origin:
+        return
+    if "*" in origins:
+        resp.headers["Access-Control-Allow-Origin"] = "*"
+    elif origin in origins:
+        resp.headers["Access-Control-Allow-Origin"] = origin
+        resp.headers["Vary"] = "Origin"
+    else:
+        return
+    if request.method == "OPTIONS":
+        resp.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
+        resp.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type, X-Customer-Token, X-Request-Id"
+        resp.headers["Access-Control-Max-Age"] = "600"
+    resp.headers["Access-Control-Expose-Headers"] = "Retry-After, X-Request-Id"
+
+
+class _LazySessions:
+    """The dialogue's session store (qa/state.py), built on first use; reading a session or
+    posting feedback needs no models."""
+
+    def __init__(self, services: Any) -> None:
+        self._services = services
+        self._store: Any = None
+
+    def _get(self) -> Any:
+        if self._store is None:
+            from qa.state import SessionStore
+
+            services = self._services
+            if services.settings.redis_url:
+                self._store = SessionStore.from_settings(services.settings, services.store)
+            else:
+                self._store = SessionStore(lambda: services.redis(), ttl_s=services.settings.session_ttl_s)
+        return self._store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._get(), name)

@@ -1,0 +1,240 @@
+"""Catalog routes (`catalog` role): imports as jobs, and one product at a time.
+
+Single-product writes go through the importer itself (kg/loader.py `import_files` with a one-row
+`products.jsonl`, strict), so the validation rules, the reference checks, the content hash and the
+catalog version bump are exactly those of a file import: a change is visible to chat at once.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import time
+from typing import Any
+
+from flask import Blueprint, current_app, g, jsonify, request
+
+from api import schemas as S
+from api.auth import require
+from api.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, Unprocessable, UnsupportedMediaType
+from api.openapi import doc, qparam
+from kg.queries import get as get_query
+from kg.queries import q
+
+bp = Blueprint("catalog", __name__, url_prefix="/api/v1/catalog")
+
+MAX_FILES = 20
+_FILE_NAME = re.compile(r"^[a-z_]+\.(csv|jsonl)$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+SKU_PATH = {"sku": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]*$"}}
+JOB_PATH = {"job_id": {"type": "string", "minLength": 8, "maxLength": 64, "pattern": "^[A-Za-z0-9_-]+$"}}
+
+PRODUCT_IN_ORDERS = q(
+    "api.catalog.product_order_count",
+    "MATCH (p:Product {sku: $sku}) OPTIONAL MATCH (o:Order)-[:CONTAINS]->(p) RETURN count(o) AS orders",
+    description="How many orders contain a product (a hard delete is refused when any do).",
+)
+PRODUCT_HARD_DELETE = q(
+    "api.catalog.product_hard_delete",
+    "MATCH (p:Product {sku: $sku}) WHERE NOT (p)<-[:CONTAINS]-(:Order) DETACH DELETE p RETURN 1 AS deleted",
+    read_only=False,
+    description="Remove a product that no order contains, with its relationships.",
+)
+
+
+def _services() -> Any:
+    return current_app.extensions["kgqa"]
+
+
+# -- imports ----------------------------------------------------------------------------------------------
+@bp.post("/import")
+@doc(summary="Import catalog files (a job)", tag="catalog", reply=S.ImportJob, status=202,
+     multipart={"type": "object", "required": ["files"],
+                "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"},
+                                         "description": "products.csv, orders.jsonl, ... (DESIGN section 3)"}}},
+     params=[qparam("strict", {"type": "boolean"}, "Write nothing unless every row is good"),
+             qparam("dry_run", {"type": "boolean"}, "Validate and report; write nothing")],
+     description="Starts an import job and returns it at once (202); poll `GET /catalog/import/{job_id}` "
+                 "for progress and the per-row report.")
+@require("catalog", rate_bucket="import")
+def start_import():
+    strict = S.query_bool("strict")
+    dry_run = S.query_bool("dry_run")
+    if request.mimetype != "multipart/form-data":
+        raise UnsupportedMediaType("an import is multipart/form-data with files in the field `files`",
+                                   details={"got": (request.mimetype or None)})
+    uploads = request.files.getlist("files")
+    if not uploads:
+        raise Unprocessable("no files in the field `files`", details=[{"field": "files", "message": "required"}])
+    if len(uploads) > MAX_FILES:
+        raise PayloadTooLarge(f"at most {MAX_FILES} files per import")
+    named: list[tuple[str, Any]] = []
+    seen: set[str] = set()
+    for f in uploads:
+        name = (f.filename or "").rsplit("/", 1)[-1].rsplit("\\", 1)[-1].strip().lower()
+        if not _FILE_NAME.match(name):
+            raise Unprocessable("each file must be named after its type, e.g. products.csv or orders.jsonl",
+                                details=[{"field": "files", "message": f"bad file name {name[:60]!r}"}])
+        if name in seen:
+            raise Unprocessable("a file name appears twice", details=[{"field": "files", "message": name}])
+        seen.add(name)
+        named.append((name, f))
+    job = _services().jobs.start(named, strict=strict, dry_run=dry_run)
+    return jsonify(S.ImportJob.model_validate(job).model_dump(mode="json")), 202
+
+
+@bp.get("/import/<job_id>")
+@doc(summary="An import job: status, progress, report", tag="catalog", reply=S.ImportJob, path_params=JOB_PATH)
+@require("catalog")
+def import_status(job_id: str):
+    if not re.fullmatch(r"[A-Za-z0-9_-]{8,64}", job_id):
+        raise NotFound("no such import job")
+    job = _services().jobs.get(job_id)
+    if job is None:
+        raise NotFound("no such import job")
+    return jsonify(S.ImportJob.model_validate(job).model_dump(mode="json"))
+
+
+# -- products ---------------------------------------------------------------------------------------------
+def _check_sku(sku: str) -> str:
+    if not sku or len(sku) > 200 or _CONTROL.search(sku) or sku != sku.strip():
+        raise NotFound("no such product")
+    return sku
+
+
+def _load(sku: str) -> dict[str, Any] | None:
+    rows = _services().graph.run(get_query("catalog.product_by_sku"), {"sku": sku})
+    if not rows or rows[0].get("product") is None:
+        return None
+    row = rows[0]
+    props = dict(row["product"])
+    attrs = props.get("attributes")
+    if isinstance(attrs, str):
+        try:
+            attrs = json.loads(attrs)
+        except ValueError:
+            attrs = {}
+    props["attributes"] = attrs if isinstance(attrs, dict) else {}
+    props["brand"] = row.get("brand")
+    props["category"] = row.get("category")
+    props["supplier_id"] = row.get("supplier_id")
+    return props
+
+
+def _out(props: dict[str, Any]) -> dict[str, Any]:
+    fields = S.ProductOut.model_fields
+    return S.ProductOut.model_validate({k: v for k, v in props.items() if k in fields}).model_dump(mode="json")
+
+
+_COLUMNS = ("name", "brand", "category", "supplier_id", "price", "currency", "stock", "description",
+            "warranty_months", "rating", "status", "attributes")
+
+
+def _write(sku: str, row: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """Upsert one product through the importer (strict); a rejected row is a 422 with its reasons."""
+    from kg.loader import import_files
+
+    services = _services()
+    services.ensure_schema()
+    record = {"sku": sku, **{k: row.get(k) for k in _COLUMNS}}
+    if not record.get("attributes"):
+        record["attributes"] = None
+    data = json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n"
+    report = import_files(services.graph, {"products.jsonl": io.BytesIO(data)}, settings=services.settings,
+                          strict=True, progress=False)
+    if not report.ok:
+        details = [{"field": e.column or "", "message": e.reason} for e in report.errors[:50]]
+        raise Unprocessable("the product is not valid", details=details)
+    fr = report.files[0] if report.files else None
+    return report, {"created": bool(fr and fr.created), "changed": bool(fr and (fr.created or fr.updated)),
+                    "catalog_version": report.version,
+                    "warnings": [{"message": w} for w in report.warnings[:20]]}
+
+
+@bp.get("/products/<sku>")
+@doc(summary="One product", tag="catalog", reply=S.ProductOut, path_params=SKU_PATH)
+@require("catalog")
+def get_product(sku: str):
+    props = _load(_check_sku(sku))
+    if props is None:
+        raise NotFound("no such product")
+    return jsonify(_out(props))
+
+
+@bp.put("/products/<sku>")
+@doc(summary="Create or replace a product", tag="catalog", body=S.ProductPut, reply=S.ProductChange,
+     extra_replies={201: S.ProductChange}, path_params=SKU_PATH,
+     description="Every column is replaced: one left out becomes empty. Validated like an import row.")
+@require("catalog")
+def put_product(sku: str):
+    sku = _check_sku(sku)
+    body = S.parse_body(S.ProductPut, _services().settings)
+    _, change = _write(sku, body.model_dump())
+    props = _load(sku)
+    status = 201 if change["created"] else 200
+    return jsonify(S.ProductChange(product=_out(props) if props else None, **change).model_dump(mode="json")), status
+
+
+@bp.patch("/products/<sku>")
+@doc(summary="Change some fields of a product", tag="catalog", body=S.ProductFields, reply=S.ProductChange,
+     path_params=SKU_PATH,
+     description="Only the fields given change; `attributes` are merged key by key (null removes a key).")
+@require("catalog")
+def patch_product(sku: str):
+    sku = _check_sku(sku)
+    body = S.parse_body(S.ProductFields, _services().settings)
+    current = _load(sku)
+    if current is None:
+        raise NotFound("no such product")
+    patch = body.model_dump(exclude_unset=True)
+    row = {k: current.get(k) for k in _COLUMNS}
+    if "attributes" in patch:
+        attrs = dict(current.get("attributes") or {})
+        for k, v in (patch.pop("attributes") or {}).items():
+            if v is None:
+                attrs.pop(k, None)
+            else:
+                attrs[k] = v
+        row["attributes"] = attrs
+    row.update(patch)
+    _, change = _write(sku, row)
+    props = _load(sku)
+    return jsonify(S.ProductChange(product=_out(props) if props else None, **change).model_dump(mode="json"))
+
+
+@bp.delete("/products/<sku>")
+@doc(summary="Discontinue (or remove) a product", tag="catalog", reply=S.ProductChange, path_params=SKU_PATH,
+     params=[qparam("hard", {"type": "boolean"},
+                    "Remove the node instead of discontinuing it (admin role, API_ALLOW_HARD_DELETE, and "
+                    "only when no order contains it)")])
+@require("catalog")
+def delete_product(sku: str):
+    sku = _check_sku(sku)
+    hard = S.query_bool("hard")
+    services = _services()
+    current = _load(sku)
+    if current is None:
+        raise NotFound("no such product")
+    if not hard:
+        row = {k: current.get(k) for k in _COLUMNS}
+        row["status"] = "discontinued"
+        _, change = _write(sku, row)
+        props = _load(sku)
+        return jsonify(S.ProductChange(product=_out(props) if props else None, **change).model_dump(mode="json"))
+    if not services.settings.api_allow_hard_delete or not g.principal.has("admin"):
+        raise Forbidden("hard deletes are not allowed (API_ALLOW_HARD_DELETE and the admin role are needed)")
+    orders = services.graph.run(PRODUCT_IN_ORDERS, {"sku": sku})
+    if orders and orders[0].get("orders"):
+        raise Conflict("orders contain this product: discontinue it instead",
+                       details={"orders": int(orders[0]["orders"])})
+    deleted = services.graph.run(PRODUCT_HARD_DELETE, {"sku": sku})
+    if not deleted:
+        raise Conflict("the product changed meanwhile; try again")
+    from kg.queries.loader import BUMP_VERSION
+
+    rows = services.graph.run(BUMP_VERSION, {"now": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    version = rows[0]["version"] if rows else None
+    return jsonify(S.ProductChange(product=None, created=False, changed=True, catalog_version=version)
+                   .model_dump(mode="json"))

@@ -1,0 +1,241 @@
+"""The API's errors and the one handler that turns any error into `{error: {code, message, details}}`.
+
+The product's error tree (common/errors.py) is mapped family by family to one status each; the
+API adds its own small branch (`APIError`) for what only HTTP knows (authentication, roles, media
+types, sizes, rate limits). Werkzeug's HTTP errors (404 for an unknown route, 405, 413 from
+MAX_CONTENT_LENGTH) get the same JSON shape. Anything else is a 500 whose body says nothing but
+"internal error" and a request id: stack traces and database text stay in the server's log.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from flask import Flask, Response, g, jsonify
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from common.errors import (
+    ConfigError,
+    GraphError,
+    ImportError_,
+    KGQAError,
+    ModelNotReady,
+    NLUError,
+    QueryTimeout,
+    ReadOnlyViolation,
+    Retryable,
+    UnknownQuery,
+    VerbalizerError,
+)
+
+log = logging.getLogger("kgqa.api")
+
+RETRY_AFTER_S = 1
+
+
+class APIError(KGQAError):
+    """Errors that only exist at the HTTP boundary; `status` is the HTTP status."""
+
+    status = 400
+    code = "bad_request"
+
+
+class BadRequest(APIError):
+    status, code = 400, "bad_request"
+
+
+class InvalidJSON(APIError):
+    status, code = 400, "invalid_json"
+
+
+class Unauthorized(APIError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(APIError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(APIError):
+    status, code = 404, "not_found"
+
+
+class Conflict(APIError):
+    status, code = 409, "conflict"
+
+
+class PayloadTooLarge(APIError):
+    status, code = 413, "payload_too_large"
+
+
+class UnsupportedMediaType(APIError):
+    status, code = 415, "unsupported_media_type"
+
+
+class Unprocessable(APIError):
+    status, code = 422, "validation_error"
+
+
+class RateLimited(APIError):
+    status, code = 429, "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int, details: Any = None) -> None:
+        super().__init__(message, details=details)
+        self.retry_after = max(1, int(retry_after))
+
+
+class BadQuery(APIError):
+    """An analyst's query the graph rejected (syntax, types): the analyst's fault, not ours."""
+
+    status, code = 400, "query_error"
+
+
+# -- the mapping -------------------------------------------------------------------------------------
+# Ordered: the first matching family wins (subclasses before their parents).
+def _family_status(exc: KGQAError) -> tuple[int, str, str | None]:
+    """(status, code, public message or None to keep the error's own message)."""
+    if isinstance(exc, APIError):
+        return exc.status, exc.code, None
+    from qa.state import SessionConflict, SessionNotFound
+
+    if isinstance(exc, SessionNotFound):
+        return 404, "session_not_found", "no such session"
+    if isinstance(exc, SessionConflict):
+        return 409, exc.code, None
+    engine_mod = sys.modules.get("qa.engine")  # an InvalidMessage comes only once the engine is loaded
+    if engine_mod is not None and isinstance(exc, engine_mod.InvalidMessage):
+        return 422, exc.code, None
+    if isinstance(exc, ReadOnlyViolation):
+        return 403, exc.code, None
+    if isinstance(exc, QueryTimeout):
+        return 422, exc.code, "the query ran past its time limit"
+    if isinstance(exc, ImportError_):
+        return 422, exc.code, None
+    if isinstance(exc, ModelNotReady):
+        return 503, exc.code, "the language models are not ready yet"
+    if isinstance(exc, Retryable):
+        return 503, getattr(exc, "code", "unavailable"), "the service is temporarily unavailable"
+    if isinstance(exc, UnknownQuery):
+        return 404, exc.code, "no such report"
+    if isinstance(exc, (GraphError, NLUError, VerbalizerError, ConfigError)):
+        # Our own named query failed, or a model did: a defect, never the caller's input. The
+        # message would name internals (and may carry server text), so it stays in the log.
+        return 500, "internal_error", "internal error"
+    return 500, "internal_error", "internal error"
+
+
+def error_response(status: int, code: str, message: str, details: Any = None,
+                   headers: dict[str, str] | None = None) -> Response:
+    body: dict[str, Any] = {"code": code, "message": message, "details": details if details is not None else {}}
+    rid = getattr(g, "request_id", None) if _has_app_ctx() else None
+    if rid:
+        body["request_id"] = rid
+    resp = jsonify({"error": body})
+    resp.status_code = status
+    for k, v in (headers or {}).items():
+        resp.headers[k] = v
+    return resp
+
+
+def _has_app_ctx() -> bool:
+    from flask import has_app_context
+
+    return has_app_context()
+
+
+def validation_details(exc: ValidationError) -> list[dict[str, Any]]:
+    """Field-level details without echoing the (possibly huge or personal) input back."""
+    out = []
+    for err in exc.errors(include_url=False, include_input=False, include_context=False)[:50]:
+        out.append({"field": ".".join(str(p) for p in err.get("loc", ())), "message": str(err.get("msg", ""))[:300],
+                    "type": err.get("type", "")})
+    return out
+
+
+def handle_error(exc: BaseException) -> Response:
+    """The one handler: every error raised while serving a request ends here."""
+    if isinstance(exc, ValidationError):
+        return error_response(422, "validation_error", "the request is not valid", validation_details(exc))
+    if isinstance(exc, HTTPException):
+        status = exc.code or 500
+        code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
+                415: "unsupported_media_type", 429: "rate_limited"}.get(status, (exc.name or "error").lower()
+                                                                       .replace(" ", "_"))
+        message = {404: "no such route", 405: "method not allowed for this route",
+                   413: "the request body is too large"}.get(status, exc.name or "error")
+        headers = {}
+        if status == 405:
+            resp = exc.get_response()
+            if "Allow" in resp.headers:
+                headers["Allow"] = resp.headers["Allow"]
+        if status >= 500:
+            log.error("http error", exc_info=exc)
+        return error_response(status, code, message, headers=headers)
+    if isinstance(exc, KGQAError):
+        status, code, public = _family_status(exc)
+        headers: dict[str, str] = {}
+        if isinstance(exc, RateLimited):
+            headers["Retry-After"] = str(exc.retry_after)
+        elif status == 503 or (isinstance(exc, Retryable) and status == 409):
+            headers["Retry-After"] = str(RETRY_AFTER_S)
+        if status >= 500:
+            log.error("request failed", extra={"error": type(exc).__name__, "code": code}, exc_info=status == 500)
+            _note_unavailable(exc)
+            return error_response(status, code, public or "internal error", headers=headers)
+        details = exc.details if isinstance(exc, APIError) or public is None else None
+        return error_response(status, code, public or exc.message, _safe_details(details), headers=headers)
+    if _is_transport_failure(exc):
+        # A connection to the graph or Redis broke mid-call (the server died or restarted under a
+        # request on another thread): transient, like GraphUnavailable.
+        log.warning("connection failure", extra={"error": type(exc).__name__})
+        _note_unavailable(Retryable("connection lost"))
+        return error_response(503, "unavailable", "the service is temporarily unavailable",
+                              headers={"Retry-After": str(RETRY_AFTER_S)})
+    log.error("unhandled error", exc_info=exc)
+    return error_response(500, "internal_error", "internal error")
+
+
+def _is_transport_failure(exc: BaseException) -> bool:
+    """An error raised inside the Redis client's socket handling (a dropped or closed connection)."""
+    import redis
+
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, ConnectionError)):
+        return True
+    if not isinstance(exc, (OSError, ValueError, AttributeError, redis.RedisError)):
+        return False
+    tb = exc.__traceback__
+    last = None
+    while tb is not None:
+        last = tb.tb_frame.f_code.co_filename
+        tb = tb.tb_next
+    return bool(last) and ("/redis/" in last or "/falkordb/" in last or last.endswith("socket.py"))
+
+
+def _note_unavailable(exc: BaseException) -> None:
+    """Let the services drop a broken connection, so the next request reconnects (and the embedded
+    server is restarted) instead of every later request failing the same way."""
+    if not isinstance(exc, Retryable):
+        return
+    try:
+        from flask import current_app
+
+        services = current_app.extensions.get("kgqa")
+        if services is not None:
+            services.connection_lost()
+    except Exception:  # noqa: BLE001 - best effort inside the error path
+        log.debug("connection reset failed", exc_info=True)
+
+
+def _safe_details(details: Any) -> Any:
+    if details is None:
+        return {}
+    if isinstance(details, (dict, list, str, int, float, bool)):
+        return details
+    return {}
+
+
+def register(app: Flask) -> None:
+    app.register_error_handler(Exception, handle_error)

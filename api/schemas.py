@@ -1,0 +1,358 @@
+"""Typed request and reply bodies (the OpenAPI document is generated from these), and the one
+function that reads a JSON body: media type, size, depth and field sizes are checked before any
+model sees the data, so a hostile body is a 4xx, never a 500."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, TypeVar
+
+import orjson
+from flask import request
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from api.errors import BadRequest, InvalidJSON, PayloadTooLarge, UnsupportedMediaType
+
+M = TypeVar("M", bound=BaseModel)
+
+MAX_STRING_CHARS = 65_536  # any single string in a JSON body
+MAX_JSON_NODES = 50_000  # values of any kind in one body
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _no_control(v: str) -> str:
+    if _CONTROL.search(v):
+        raise ValueError("control characters are not allowed")
+    return v
+
+
+# -- shared field types ------------------------------------------------------------------------------
+SessionId = Annotated[str, StringConstraints(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+Message = Annotated[str, StringConstraints(min_length=1, max_length=2000), AfterValidator(_no_control)]
+ShortText = Annotated[str, StringConstraints(max_length=500), AfterValidator(_no_control)]
+LongText = Annotated[str, StringConstraints(max_length=20_000), AfterValidator(_no_control)]
+Sku = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")]
+CustomerId = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")]
+AttrValue = str | int | float | bool | None
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- errors --------------------------------------------------------------------------------------------
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+    request_id: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+# -- chat ----------------------------------------------------------------------------------------------
+class ChatRequest(Strict):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    session_id: SessionId | None = Field(None, description="Continue this session; omit to start one.")
+    message: Message
+
+
+class IntentOut(BaseModel):
+    name: str
+    confidence: float
+
+
+class CandidateOut(BaseModel):
+    node_id: str
+    label: str
+    name: str
+    score: float
+
+
+class EntityOut(BaseModel):
+    type: str
+    text: str
+    start: int | None = None
+    end: int | None = None
+    node_id: str | None = None
+    score: float | None = None
+    candidates: list[CandidateOut] = Field(default_factory=list)
+    ambiguous: bool = False
+    source: str = "message"
+
+
+class FactOut(BaseModel):
+    kind: str
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class ChatResponse(BaseModel):
+    session_id: str
+    turn: int = Field(description="This reply's number in the session (1 for the first); feedback names it.")
+    answer: str = Field(description="Plain text: clients must escape it, never insert it as HTML.")
+    intent: IntentOut
+    entities: list[EntityOut] = Field(default_factory=list)
+    facts: list[FactOut] = Field(default_factory=list)
+    handoff: bool = False
+    verbalizer: Literal["template", "llm"] = "template"
+    suggestions: list[str] = Field(default_factory=list)
+    query_name: str | None = Field(None, description="The named Cypher query that produced the facts.")
+    status: str = "ok"
+
+
+class TokenEvent(BaseModel):
+    """`event: token`: the next piece of the answer's text."""
+
+    text: str
+
+
+class TurnOut(BaseModel):
+    turn: int
+    role: Literal["user", "assistant"]
+    text: str
+    intent: str | None = None
+    status: str | None = None
+    at: str = ""
+
+
+class SessionResponse(BaseModel):
+    session_id: str
+    signed_in: bool
+    turns: list[TurnOut]
+
+
+class FeedbackRequest(Strict):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    session_id: SessionId
+    turn: int = Field(ge=1, le=10_000, description="The reply's `turn` number from the chat response.")
+    rating: int = Field(ge=1, le=5, description="1 (bad) to 5 (good); the chat page sends 1 or 5.")
+    comment: Annotated[str, StringConstraints(max_length=2000), AfterValidator(_no_control)] = ""
+
+
+class FeedbackResponse(BaseModel):
+    session_id: str
+    turn: int
+    rating: int
+    recorded: bool = True
+
+
+# -- catalog -------------------------------------------------------------------------------------------
+class ProductFields(Strict):
+    """Product columns of the import format (DESIGN section 3); validated by the importer itself."""
+
+    name: ShortText | None = None
+    brand: ShortText | None = None
+    category: ShortText | None = None
+    supplier_id: ShortText | None = None
+    price: float | str | None = None
+    currency: Annotated[str, StringConstraints(max_length=8)] | None = None
+    stock: int | str | None = None
+    description: LongText | None = None
+    warranty_months: int | str | None = None
+    rating: float | str | None = None
+    status: Literal["active", "discontinued"] | None = None
+    attributes: dict[Annotated[str, StringConstraints(min_length=1, max_length=100)], AttrValue] | None = Field(
+        None, max_length=200)
+
+
+class ProductPut(ProductFields):
+    name: ShortText
+
+
+class ProductOut(BaseModel):
+    sku: str
+    name: str | None = None
+    brand: str | None = None
+    category: str | None = None
+    supplier_id: str | None = None
+    price: float | None = None
+    currency: str | None = None
+    stock: int | None = None
+    description: str | None = None
+    warranty_months: int | None = None
+    rating: float | None = None
+    status: str | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    updated_at: str | None = None
+
+
+class ProductChange(BaseModel):
+    product: ProductOut | None
+    created: bool = False
+    changed: bool = True
+    catalog_version: int | None = None
+    warnings: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class ImportProgress(BaseModel):
+    percent: float = Field(0.0, description="Share of the uploaded bytes read (strict mode reads them twice).")
+    bytes_read: int = 0
+    bytes_total: int = 0
+    files_done: int = 0
+    files_total: int = 0
+    rows: int = Field(0, description="Rows in the report, once done.")
+
+
+class ImportJob(BaseModel):
+    job_id: str
+    status: Literal["queued", "running", "done", "failed"]
+    strict: bool = False
+    dry_run: bool = False
+    files: list[str] = Field(default_factory=list)
+    created_at: str
+    updated_at: str
+    progress: ImportProgress = Field(default_factory=ImportProgress)
+    report: dict[str, Any] | None = Field(None, description="The importer's per-row report once done.")
+    error: ErrorBody | None = None
+
+
+# -- graph / analytics ---------------------------------------------------------------------------------
+class GraphQueryRequest(Strict):
+    cypher: Annotated[str, StringConstraints(min_length=1, max_length=20_000)]
+    params: dict[Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")],
+                 Any] = Field(default_factory=dict, max_length=100)
+    limit: int | None = Field(None, ge=1, le=100_000, description="Row cap, at most ANALYST_ROW_LIMIT.")
+
+
+class GraphQueryResponse(BaseModel):
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    row_count: int
+    truncated: bool
+    elapsed_ms: float
+
+
+class LabelInfo(BaseModel):
+    label: str
+    key: str
+    count: int | None = None
+    fulltext: list[str] = Field(default_factory=list)
+    indexed: list[str] = Field(default_factory=list)
+
+
+class RelInfo(BaseModel):
+    type: str
+    source: str
+    target: str
+    count: int | None = None
+
+
+class GraphSchemaResponse(BaseModel):
+    backend: str
+    labels: list[LabelInfo]
+    relationships: list[RelInfo]
+
+
+class AnalyticsResponse(BaseModel):
+    report: str
+    generated_at: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    rows: list[dict[str, Any]]
+
+
+# -- admin / dev ---------------------------------------------------------------------------------------
+class HealthResponse(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyResponse(BaseModel):
+    status: Literal["ready", "not_ready"]
+    checks: dict[str, Any]
+
+
+class DevTokenRequest(Strict):
+    customer_id: CustomerId
+    ttl_s: int = Field(3600, ge=60, le=86_400)
+
+
+class DevTokenResponse(BaseModel):
+    token: str
+    customer_id: str
+    expires_in: int
+
+
+class DevConfigResponse(BaseModel):
+    api_key: str | None
+    customers: list[str]
+    sign_in: bool
+
+
+# -- reading bodies ------------------------------------------------------------------------------------
+def _check_shape(value: Any, max_depth: int) -> None:
+    """Depth, string sizes and value count, iteratively (no recursion on hostile input)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    nodes = 0
+    while stack:
+        v, depth = stack.pop()
+        nodes += 1
+        if nodes > MAX_JSON_NODES:
+            raise PayloadTooLarge("the JSON body has too many values")
+        if isinstance(v, dict):
+            if depth > max_depth:
+                raise InvalidJSON(f"the JSON body is nested deeper than {max_depth} levels")
+            for k, x in v.items():
+                if len(k) > MAX_STRING_CHARS:
+                    raise PayloadTooLarge("a JSON key is too long")
+                stack.append((x, depth + 1))
+        elif isinstance(v, list):
+            if depth > max_depth:
+                raise InvalidJSON(f"the JSON body is nested deeper than {max_depth} levels")
+            stack.extend((x, depth + 1) for x in v)
+        elif isinstance(v, str) and len(v) > MAX_STRING_CHARS:
+            raise PayloadTooLarge(f"a JSON string is longer than {MAX_STRING_CHARS} characters")
+
+
+def read_json(settings: Any) -> Any:
+    """The request's JSON value: 415 for another media type, 413 when too large, 400 when
+    malformed or too deep."""
+    mimetype = request.mimetype or ""
+    if not (mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))):
+        raise UnsupportedMediaType("the body must be application/json", details={"got": mimetype[:100] or None})
+    limit = settings.api_max_json_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"the JSON body is larger than {limit} bytes")
+    raw = request.stream.read(limit + 1)
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"the JSON body is larger than {limit} bytes")
+    if not raw.strip():
+        raise InvalidJSON("the body is empty")
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidJSON("the body is not valid JSON", details={"position": getattr(exc, "pos", None)}) from None
+    _check_shape(value, settings.api_max_json_depth)
+    return value
+
+
+def parse_body(model: type[M], settings: Any) -> M:
+    return model.model_validate(read_json(settings))
+
+
+def query_bool(name: str, default: bool = False) -> bool:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    low = raw.strip().lower()
+    if low in ("true", "1", "yes"):
+        return True
+    if low in ("false", "0", "no", ""):
+        return False
+    raise BadRequest(f"query parameter `{name}` must be true or false")
+
+
+def query_int(name: str, default: int, *, lo: int, hi: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        v = int(raw)
+    except ValueError:
+        raise BadRequest(f"query parameter `{name}` must be an integer") from None
+    if not lo <= v <= hi:
+        raise BadRequest(f"query parameter `{name}` must be between {lo} and {hi}")
+    return v

@@ -1,0 +1,193 @@
+"""What the API's views call: one `Services` object per app, built from `Settings`.
+
+Nothing here connects or loads at construction: the graph store connects on its first query, the
+dialogue engine (models) is built on first use or by `warm()` (gunicorn calls it right after a
+worker starts), and Redis is reached per call. So `create_app` stays free of I/O and several apps
+(tests) can live side by side.
+
+Redis is the one named by `REDIS_URL`, or the embedded graph server's own (`store.redis`). Every
+Redis call goes through `redis_call`, which turns a lost connection into a retryable error (a 503)
+and drops the broken connection so the next request reconnects, restarting the embedded server if
+it died: the API recovers by itself, without a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import redis
+
+from common.errors import KGQAError, ModelNotReady, Retryable
+from common.settings import Settings
+
+log = logging.getLogger("kgqa.api")
+
+T = TypeVar("T")
+
+
+class StateUnavailable(Retryable):
+    """Redis (keys, jobs, rate limits, analytics) cannot be reached."""
+
+    code = "state_unavailable"
+
+
+class Services:
+    def __init__(self, settings: Settings, *, store: Any = None, engine: Any = None,
+                 redis_client: redis.Redis | None = None,
+                 engine_factory: Callable[[Settings, Any], Any] | None = None) -> None:
+        self.settings = settings
+        self._store = store
+        self._engine = engine
+        self._redis = redis_client
+        self._engine_factory = engine_factory
+        self._engine_lock = threading.Lock()
+        self._engine_error: str | None = None
+        self._engine_failed_at = 0.0
+        self._schema_ready = False
+        self._schema_lock = threading.Lock()
+        # A random id per app instance (not the pid): the X-Instance header tells which worker answered.
+        self.instance_id = secrets.token_hex(4)
+        self.prefix = f"kgqa:{settings.graph_name}:"
+        self.started_at = time.time()
+
+    # -- graph ---------------------------------------------------------------------------------------
+    @property
+    def store(self) -> Any:
+        if self._store is None:
+            from kg.store import open_store
+
+            self._store = open_store(self.settings)
+        return self._store
+
+    @property
+    def graph(self) -> Any:
+        """The store, with keys and indexes in place (which also makes an empty graph queryable)."""
+        self.ensure_schema()
+        return self.store
+
+    def ensure_schema(self) -> None:
+        """Keys and indexes, once per process, before the first catalog write."""
+        if self._schema_ready:
+            return
+        with self._schema_lock:
+            if not self._schema_ready:
+                from kg.schema import ensure_schema
+
+                ensure_schema(self.store)
+                self._schema_ready = True
+
+    # -- redis ---------------------------------------------------------------------------------------
+    def redis(self) -> redis.Redis:
+        if self._redis is not None:
+            return self._redis
+        if self.settings.redis_url:
+            self._redis = redis.Redis.from_url(self.settings.redis_url, decode_responses=True, socket_timeout=2,
+                                               socket_connect_timeout=2)
+            return self._redis
+        store = self.store
+        if not hasattr(store, "redis"):
+            from common.errors import ConfigError
+
+            raise ConfigError("REDIS_URL is required unless the graph is FalkorDB")
+        return store.redis  # the store's current connection (a new one after a reconnect)
+
+    def redis_call(self, fn: Callable[[redis.Redis], T]) -> T:
+        try:
+            return fn(self.redis())
+        except (redis.ConnectionError, redis.TimeoutError, ConnectionError, OSError) as exc:
+            self.connection_lost()
+            raise StateUnavailable("the state store is unavailable") from exc
+        except redis.ResponseError as exc:
+            if "loading" in str(exc).lower():
+                raise StateUnavailable("the state store is loading") from exc
+            raise
+
+    def connection_lost(self) -> None:
+        """Drop the graph server connection so the next call reconnects (and restarts an embedded
+        server that died)."""
+        store = self._store
+        if store is not None and not self.settings.redis_url:
+            try:
+                store.close()
+            except Exception:  # noqa: BLE001 - a broken connection may fail to close
+                log.debug("closing the store failed", exc_info=True)
+
+    # -- dialogue engine ----------------------------------------------------------------------------
+    @property
+    def engine_loaded(self) -> bool:
+        return self._engine is not None
+
+    @property
+    def engine_error(self) -> str | None:
+        return self._engine_error
+
+    def engine(self) -> Any:
+        if self._engine is not None:
+            return self._engine
+        with self._engine_lock:
+            if self._engine is not None:
+                return self._engine
+            # Do not hammer a failing load on every request: retry at most every 10 s.
+            if self._engine_error and time.monotonic() - self._engine_failed_at < 10:
+                raise ModelNotReady("the dialogue engine is not ready", details={"reason": "load_failed"})
+            try:
+                self._engine = self._build_engine()
+                self._engine_error = None
+            except Retryable:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any load failure is "not ready", never a 500
+                self._engine_error = f"{type(exc).__name__}: {getattr(exc, 'message', str(exc))}"[:500]
+                self._engine_failed_at = time.monotonic()
+                log.error("the dialogue engine could not be built", extra={"error": type(exc).__name__},
+                          exc_info=True)
+                raise ModelNotReady("the dialogue engine is not ready", details={"reason": "load_failed"}) from exc
+            return self._engine
+
+    def _build_engine(self) -> Any:
+        if self._engine_factory is not None:
+            return self._engine_factory(self.settings, self.store)
+        from qa.engine import build_engine
+
+        self.ensure_schema()
+        understander = None
+        try:
+            from nlu.understand import Understander
+        except ImportError:  # the engine's own bootstrap reports what is missing
+            Understander = None  # noqa: N806
+        if Understander is not None:
+            understander = Understander.load(self.settings)
+        engine = build_engine(self.settings, store=self.store, understander=understander)
+        # Load the understanding model now (not on the first question), so readiness means ready.
+        understander = getattr(engine, "understander", None)
+        if understander is not None and hasattr(understander, "understand"):
+            understander.understand("hello")
+        return engine
+
+    def warm_async(self) -> None:
+        """Start building the engine on a background thread (once); readiness turns green after."""
+        with self._engine_lock:
+            if self._engine is not None or getattr(self, "_warming", False):
+                return
+            self._warming = True
+        threading.Thread(target=self.warm, name="kgqa-warm", daemon=True).start()
+
+    def warm(self) -> None:
+        """Build the engine now (gunicorn's post_worker_init); errors are logged, not raised."""
+        try:
+            self.engine()
+        except KGQAError:
+            pass
+        finally:
+            self._warming = False
+
+    def close(self) -> None:
+        if self._store is not None:
+            try:
+                self._store.close()
+            except Exception:  # noqa: BLE001
+                pass

@@ -1,0 +1,255 @@
+"""API benchmark: simulated shoppers holding multi-turn conversations against gunicorn.
+
+    .venv/bin/python bench/bench_api.py [--levels 1,8,32] [--seconds 20] [--workers 2]
+
+Starts everything locally and privately: an embedded FalkorDB in a temporary directory, the sample
+store (small) loaded through the importer, and gunicorn with gunicorn.conf.py on a free loopback
+port with the template verbalizer (LLM_BACKEND=none). Then, per concurrency level, that many
+shoppers (threads, each with its own keep-alive connection) run conversations: greeting, a price
+question, follow-ups that lean on the conversation ("is it in stock?", "what about the warranty?"),
+and for signed-in shoppers an order question. Each level is bounded in time and in requests.
+
+Prints, per level: turns, throughput (turns/s), latency p50/p95/p99, errors by status, and the
+resident memory of the gunicorn processes sampled every second (start, peak, end). Figures only:
+nothing here asserts a target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+MAX_TURNS_PER_LEVEL = 20_000
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    k = min(len(s) - 1, max(0, round(q / 100 * (len(s) - 1))))
+    return s[k]
+
+
+def _rss_mb(pid: int) -> float:
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc, *proc.children(recursive=True)]
+        return sum(p.memory_info().rss for p in procs if "redis-server" not in p.name()) / 2**20
+    except psutil.Error:
+        return float("nan")
+
+
+def _conversations(products: list[dict], orders: dict[str, list[str]]) -> list[tuple[str | None, list[str]]]:
+    """(customer or None, messages) scripts; products and orders come from the loaded store."""
+    scripts = []
+    for p in products:
+        name = p["name"].split(",")[0]
+        scripts.append((None, ["hello", f"how much is the {name}?", "is it in stock?",
+                               "what about the warranty?", "thanks, bye"]))
+        scripts.append((None, [f"tell me about the {name}", "can I return it?", "what delivery options are there?"]))
+    for customer, ids in orders.items():
+        scripts.append((customer, ["hi", f"where is my order {ids[0]}?", "what is in it?", "thanks"]))
+    return scripts
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--levels", default="1,8,32", help="Concurrent shoppers per run, comma-separated.")
+    ap.add_argument("--seconds", type=float, default=20.0, help="Duration of each level.")
+    ap.add_argument("--workers", type=int, default=2, help="gunicorn workers.")
+    ap.add_argument("--threads", type=int, default=4, help="Threads per worker.")
+    ap.add_argument("--products", type=int, default=200, help="Sample store size.")
+    ap.add_argument("--ready-timeout", type=float, default=600.0, help="Seconds to wait for the models to load.")
+    ap.add_argument("--json-out", type=Path, default=None, help="Also write the figures as JSON.")
+    args = ap.parse_args()
+    levels = [int(x) for x in args.levels.split(",") if x.strip()]
+
+    import requests
+
+    from api.serve import gunicorn_command
+    from common.settings import REPO_ROOT, Settings
+    from import_scripts.sample_store import generate
+    from kg.backends.embedded import EmbeddedFalkorDB, free_port
+    from kg.loader import import_path
+    from kg.schema import ensure_schema
+    from kg.store import open_store
+    from tests.api_support import token
+
+    tmp = Path(tempfile.mkdtemp(prefix="kgqa-bench-api-"))
+    secret = "bench-customer-token-secret-0123456789abcdef"
+    key = "bench-dev-key-0123456789abcdef"
+    env_settings = {
+        "GRAPH_URL": "falkordb://embedded", "GRAPH_NAME": "bench", "DATA_DIR": str(tmp / "graph"),
+        "DEV_API_KEY": key, "CUSTOMER_TOKEN_SECRET": secret, "LLM_BACKEND": "none",
+        "API_RATE_LIMIT_PER_MINUTE": "0", "API_PRELOAD_ENGINE": "true", "API_WORKERS": str(args.workers),
+        "API_THREADS": str(args.threads), "LOG_LEVEL": "WARNING",
+    }
+    settings = Settings(_env_file=None, graph_url="falkordb://embedded", graph_name="bench", data_dir=tmp / "graph")
+    server = EmbeddedFalkorDB(tmp / "graph")
+    proc = None
+    try:
+        print(f"[bench] sample store ({args.products} products) and graph in {tmp}", flush=True)
+        generate(tmp / "sample", products=args.products, customers=50, orders=300, today=dt.date.today())
+        store = open_store(settings)
+        ensure_schema(store)
+        import_path(store, tmp / "sample", settings=settings, progress=False)
+        products = store.run(_q("bench.products", "MATCH (p:Product) RETURN p.name AS name ORDER BY p.sku LIMIT 40"))
+        rows = store.run(_q("bench.orders", "MATCH (c:Customer)-[:PLACED]->(o:Order) RETURN c.customer_id AS c, "
+                                            "o.order_id AS o ORDER BY o LIMIT 200"))
+        orders: dict[str, list[str]] = {}
+        for r in rows:
+            orders.setdefault(r["c"], []).append(r["o"])
+        store.close()
+
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        env = {**os.environ, **env_settings}
+        proc = __import__("subprocess").Popen(gunicorn_command("127.0.0.1", port, args.workers), env=env,
+                                              cwd=str(REPO_ROOT), start_new_session=True)
+        started = time.monotonic()
+        ready: set[str] = set()  # every worker has loaded its models
+        while True:
+            try:
+                r = requests.get(url + "/readyz", timeout=5, headers={"Connection": "close"})
+                if r.status_code == 200:
+                    ready.add(r.headers.get("X-Instance", ""))
+                    if len(ready) >= args.workers:
+                        break
+                    continue
+                if r.json()["checks"]["models"].get("error"):
+                    raise SystemExit("[bench] the models failed to load (is the understanding model trained?)")
+            except requests.RequestException:
+                pass
+            if time.monotonic() - started > args.ready_timeout:
+                raise SystemExit("[bench] gunicorn did not become ready")
+            time.sleep(1)
+        print(f"[bench] gunicorn ready in {time.monotonic() - started:.1f}s ({args.workers} workers x "
+              f"{args.threads} threads); RSS {_rss_mb(proc.pid):.0f} MB", flush=True)
+
+        scripts = _conversations(products, orders)
+        results = []
+        for level in levels:
+            results.append(_run_level(url, key, secret, token, scripts, level, args.seconds, proc.pid))
+        _print(results)
+        if args.json_out:
+            args.json_out.write_text(json.dumps(results, indent=2))
+    finally:
+        if proc is not None and proc.poll() is None:
+            import signal
+
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+        server.stop()
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _q(name: str, cypher: str):
+    from kg.queries import Query
+
+    return Query(name, cypher)
+
+
+def _run_level(url, key, secret, token, scripts, level, seconds, pid) -> dict:
+    import requests
+
+    latencies: list[float] = []
+    statuses: Counter[str] = Counter()
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+    rss: list[tuple[float, float]] = []
+    stop = threading.Event()
+    count = [0]
+
+    def sampler() -> None:
+        t0 = time.monotonic()
+        while not stop.is_set():
+            rss.append((round(time.monotonic() - t0, 1), round(_rss_mb(pid), 1)))
+            stop.wait(1.0)
+
+    def shopper(n: int) -> None:
+        rng = random.Random(n)
+        session = requests.Session()
+        while time.monotonic() < deadline:
+            customer, messages = rng.choice(scripts)
+            headers = {"Authorization": f"Bearer {key}"}
+            if customer:
+                headers["X-Customer-Token"] = token(customer, secret=secret)
+            sid = None
+            for message in messages:
+                if time.monotonic() >= deadline or count[0] >= MAX_TURNS_PER_LEVEL:
+                    return
+                body = {"message": message, **({"session_id": sid} if sid else {})}
+                t = time.perf_counter()
+                try:
+                    r = session.post(url + "/api/v1/chat", json=body, headers=headers, timeout=60)
+                    status = str(r.status_code)
+                    if r.status_code == 200:
+                        sid = r.json()["session_id"]
+                except requests.RequestException as exc:
+                    status = type(exc).__name__
+                elapsed = time.perf_counter() - t
+                with lock:
+                    count[0] += 1
+                    statuses[status] += 1
+                    if status == "200":
+                        latencies.append(elapsed)
+                if status != "200":
+                    break
+
+    sampler_thread = threading.Thread(target=sampler, daemon=True)
+    sampler_thread.start()
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=shopper, args=(i,)) for i in range(level)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.monotonic() - t0
+    stop.set()
+    sampler_thread.join()
+    ok = statuses.get("200", 0)
+    return {
+        "shoppers": level, "seconds": round(wall, 1), "turns": sum(statuses.values()), "ok": ok,
+        "throughput_per_s": round(ok / wall, 2) if wall else 0.0,
+        "p50_ms": round(_percentile(latencies, 50) * 1000, 1), "p95_ms": round(_percentile(latencies, 95) * 1000, 1),
+        "p99_ms": round(_percentile(latencies, 99) * 1000, 1),
+        "mean_ms": round(statistics.fmean(latencies) * 1000, 1) if latencies else None,
+        "errors": {k: v for k, v in statuses.items() if k != "200"},
+        "rss_mb": {"start": rss[0][1] if rss else None, "peak": max((r for _, r in rss), default=None),
+                   "end": rss[-1][1] if rss else None, "series": rss},
+    }
+
+
+def _print(results: list[dict]) -> None:
+    print()
+    print(f"{'shoppers':>8} {'turns':>7} {'turns/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
+          f"{'errors':>14} {'RSS MB start/peak/end':>24}")
+    for r in results:
+        errs = ",".join(f"{k}:{v}" for k, v in r["errors"].items()) or "0"
+        m = r["rss_mb"]
+        print(f"{r['shoppers']:>8} {r['turns']:>7} {r['throughput_per_s']:>8} {r['p50_ms']:>8} {r['p95_ms']:>8} "
+              f"{r['p99_ms']:>8} {errs:>14} {m['start']!s:>8}/{m['peak']!s}/{m['end']!s}")
+    print()
+    for r in results:
+        series = " ".join(f"{t:.0f}s:{mb:.0f}" for t, mb in r["rss_mb"]["series"][:: max(1, len(r['rss_mb']['series']) // 10)])
+        print(f"RSS over time at {r['shoppers']} shoppers (MB): {series}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""The chat page end to end in headless Chromium (Debian's package, driven by playwright): it
+loads, signs in as a sample customer in development mode, holds a streamed conversation with the
+understanding panel and feedback buttons, and shows answers as text, never as HTML."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+import tests.api_support as support
+from tests.api_support import Api, build_api, drop_api, free_port, load_sample, needs_engine
+
+sample_store_dir = support.sample_store_dir
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(shutil.which("chromium") is None,
+                                reason="needs Debian's chromium (scripts/setup-env.sh installs it)")
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is a test requirement")
+
+
+class _Server:
+    def __init__(self, app) -> None:
+        from werkzeug.serving import make_server
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._srv = make_server("127.0.0.1", self.port, app, threaded=True)
+        self._thread = threading.Thread(target=self._srv.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._srv.shutdown()
+        self._thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def site(falkordb_server, sample_store_dir) -> Iterator[tuple[Api, _Server]]:
+    a = build_api(falkordb_server.data_dir)
+    load_sample(a, sample_store_dir)
+    srv = _Server(a.app)
+    yield a, srv
+    srv.stop()
+    drop_api(a)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context()
+    pg = ctx.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.errors = errors  # type: ignore[attr-defined]
+    yield pg
+    ctx.close()
+
+
+def test_page_loads_and_signs_in_as_a_sample_customer(site, page):
+    a, srv = site
+    page.goto(srv.url + "/")
+    page.wait_for_selector("body[data-ready='true']")
+    assert page.text_content("[data-testid=who]") == "Not signed in"
+    options = page.eval_on_selector_all("[data-testid=customer] option", "els => els.map(e => e.value)")
+    assert options and options[0].startswith("C")
+    page.select_option("[data-testid=customer]", options[1])
+    page.click("[data-testid=sign-in]")
+    page.wait_for_selector(f"[data-testid=who]:has-text('Signed in as {options[1]}')")
+    assert page.is_visible("[data-testid=sign-out]")
+    page.click("[data-testid=sign-out]")
+    assert page.text_content("[data-testid=who]") == "Not signed in"
+    assert page.errors == []
+
+
+def test_page_without_dev_mode_asks_for_a_key(falkordb_server, browser):
+    a = build_api(falkordb_server.data_dir, api_dev_mode=False)
+    srv = _Server(a.app)
+    try:
+        ctx = browser.new_context()
+        pg = ctx.new_page()
+        pg.goto(srv.url + "/chat")
+        pg.wait_for_selector("body[data-ready='true']")
+        assert pg.is_visible("#api-key") and not pg.is_visible("[data-testid=sign-in]")
+        ctx.close()
+    finally:
+        srv.stop()
+        drop_api(a)
+
+
+@needs_engine
+def test_a_streamed_conversation_with_panel_and_feedback(site, page):
+    a, srv = site
+    a.services.engine()
+    page.goto(srv.url + "/")
+    page.wait_for_selector("body[data-ready='true']")
+    page.fill("[data-testid=message]", "what payment methods do you accept?")
+    page.click("[data-testid=send]")
+    page.wait_for_selector("[data-testid=bot][data-turn='1']", timeout=60_000)
+    answer = page.text_content("[data-testid=bot] .text")
+    assert answer and len(answer) > 5
+    assert page.text_content("[data-testid=p-intent]") not in ("", "-")
+    assert page.text_content("[data-testid=p-query]")
+    page.click("[data-testid=thumbs-up]")
+    page.wait_for_selector("[data-testid=thumbs-up][aria-pressed='true']")
+    keys = list(a.store.redis.scan_iter(match=f"kgqa:{a.settings.graph_name}:feedback:*"))
+    assert keys and a.store.redis.hget(keys[0], "1")
+    assert page.errors == []
+
+
+@needs_engine
+def test_answers_are_inserted_as_text_never_html(site, page):
+    a, srv = site
+    a.services.engine()
+    name = 'Zap Lamp <img src=x onerror="window.__pwned=1"> <b>bold</b>'
+    assert a.client.put("/api/v1/catalog/products/XSS-1", headers=a.h(),
+                        json={"name": name, "price": 12, "brand": "Zap", "stock": 3}).status_code in (200, 201)
+    page.goto(srv.url + "/")
+    page.wait_for_selector("body[data-ready='true']")
+    page.fill("[data-testid=message]", "how much is the Zap Lamp?")
+    page.click("[data-testid=send]")
+    page.wait_for_selector("[data-testid=bot][data-turn='1']", timeout=60_000)
+    assert page.eval_on_selector_all("[data-testid=log] img, [data-testid=log] b, #panel img", "els => els.length") == 0
+    assert page.evaluate("window.__pwned") is None
+    text = page.text_content("[data-testid=log]") + page.text_content("[data-testid=p-facts]")
+    assert "<img" in text or "Zap Lamp" in text
