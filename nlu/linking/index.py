@@ -1,0 +1,629 @@
+"""The in-memory linking index: product *lines* (a model sold in several variants), brands,
+categories and attribute values, each with exact keys, token postings for fuzzy recall and (for
+lines and categories) sentence embeddings.
+
+Why lines: "the Aurora X2" names a model line, not a product; its variants differ only in the
+attributes (colour, size, storage). Lines are scored against a mention, then the variant words of
+the mention pick products inside the line; with none, every variant ties and the mention is
+ambiguous. Embedding one row per line instead of per product also cuts the matrix about threefold.
+
+Updates are copy-on-write: `LineIndex.apply(changes)` returns a new index and leaves the old one
+untouched, so readers never lock and a refresh swaps one reference. Only the lines that changed
+are rebuilt; a full build is the same call on an empty index with every product as a change.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+from rapidfuzz import fuzz, process
+
+from nlu.linking import text as T
+
+# Attribute keys whose values name a model or another product, not a variant of this one.
+MODEL_KEYS = frozenset({"model_line", "model", "model_name", "line", "series"})
+NOT_VALUE_KEYS = MODEL_KEYS | {"compatible_with", "compatibility", "name", "sku", "description", "title", "fits"}
+_FALSY = {"true", "false", "yes", "no", "none", "null", "n/a", ""}
+
+
+# -- products ----------------------------------------------------------------------------------
+def parse_attributes(raw: Any) -> tuple[tuple[str, str], ...]:
+    """Attributes as stored (a JSON object as a string), as a mapping, or as `key=value;key=value`."""
+    if raw is None or raw == "":
+        return ()
+    obj: Any = raw
+    if isinstance(raw, str):
+        text = raw.strip()
+        if text.startswith("{"):
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError:
+                return ()
+        else:
+            obj = dict(part.split("=", 1) for part in text.split(";") if "=" in part)
+    if not isinstance(obj, Mapping):
+        return ()
+    out = []
+    for k, v in obj.items():
+        if isinstance(v, bool) or v is None or isinstance(v, Mapping | list | tuple):
+            continue
+        value = str(v).strip()
+        if value and len(value) <= 60:
+            out.append((str(k).strip(), value))
+    return tuple(out)
+
+
+def is_attribute_value(key: str, value: str) -> bool:
+    """A value a shopper would type as a variant or filter ("Black", "128 GB", "US 9")."""
+    v = value.strip()
+    return (key.strip().lower() not in NOT_VALUE_KEYS and any(ch.isalpha() for ch in v)
+            and v.lower() not in _FALSY and len(v) <= 25 and len(v.split()) <= 4)
+
+
+@dataclass(frozen=True)
+class ProductRecord:
+    sku: str
+    name: str
+    brand: str | None = None
+    category: str | None = None
+    status: str | None = None
+    attributes: tuple[tuple[str, str], ...] = ()
+    h: str = ""  # content fingerprint from the graph; a change means re-index
+    updated_at: str | None = None  # the loader's stamp (ISO 8601, UTC)
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ProductRecord:
+        return cls(sku=str(row["sku"]), name=str(row.get("name") or row["sku"]),
+                   brand=(str(row["brand"]) if row.get("brand") else None),
+                   category=(str(row["category"]) if row.get("category") else None),
+                   status=(str(row["status"]) if row.get("status") else None),
+                   attributes=parse_attributes(row.get("attributes")), h=str(row.get("h") or ""),
+                   updated_at=(str(row["updated_at"]) if row.get("updated_at") else None))
+
+    @cached_property
+    def model_line(self) -> str | None:
+        for k, v in self.attributes:
+            if k.lower() in MODEL_KEYS and v.strip():
+                return v.strip()
+        return None
+
+    @cached_property
+    def values(self) -> tuple[str, ...]:
+        return tuple(v for k, v in self.attributes if is_attribute_value(k, v))
+
+    def without_brand(self, text: str) -> str:
+        """`text` without a leading brand name ("Nordic Audio Aurora X2" -> "Aurora X2")."""
+        if self.brand and T.fold(text).startswith(T.fold(self.brand) + " ") and len(text) > len(self.brand):
+            return text[len(self.brand):].strip()
+        return text
+
+    @cached_property
+    def base_name(self) -> str:
+        """The name without trailing variant parts (", Black", ", 16 GB RAM", " (US 9)")."""
+        values = [T.key(v) for v in self.values]
+        values = [v for v in values if v]
+        out = self.name.strip()
+        while True:
+            m = (re.match(r"^(.*\S)\s*(?:,|\s-\s|\s–\s|\|)\s*([^,|]+)$", out)
+                 or re.match(r"^(.*\S)\s*\(([^()]*)\)$", out))
+            if not m:
+                return out
+            tail = T.key(m.group(2))
+            if not tail or not any(v in tail or tail in v for v in values):
+                return out
+            out = m.group(1).strip()
+
+    @cached_property
+    def line_name(self) -> str:
+        return self.model_line or self.without_brand(self.base_name)
+
+    @cached_property
+    def line_key(self) -> tuple[str, str]:
+        return (T.key(self.brand or ""), T.key(self.line_name))
+
+
+# -- fuzzy token matching ------------------------------------------------------------------------
+def fuzzy_cutoff(token: str) -> float | None:
+    """Ratio cutoff for typo matching of a token, or None when only an exact match counts (short
+    words, and anything with digits: "x2" is not "x3", "wh1000xm5" is not "wh1000xm4")."""
+    if not token.isalpha() or len(token) < 4:
+        return None
+    return 75.0 if len(token) == 5 else 80.0  # four letters: a dropped or swapped letter, not another word
+
+
+def token_sims(qtoks: Iterable[str], vocab: Container[str], vocab_list: Sequence[str],
+               limit: int = 4) -> dict[str, dict[str, float]]:
+    """For each query token, the vocabulary tokens it may stand for, with a similarity in (0, 1]."""
+    out: dict[str, dict[str, float]] = {}
+    for q in qtoks:
+        if q in out:
+            continue
+        sims: dict[str, float] = {}
+        if q in vocab:
+            sims[q] = 1.0
+        cut = fuzzy_cutoff(q)
+        if cut is not None and vocab_list:
+            for v, s, _ in process.extract(q, vocab_list, scorer=fuzz.ratio, score_cutoff=cut, limit=limit):
+                if v != q:
+                    sims[v] = max(sims.get(v, 0.0), s / 100.0)
+        out[q] = sims
+    return out
+
+
+def merge_split_tokens(qtoks: list[str], vocab: Container[str]) -> list[str]:
+    """Glue tokens a shopper split that the catalog writes as one ("na 700x" -> "na700x", "usb c")."""
+    out: list[str] = []
+    i = 0
+    while i < len(qtoks):
+        for n in (3, 2):
+            if i + n <= len(qtoks):
+                parts = qtoks[i:i + n]
+                glued = "".join(parts)
+                if glued in vocab and any(len(p) <= 2 or any(ch.isdigit() for ch in p) for p in parts):
+                    out.append(glued)
+                    i += n
+                    break
+        else:
+            out.append(qtoks[i])
+            i += 1
+    return out
+
+
+def soft_score(qtoks: Sequence[str], alias: Sequence[str], sims: Mapping[str, Mapping[str, float]],
+               idf: Any, beta: float = 1.5) -> float:
+    """Soft TF-IDF F-score of a mention against one alias: how much of the mention the alias covers
+    (recall, weighted by beta) and how much of the alias the mention names (precision), with
+    typo-tolerant token matches and rare words weighing more."""
+    if not qtoks or not alias:
+        return 0.0
+    rec_num = rec_den = 0.0
+    best_for_alias = dict.fromkeys(alias, 0.0)
+    for q in qtoks:
+        qs = sims.get(q, {})
+        best = 0.0
+        best_tok = None
+        for a in alias:
+            s = 1.0 if a == q else qs.get(a, 0.0)
+            if s > best:
+                best, best_tok = s, a
+        w = idf(best_tok) if best_tok is not None else idf(q)
+        rec_num += w * best
+        rec_den += w
+        if best_tok is not None and best > best_for_alias[best_tok]:
+            best_for_alias[best_tok] = best
+    pre_num = pre_den = 0.0
+    for a, s in best_for_alias.items():
+        w = idf(a)
+        pre_num += w * s
+        pre_den += w
+    r = rec_num / rec_den if rec_den else 0.0
+    p = pre_num / pre_den if pre_den else 0.0
+    if r <= 0 or p <= 0:
+        return 0.0
+    b2 = beta * beta
+    return (1 + b2) * p * r / (b2 * p + r)
+
+
+def compact_ratio(qtoks: Sequence[str], alias: Sequence[str]) -> float:
+    """Similarity of the glued forms, for words run together or split ("aurorax2", "auroax2"): only
+    near-identical strings count, and the distance is doubled (0.95 -> 0.9, below 0.85 -> 0) so
+    that two names sharing their kind words ("... smartphone") do not come out close."""
+    a, b = "".join(qtoks), "".join(alias)
+    if a == b:
+        return 1.0
+    if len(a) < 4 or len(b) < 4 or _DIGITS.findall(a) != _DIGITS.findall(b):
+        return 0.0  # "nova6" is not "nova5", whatever the letters say
+    r = fuzz.ratio(a, b) / 100.0
+    return 1.0 - 2.0 * (1.0 - r) if r >= 0.85 else 0.0
+
+
+_DIGITS = re.compile(r"\d+")
+
+
+# -- lines ---------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class Line:
+    """One model line: its aliases and keys, and its products as tuples aligned with `skus` (a
+    line keeps what linking needs; the index keeps no product records)."""
+
+    lid: int
+    key: tuple[str, str]
+    brand: str | None
+    name: str  # the model line as written ("Aurora X2")
+    title: str  # brand + name without variant, the embedding text ("Nordic Audio Aurora X2 Wireless Headphones")
+    skus: tuple[str, ...]
+    names: tuple[str, ...]  # product names
+    active: tuple[bool, ...]
+    variants: tuple[tuple[tuple[str, tuple[str, ...]], ...], ...]  # (key, value tokens) of the varying keys
+    common: tuple[tuple[str, tuple[str, ...]], ...]  # (key, value tokens) every product of the line shares
+    values: tuple[str, ...]  # every attribute value of the line's products, for the value vocabulary
+    aliases: tuple[tuple[str, ...], ...]  # content-token tuples, for fuzzy scoring
+    # An accessory's own kind without the device it fits ("65W USB-C Power Adapter" of "... for Aspect X1"):
+    # it names every such accessory alike, so it scores below the full name and leaves them tied.
+    generic: tuple[tuple[str, ...], ...]
+    name_tokens: frozenset[str]  # brand and model-line tokens (never read as variant words)
+    exact: tuple[tuple[str, tuple[str, ...]], ...]  # key -> skus it names
+    compact: tuple[tuple[str, tuple[str, ...]], ...]
+    tokens: frozenset[str]
+
+    def _at(self, sku: str) -> int:
+        return self.skus.index(sku)
+
+    def name_of(self, sku: str) -> str:
+        return self.names[self._at(sku)]
+
+    def is_active(self, sku: str) -> bool:
+        return self.active[self._at(sku)]
+
+    def variants_of(self, sku: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        return self.variants[self._at(sku)] if sku in self.skus else ()
+
+
+def _category_noun(category: str | None) -> str:
+    return category or ""
+
+
+def make_line(lid: int, records: Sequence[ProductRecord]) -> Line:
+    recs = sorted(records, key=lambda r: r.sku)
+    first = recs[0]
+    brand = first.brand
+    line_name = first.line_name
+    bases = list(dict.fromkeys(r.base_name for r in recs))
+    base = Counter(r.base_name for r in recs).most_common(1)[0][0]
+    title = base if not brand or T.key(base).startswith(T.key(brand)) else f"{brand} {base}"
+    if first.category and not set(T.content_tokens(first.category)) <= set(T.content_tokens(title)):
+        title = f"{title} ({first.category})"
+    skus = tuple(r.sku for r in recs)
+    all_skus = frozenset(skus)
+
+    line_aliases = [line_name, *bases, *(first.without_brand(b) for b in bases)]
+    if brand:
+        line_aliases.append(f"{brand} {line_name}")
+    if first.category:
+        line_aliases.append(f"{line_name} {_category_noun(first.category)}")
+    own = re.split(r"\s+for\s+", line_name, maxsplit=1, flags=re.I)[0]
+    line_aliases.extend(t for t in own.split() if T.is_model_number(T.compact(t)))
+
+    exact: dict[str, set[str]] = {}
+    compact: dict[str, set[str]] = {}
+
+    def add(alias: str, targets: Iterable[str]) -> None:
+        k, c = T.key(alias), T.compact(alias)
+        if k:
+            exact.setdefault(k, set()).update(targets)
+        if len(c) >= 3:
+            compact.setdefault(c, set()).update(targets)
+
+    for a in line_aliases:
+        add(a, skus)
+    for r in recs:  # a product's full name (exact only: nobody types it glued) and its sku
+        k = T.key(r.name)
+        if k:
+            exact.setdefault(k, set()).add(r.sku)
+        add(r.sku, (r.sku,))
+
+    alias_toks = tuple(dict.fromkeys(t for t in (tuple(T.content_tokens(a)) for a in line_aliases) if t))
+    generic: tuple[tuple[str, ...], ...] = ()
+    if own != line_name:
+        generic = tuple(dict.fromkeys(t for t in (tuple(T.content_tokens(a)) for a in (own, f"{brand or ''} {own}"))
+                                      if t))
+    tokens = frozenset(t for a in alias_toks + generic for t in a)
+    name_tokens = frozenset(T.content_tokens(f"{brand or ''} {line_name}"))
+
+    # Variant keys: those whose value differs between the line's products.
+    keys = {k for r in recs for k, _ in r.attributes if k.lower() not in NOT_VALUE_KEYS}
+    per = [dict(r.attributes) for r in recs]
+    varying = sorted(k for k in keys if len({d.get(k, "") for d in per}) > 1)
+    variants = tuple(
+        tuple((k, t) for k, t in ((k, tuple(T.content_tokens(d[k]))) for k in varying if d.get(k)) if t)
+        for d in per
+    )
+    shared = sorted(k for k in keys if k not in varying and k.lower() not in MODEL_KEYS and
+                    is_attribute_value(k, per[0].get(k, "")))
+    common = tuple((k, t) for k, t in ((k, tuple(T.content_tokens(per[0][k]))) for k in shared) if t)
+    return Line(
+        lid=lid, key=first.line_key, brand=brand, name=line_name, title=title, skus=skus,
+        names=tuple(r.name for r in recs), active=tuple((r.status or "active") != "discontinued" for r in recs),
+        variants=variants, common=common, values=tuple(dict.fromkeys(v for r in recs for v in r.values)),
+        aliases=alias_toks, generic=generic, name_tokens=name_tokens,
+        exact=tuple((k, tuple(sorted(v & all_skus))) for k, v in exact.items()),
+        compact=tuple((k, tuple(sorted(v & all_skus))) for k, v in compact.items()),
+        tokens=tokens,
+    )
+
+
+# -- embeddings ----------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class EmbeddingTable:
+    """One unit vector per text; rows are appended for new texts and never rewritten, so an old
+    snapshot keeps working while a new one grows (`compacted` drops rows no longer used)."""
+
+    texts: tuple[str, ...] = ()
+    matrix: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
+    row_of: Mapping[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def with_texts(self, texts: Sequence[str], encode: Any, dtype: str) -> EmbeddingTable:
+        new = [t for t in dict.fromkeys(texts) if t not in self.row_of]
+        if not new:
+            return self
+        vecs = encode(new).astype(dtype)
+        matrix = vecs if self.matrix.size == 0 else np.concatenate([self.matrix, vecs])
+        row_of = dict(self.row_of)
+        row_of.update((t, len(self.texts) + i) for i, t in enumerate(new))
+        return EmbeddingTable(self.texts + tuple(new), matrix, row_of)
+
+    def compacted(self, live: Iterable[str]) -> EmbeddingTable:
+        keep = [t for t in dict.fromkeys(live) if t in self.row_of]
+        if len(keep) == len(self.texts):
+            return self
+        rows = np.array([self.row_of[t] for t in keep], dtype=np.int64)
+        matrix = self.matrix[rows] if len(rows) else self.matrix[:0]
+        return EmbeddingTable(tuple(keep), matrix, {t: i for i, t in enumerate(keep)})
+
+    def search(self, vec: np.ndarray, k: int, chunk: int = 16384) -> list[tuple[str, float]]:
+        n = len(self.texts)
+        if n == 0:
+            return []
+        v = vec.astype(np.float32)
+        if self.matrix.dtype == np.float32:
+            scores = self.matrix @ v
+        else:  # float16 storage: convert a block at a time (numpy has no fast half-precision matmul)
+            scores = np.empty(n, dtype=np.float32)
+            for i in range(0, n, chunk):
+                scores[i:i + chunk] = self.matrix[i:i + chunk].astype(np.float32) @ v
+        k = min(k, n)
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top])]
+        return [(self.texts[i], float(scores[i])) for i in top]
+
+
+# -- the product-line index ------------------------------------------------------------------------
+def _idf(df: int, n: int) -> float:
+    return math.log(1.0 + (n + 1) / (df + 0.5))
+
+
+@dataclass(frozen=True, eq=False)
+class LineIndex:
+    fingerprints: Mapping[str, str] = field(default_factory=dict)  # sku -> content fingerprint
+    lines: Mapping[int, Line] = field(default_factory=dict)
+    line_of: Mapping[str, int] = field(default_factory=dict)  # sku -> lid
+    by_key: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    # Keys map to tuples (a 1-tuple is a fifth of a 1-frozenset: most keys name one line or product).
+    exact: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    compact: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    postings: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    vocab_list: tuple[str, ...] = ()
+    values: Mapping[tuple[str, ...], str] = field(default_factory=dict)  # value tokens -> display value
+    value_counts: Mapping[tuple[str, ...], int] = field(default_factory=dict)  # in how many lines
+    by_title: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    next_lid: int = 0
+    _idf_cache: dict[str | None, float] = field(default_factory=dict, repr=False)
+
+    def idf(self, token: str | None) -> float:
+        """Inverse line frequency; a word no line has weighs most. Cached per index (immutable)."""
+        w = self._idf_cache.get(token)
+        if w is None:
+            w = _idf(len(self.postings.get(token, ())) if token is not None else 0, len(self.lines))
+            self._idf_cache[token] = w
+        return w
+
+    def apply(self, changes: Mapping[str, ProductRecord | None],
+              fetch: Callable[[Sequence[str]], Iterable[ProductRecord]] | None = None) -> LineIndex:
+        """A new index with `changes` applied (sku -> new record, or None for a deleted product).
+
+        Every line a change touches is rebuilt from all its products; `fetch` reads the records of
+        its unchanged products (the index keeps none), so an update costs the touched lines only."""
+        if not changes:
+            return self
+        fps = dict(self.fingerprints)
+        lines = dict(self.lines)
+        line_of = dict(self.line_of)
+        by_key = dict(self.by_key)
+        exact = _CowMap(self.exact)
+        compact = _CowMap(self.compact)
+        postings = _CowMap(self.postings)
+        by_title = _CowMap(self.by_title)
+        values = dict(self.values)
+        value_counts = dict(self.value_counts)
+        next_lid = self.next_lid
+
+        records: dict[str, ProductRecord] = {s: r for s, r in changes.items() if r is not None}
+        touched: dict[tuple[str, str], set[str]] = {}
+        for sku, rec in changes.items():
+            lid = line_of.get(sku)
+            if lid is not None:
+                touched.setdefault(lines[lid].key, set())
+            if rec is not None:
+                touched.setdefault(rec.line_key, set())
+        unchanged = [s for lk in touched if lk in by_key for s in lines[by_key[lk]].skus if s not in changes]
+        if unchanged:
+            if fetch is None:
+                raise ValueError("updating a line needs the records of its other products (fetch)")
+            for r in fetch(unchanged):
+                if r.line_key in touched:  # one that moved meanwhile comes back as a change next time
+                    records.setdefault(r.sku, r)
+        for rec in records.values():
+            touched[rec.line_key].add(rec.sku)
+
+        for lk, members in touched.items():
+            lid = by_key.pop(lk, None)
+            if lid is not None:  # take the old line out
+                line = lines.pop(lid)
+                for k, skus in line.exact:
+                    exact.discard(k, skus)
+                for k, skus in line.compact:
+                    compact.discard(k, skus)
+                for t in line.tokens:
+                    postings.discard(t, (lid,))
+                by_title.discard(line.title, (lid,))
+                _count_values(line.values, values, value_counts, -1)
+                for s in line.skus:
+                    if line_of.get(s) == lid:
+                        del line_of[s]
+                        fps.pop(s, None)
+            if not members:
+                continue
+            lid = next_lid
+            next_lid += 1
+            line = make_line(lid, [records[s] for s in members])
+            lines[lid] = line
+            by_key[lk] = lid
+            for k, skus in line.exact:
+                exact.add(k, skus)
+            for k, skus in line.compact:
+                compact.add(k, skus)
+            for t in line.tokens:
+                postings.add(t, (lid,))
+            by_title.add(line.title, (lid,))
+            _count_values(line.values, values, value_counts, +1)
+            for s in line.skus:
+                line_of[s] = lid
+                fps[s] = records[s].h
+        for sku, rec in changes.items():
+            if rec is None:
+                fps.pop(sku, None)
+
+        post = postings.frozen()
+        vocab_list = self.vocab_list if postings.keys_unchanged() else tuple(post)
+        return LineIndex(fingerprints=fps, lines=lines, line_of=line_of, by_key=by_key, exact=exact.frozen(),
+                         compact=compact.frozen(), postings=post, vocab_list=vocab_list, values=values,
+                         value_counts=value_counts, by_title=by_title.frozen(), next_lid=next_lid)
+
+
+def _count_values(line_values: Iterable[str], values: dict, counts: dict, step: int) -> None:
+    for v in line_values:
+        toks = tuple(T.content_tokens(v))
+        if not toks:
+            continue
+        n = counts.get(toks, 0) + step
+        if n > 0:
+            counts[toks] = n
+            values.setdefault(toks, v)
+        else:
+            counts.pop(toks, None)
+            values.pop(toks, None)
+
+
+class _CowMap:
+    """Copy-on-write map of key -> tuple of members: the first change to a key copies its members
+    into a set; `frozen()` gives back a plain dict of tuples. Keeps a full build linear in the
+    catalog size."""
+
+    def __init__(self, base: Mapping[Any, tuple]) -> None:
+        self._base = base
+        self._out: dict[Any, Any] = dict(base)
+        self._dirty: dict[Any, set] = {}
+        self._added_keys = False
+        self._removed_keys = False
+
+    def _mutable(self, key: Any) -> set:
+        s = self._dirty.get(key)
+        if s is None:
+            s = set(self._out.get(key, ()))
+            self._dirty[key] = s
+        return s
+
+    def add(self, key: Any, items: Iterable[Any]) -> None:
+        if key not in self._out and key not in self._dirty:
+            self._added_keys = True
+        self._mutable(key).update(items)
+
+    def discard(self, key: Any, items: Iterable[Any]) -> None:
+        if key in self._out or key in self._dirty:
+            self._mutable(key).difference_update(items)
+
+    def keys_unchanged(self) -> bool:
+        return not self._added_keys and not any(not s for s in self._dirty.values())
+
+    def frozen(self) -> dict[Any, tuple]:
+        for k, s in self._dirty.items():
+            if s:
+                self._out[k] = tuple(s)
+            else:
+                self._out.pop(k, None)
+        self._dirty = {}
+        return self._out
+
+
+# -- brands and categories -----------------------------------------------------------------------
+_IRREGULAR = {"mice": ("mouse",), "mouse": ("mice",), "knives": ("knife",), "shelves": ("shelf",),
+              "feet": ("foot",), "glasses": ("glass",), "men": ("man",), "women": ("woman",)}
+
+
+@dataclass(frozen=True)
+class NameEntry:
+    node_id: str
+    label: str
+    aliases: tuple[tuple[str, ...], ...]
+    text: str = ""  # embedding text (categories: name and description)
+
+
+@dataclass(frozen=True, eq=False)
+class NameTable:
+    """A small table of names (brands or categories) with the same matching as product lines."""
+
+    entries: tuple[NameEntry, ...] = ()
+    exact: Mapping[str, frozenset[int]] = field(default_factory=dict)
+    compact: Mapping[str, frozenset[int]] = field(default_factory=dict)
+    postings: Mapping[str, frozenset[int]] = field(default_factory=dict)
+    vocab_list: tuple[str, ...] = ()
+
+    @classmethod
+    def build(cls, entries: Sequence[NameEntry]) -> NameTable:
+        exact: dict[str, set[int]] = {}
+        compact: dict[str, set[int]] = {}
+        postings: dict[str, set[int]] = {}
+        for i, e in enumerate(entries):
+            for a in e.aliases:
+                exact.setdefault(" ".join(a), set()).add(i)
+                if len("".join(a)) >= 3:
+                    compact.setdefault("".join(a), set()).add(i)
+                for t in a:
+                    postings.setdefault(t, set()).add(i)
+        return cls(tuple(entries), {k: frozenset(v) for k, v in exact.items()},
+                   {k: frozenset(v) for k, v in compact.items()},
+                   {k: frozenset(v) for k, v in postings.items()}, tuple(postings))
+
+    def idf(self, token: str | None) -> float:
+        if token is None:
+            return _idf(0, len(self.entries))
+        return _idf(len(self.postings.get(token, ())), len(self.entries))
+
+
+def brand_entry(name: str) -> NameEntry:
+    toks = tuple(T.content_tokens(name))
+    aliases = [toks]
+    # "Driftwood & Co", "Meridian Computing": the distinctive first word alone is a common way to say it
+    generic = {"co", "company", "inc", "ltd", "gmbh", "labs", "gear", "works", "studio", "computing", "mobile",
+               "audio", "sound", "optics", "outfitters", "peripherals"}
+    if len(toks) > 1 and toks[-1] in generic and len(toks[0]) >= 4:
+        aliases.append(toks[:-1])
+    return NameEntry(name, "Brand", tuple(dict.fromkeys(a for a in aliases if a)))
+
+
+def category_entry(name: str, description: str | None = None) -> NameEntry:
+    toks = tuple(T.content_tokens(name))
+    aliases: list[tuple[str, ...]] = [toks]
+    parts = [p for p in re.split(r"\s*(?:&|\band\b|,|/)\s*", name) if p.strip()]
+    if len(parts) > 1:  # "Chargers & Cables" -> "chargers", "cables"; "Mice & Keyboards" -> "mouse", ...
+        for p in parts:
+            pt = tuple(T.content_tokens(p))
+            if pt:
+                aliases.append(pt)
+    for a in list(aliases):
+        for i, t in enumerate(a):
+            for alt in _IRREGULAR.get(t, ()):
+                aliases.append(a[:i] + (alt,) + a[i + 1:])
+    text = f"{name}: {description}" if description else name
+    return NameEntry(name, "Category", tuple(dict.fromkeys(a for a in aliases if a)), text)

