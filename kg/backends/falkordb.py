@@ -21,6 +21,8 @@ import orjson
 import redis
 from falkordb import FalkorDB
 from falkordb.helpers import stringify_param_value
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from common.errors import GraphUnavailable, QueryError, QueryTimeout, ReadOnlyViolation
 from common.settings import Settings
@@ -95,6 +97,10 @@ class FalkorDBStore:
                     password=self._password,
                     socket_timeout=30,
                     socket_connect_timeout=2,
+                    # No silent reconnect-and-resend inside redis-py: a resent write may run twice,
+                    # and a Graph object reconnected to a restarted server decodes results with a
+                    # stale property-key cache. Failures surface here and get a fresh client.
+                    retry=Retry(NoBackoff(), 0),
                 )
                 self._graph = self._db.select_graph(self.graph_name)
             return self._graph
@@ -102,17 +108,21 @@ class FalkorDBStore:
     def _drop_connection(self, failed=None) -> None:
         """Forget the client that failed so the next call reconnects (and restarts the embedded
         server if it died). Only the client that failed is forgotten: another thread may already
-        have replaced it. Its pool is not closed here, because other threads may be mid-command
-        on it; they fail over on their own and the pool is collected."""
+        have replaced it. The old pool is disconnected so that threads still holding the old
+        client fail (a closed socket counts as transient) and come back for the new one."""
         with self._lock:
             if failed is not None and self._graph is not failed:
                 return
             db, self._db, self._graph = self._db, None, None
-        if failed is None and db is not None:  # an explicit close()
-            try:
+        if db is None:
+            return
+        try:
+            if failed is None:  # an explicit close()
                 db.connection.close()
-            except Exception:  # noqa: BLE001 - closing a broken connection may fail any way
-                pass
+            else:  # make every thread still holding the old client fail over to the new one
+                db.connection.connection_pool.disconnect()
+        except Exception:  # noqa: BLE001 - closing a broken connection may fail any way
+            pass
 
     @property
     def redis(self) -> redis.Redis:
