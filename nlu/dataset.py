@@ -383,11 +383,13 @@ GENERIC_ATTRIBUTES = (
     "2 TB", "4 GB RAM", "8GB RAM", "16 GB RAM", "13 inch", "15-inch", "27 inch", "4K", "1080p", "OLED",
     "LCD", "leather", "cotton", "wool", "linen", "silk", "denim", "suede", "nylon", "polyester",
     "stainless steel", "aluminium", "aluminum", "oak", "walnut", "bamboo", "glass", "ceramic", "plastic",
-    "carbon", "velvet", "canvas", "marble", "wireless", "bluetooth", "waterproof", "cordless",
-    "left-handed", "slim fit", "regular fit", "wide", "long sleeve", "short sleeve", "500 ml", "1.5 l",
-    "2 litre", "1000W", "20000 mAh", "USB-C", "Wi-Fi", "5G", "refurbished", "vegan leather", "matte",
-    "glossy", "king size", "queen size", "single", "double",
+    "carbon", "velvet", "canvas", "marble", "slim fit", "regular fit", "long sleeve", "short sleeve",
+    "500 ml", "1.5 l", "2 litre", "1000W", "20000 mAh", "vegan leather", "king size", "queen size",
 )
+# Multi-word values ("matte black", "recycled polyester") so that B-/I- is learnt, not one B- a word.
+_ATTRIBUTE_MODIFIERS = ("matte", "dark", "light", "pale", "deep", "bright", "metallic", "natural", "smoked",
+                        "brushed", "recycled", "organic", "engineered", "waxed", "midnight", "forest", "ocean",
+                        "storm", "arctic", "sand")
 _SYL_START = ("b", "br", "c", "cl", "d", "dr", "f", "fl", "g", "gr", "h", "j", "k", "kr", "l", "m", "n",
               "p", "pl", "qu", "r", "s", "st", "sv", "t", "tr", "v", "z", "x", "y")
 _SYL_VOWEL = ("a", "e", "i", "o", "u", "ai", "ea", "io", "y", "ou")
@@ -445,8 +447,10 @@ class Augmentation:
             if ok(b) and b not in brands:
                 brands.append(b)
         categories = tuple(c for c in GENERIC_CATEGORIES if ok(c))
-        attributes = tuple(a for a in GENERIC_ATTRIBUTES if ok(a))
-        colours = [a for a in attributes if not any(ch.isdigit() for ch in a)][:50]
+        base = [a for a in GENERIC_ATTRIBUTES if ok(a)]
+        colours = [a for a in base if not any(ch.isdigit() for ch in a)][:50]
+        compound = {f"{rng.choice(_ATTRIBUTE_MODIFIERS)} {rng.choice(colours[:60])}" for _ in range(120)}
+        attributes = tuple(base) + tuple(sorted(c for c in compound if ok(c)))
         products: list[ProductName] = []
         for i in range(n_products):
             brand = rng.choice(brands)
@@ -478,6 +482,24 @@ _EXPANSIONS: dict[str, tuple[tuple[str, float], ...]] = {
                  ("{category} under {money}", 0.1), ("{category} from {brand}", 0.05)),
     "brand": (("{brand} {category}", 0.1),),
 }
+
+
+# Training-only words after the message, so that a name at the end of a phrasing does not teach the
+# model that every word after a product belongs to it ("... the Tempo 4 pls", "... for gaming").
+_TAILS = (" pls", " please", " thanks", " thx", " asap", " now", " today", " right now", " again", " too",
+          " for my son", " for my wife", " for work", " for gaming", " for running", " for school",
+          " for a friend", " 5 stars", " machine washable", " camera quality", " battery life", " in the uk",
+          " this week", " by friday", " or not", " or what", " lol", " :)", " ??", " !!", " ok", " then",
+          " though", " exactly", " btw", " at all", " anymore", " yet", " here", " online", " with tax",
+          " including shipping")
+
+
+def add_tail(phrasing: str, rng: random.Random) -> str:
+    ends_with_slot = phrasing.rstrip(" ?.!").endswith("}")
+    if rng.random() >= (0.3 if ends_with_slot else 0.06):
+        return phrasing
+    body = phrasing.rstrip(" ?.!")
+    return body + rng.choice(_TAILS) + phrasing[len(body):].strip()
 
 
 def expand_slots(phrasing: str, rng: random.Random) -> str:
@@ -566,7 +588,7 @@ class Filler:
     def fill(self, phrasing: str, intent: str) -> Example:
         rng, noise = self.rng, self.noise
         if self.aug is not None:
-            phrasing = expand_slots(phrasing, rng)
+            phrasing = add_tail(expand_slots(phrasing, rng), rng)
         lower = rng.random() < noise.lower
         drop = rng.random() < noise.drop_punct
         upper = rng.random() < noise.upper
@@ -576,9 +598,13 @@ class Filler:
         cursor = 0
         for m in _SLOT.finditer(phrasing):
             literal = _noisy_literal(phrasing[cursor:m.start()], rng, noise, lower, drop, upper)
+            value, node_id = self._value(m.group(1))
+            if m.group(1) == "order_id" and literal.endswith("#"):
+                # "#{order_id}" in a phrasing: the sign is part of the mention, as in "#10452"
+                literal = literal[:-1]
+                value = value if value.startswith("#") else "#" + value
             parts.append(literal)
             pos += len(literal)
-            value, node_id = self._value(m.group(1))
             if upper:
                 value = value.upper()
             parts.append(value)

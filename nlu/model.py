@@ -202,6 +202,7 @@ def save(model: JointModel, config: NLUConfig, out_dir: str | Path) -> Path:
     model.encoder.peft_config["default"].base_model_name_or_path = config.encoder_name
     tmp_adapter = out / (ADAPTER_DIR + ".tmp")
     model.encoder.save_pretrained(str(tmp_adapter), save_embedding_layers=False)
+    (tmp_adapter / "README.md").unlink(missing_ok=True)  # peft's blank model card
     save_file(model.heads_state(), str(out / (HEADS_FILE + ".tmp")))
     (out / (CONFIG_FILE + ".tmp")).write_text(config.model_dump_json(indent=2), encoding="utf-8")
     adapter = out / ADAPTER_DIR
