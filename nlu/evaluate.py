@@ -129,6 +129,7 @@ def evaluate(
         "intent_macro_f1": round(macro_f1, 4),
         "intent_threshold": understander.threshold,
         "temperature": round(understander.config.temperature, 4),
+        "int8_feed_forward": understander.quantized,
         "calibration_ece": round(ece, 4),
         "per_intent": per_intent,
         "confusions": [{"gold": g, "predicted": p, "count": c} for (g, p), c in confusions.most_common(20)],

@@ -245,8 +245,35 @@ def read_config(model_dir: str | Path) -> NLUConfig:
     return config
 
 
-def load(model_dir: str | Path, encoder_path: str | Path, *, merge: bool = True) -> tuple[JointModel, NLUConfig]:
-    """Rebuild the trained model on top of `encoder_path`; merged LoRA by default (fast path)."""
+# The feed-forward up-projections (384 -> 1536 in MiniLM) hold half of a BERT layer's weights. At
+# batch 1 a CPU spends its time reading weights, so int8 there cuts latency by about a quarter;
+# measured on the held-out set it changes neither intent nor entity figures. Quantising the
+# down-projection and attention as well costs about a point of accuracy, so they stay float32.
+QUANTIZE_MODULES = ("intermediate.dense",)
+
+
+def quantize_int8(model: JointModel, targets: tuple[str, ...] = QUANTIZE_MODULES) -> int:
+    """Dynamic int8 quantisation of the encoder's linear layers whose names end with `targets`
+    (CPU inference only). Returns how many layers were quantised (0 for an encoder without such
+    modules). Uses torch's eager dynamic quantisation; its notice about moving to `torchao` is muted.
+    """
+    from torch.ao.quantization import quantize_dynamic
+
+    names = [n for n, m in model.encoder.named_modules() if isinstance(m, nn.Linear) and n.endswith(targets)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name in names:
+            parent_name, _, attr = name.rpartition(".")
+            parent = model.encoder.get_submodule(parent_name) if parent_name else model.encoder
+            wrapper = nn.Sequential(getattr(parent, attr))
+            setattr(parent, attr, quantize_dynamic(wrapper, {nn.Linear}, dtype=torch.qint8)[0])
+    return len(names)
+
+
+def load(model_dir: str | Path, encoder_path: str | Path, *, merge: bool = True, quantize: bool = False,
+         ) -> tuple[JointModel, NLUConfig]:
+    """Rebuild the trained model on top of `encoder_path`; merged LoRA by default (fast path),
+    optionally int8-quantised (`quantize`, needs `merge`)."""
     from peft import PeftModel
     from safetensors.torch import load_file
 
@@ -292,6 +319,10 @@ def load(model_dir: str | Path, encoder_path: str | Path, *, merge: bool = True)
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
+    if quantize:
+        if not merge:
+            raise NLUError("int8 quantisation needs the merged model (merge=True)")
+        quantize_int8(model)
     return model, config
 
 

@@ -143,6 +143,7 @@ class Understander:
         self.threshold = threshold
         self.model_dir = model_dir
         self.load_seconds = load_seconds
+        self.quantized = False
         self.max_chars = config.max_length * CHARS_PER_TOKEN
         self._tok_lock = threading.Lock()
         self._oos = config.intents.index(OUT_OF_SCOPE)
@@ -151,8 +152,9 @@ class Understander:
     @classmethod
     def load(cls, settings: Settings | None = None, *, model_dir: str | Path | None = None,
              encoder_path: str | Path | None = None, threshold: float | None = None, merge: bool = True,
-             num_threads: int | None = None) -> Understander:
-        """Load the trained model (LoRA merged for speed unless `merge=False`).
+             quantize: bool = True, num_threads: int | None = None) -> Understander:
+        """Load the trained model (LoRA merged for speed unless `merge=False`; the feed-forward
+        up-projections int8-quantised unless `quantize=False`, see `nlu.model.QUANTIZE_MODULES`).
 
         `num_threads` sets torch's intra-op threads for the process; by default it is only lowered
         to the number of cores when torch would use more.
@@ -166,11 +168,13 @@ class Understander:
             torch.set_num_threads(num_threads)
         elif torch.get_num_threads() > cpus:
             torch.set_num_threads(cpus)
-        model, config = nlu_model.load(model_dir, encoder_path, merge=merge)
+        model, config = nlu_model.load(model_dir, encoder_path, merge=merge, quantize=quantize and merge)
         tokenizer = nlu_model.load_tokenizer(encoder_path)
-        return cls(model, config, tokenizer,
-                   threshold=settings.intent_threshold if threshold is None else threshold,
-                   model_dir=model_dir, load_seconds=time.perf_counter() - started)
+        out = cls(model, config, tokenizer,
+                  threshold=settings.intent_threshold if threshold is None else threshold,
+                  model_dir=model_dir, load_seconds=time.perf_counter() - started)
+        out.quantized = quantize and merge
+        return out
 
     # -- inference ------------------------------------------------------------------------------
     def _readable(self, text: str) -> bool:
