@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import argparse
 import csv
-import datetime as dt
 import json
 import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -35,12 +33,9 @@ import psutil  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._sample_graph import sample_graph  # noqa: E402
 from common.settings import Settings  # noqa: E402
-from import_scripts.sample_store import generate  # noqa: E402
-from kg.backends.embedded import EmbeddedFalkorDB  # noqa: E402
-from kg.backends.falkordb import FalkorDBStore  # noqa: E402
 from kg.loader import import_path  # noqa: E402
-from kg.schema import ensure_schema  # noqa: E402
 from nlu.linking import EntityLinker, LinkerConfig  # noqa: E402
 from nlu.linking.evaluation import build_examples, evaluate_linking, held_out_records, typo  # noqa: E402
 from nlu.types import Entity  # noqa: E402
@@ -76,22 +71,8 @@ def main() -> None:
     ap.add_argument("--eval-products", type=int, default=400, help="Held-out products in the accuracy run.")
     args = ap.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "sample"
-        generate(data, products=args.products, customers=1, orders=0, seed=7, today=dt.date(2026, 3, 15))
-        server = EmbeddedFalkorDB(Path(tmp) / "db")
-        server.ensure_running()
-        try:
-            settings = Settings(_env_file=None, graph_url="falkordb://embedded", data_dir=server.data_dir,
-                                graph_name="bench_linking")
-            store = FalkorDBStore.from_settings(settings)
-            ensure_schema(store)
-            t = time.perf_counter()
-            import_path(store, data, settings=settings, progress=False)
-            print(f"catalog: {args.products} products imported in {time.perf_counter() - t:.1f} s")
-            run(store, settings, data, args)
-        finally:
-            server.stop()
+    with sample_graph(args.products, name="bench_linking") as (store, settings, data):
+        run(store, settings, data, args)
 
 
 def run(store, settings: Settings, data: Path, args) -> None:

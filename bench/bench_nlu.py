@@ -1,16 +1,22 @@
 """Understanding-model speed and memory on this machine's CPU; prints a table, asserts nothing.
 
-    .venv/bin/python bench/bench_nlu.py [--runs 300] [--threads N]
+    .venv/bin/python bench/bench_nlu.py [--runs 400] [--threads N] [--no-linking]
 
-Measured in one run, each in turn:
-- fused, int8 FFN (the product's default): one encoder pass with merged LoRA weights, intent and
-  entities together, feed-forward up-projections int8 (nlu.model.QUANTIZE_MODULES);
-- fused, fp32: the same without quantisation;
-- unmerged LoRA: the same model with the adapter kept as separate low-rank matrices (fp32);
-- two models: two separate encoders (default precision), one pass for the intent, another for the
-  entities (the un-fused design this replaces).
+Measured in one run, variants interleaved:
+- traced, int8 FFN (the product's default): one encoder pass with merged LoRA weights, intent and
+  entities together, feed-forward up-projections int8 (nlu.model.QUANTIZE_MODULES), the whole
+  model a frozen TorchScript graph (nlu.model.trace_for_inference);
+- eager, int8 FFN: the same run module by module in Python;
+- eager, fp32: without quantisation;
+- unmerged LoRA: the adapter kept as separate low-rank matrices (fp32, eager);
+- two models: two separate encoders, one pass for the intent, another for the entities (the
+  un-fused design this replaces; traced like the default, so the row shows what fusing saves).
 Figures: model load time, resident memory added by the load (psutil), p50/p95 latency of one
 question at batch 1, and throughput (questions per second) at batch 1, 8 and 32.
+
+Then, unless --no-linking, the whole of understanding one question as the chat does it: the
+default model plus entity linking (nlu.linking.EntityLinker, embeddings on) against a throwaway
+embedded FalkorDB holding the 1,000-product sample catalog, on questions naming real products.
 """
 
 from __future__ import annotations
@@ -108,11 +114,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=400, help="batch-1 calls per variant for latency")
     parser.add_argument("--rounds", type=int, default=8, help="interleaved rounds")
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: cores)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads (default: Settings.nlu_threads, 1)")
     parser.add_argument("--seconds", type=float, default=4.0, help="time per variant and batch size")
+    parser.add_argument("--no-linking", action="store_true", help="skip the understand + link measurement")
     args = parser.parse_args()
     settings = Settings()
-    threads = args.threads or os.cpu_count() or 1
+    threads = args.threads or settings.nlu_threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
     print(f"CPU: {os.cpu_count()} cores, torch {torch.__version__}, {threads} intra-op threads, "
           f"load average {os.getloadavg()[0]:.2f} (other processes share this machine)")
@@ -124,9 +132,10 @@ def main() -> None:
         importlib.import_module(name)
     base_rss = rss_mb()
     loaders: dict[str, Callable[[], object]] = {
-        "fused, int8 FFN": lambda: Understander.load(settings, num_threads=threads),
-        "fused, fp32": lambda: Understander.load(settings, quantize=False, num_threads=threads),
-        "fused, unmerged LoRA": lambda: Understander.load(settings, merge=False, num_threads=threads),
+        "traced, int8 FFN": lambda: Understander.load(settings, trace=True, num_threads=threads),
+        "eager, int8 FFN": lambda: Understander.load(settings, trace=False, num_threads=threads),
+        "eager, fp32": lambda: Understander.load(settings, quantize=False, trace=False, num_threads=threads),
+        "unmerged LoRA": lambda: Understander.load(settings, merge=False, num_threads=threads),
         "two models (2 passes)": lambda: TwoModels(Understander.load(settings, num_threads=threads),
                                                     Understander.load(settings, num_threads=threads)),
     }
@@ -180,6 +189,47 @@ def main() -> None:
               f"{tput[n][1]:>9.0f}{tput[n][8]:>9.0f}{tput[n][32]:>10.0f}")
     print("\ntarget: p50 <= 15 ms at batch 1 for the product's default (first row). Variants run interleaved, "
           "so a busy neighbour slows all of them alike.")
+    if not args.no_linking:
+        del variants
+        gc.collect()
+        understand_and_link(settings, threads, args.runs)
+
+
+def understand_and_link(settings: Settings, threads: int, runs: int) -> None:
+    """p50/p95 of the chat's understanding step: model, then linking of every entity found."""
+    from bench._sample_graph import sample_graph
+    from nlu.linking import EntityLinker
+
+    understander = Understander.load(settings, num_threads=threads)
+    with sample_graph(1000, name="bench_nlu") as (store, graph_settings, _data):
+        linker = EntityLinker.from_settings(graph_settings, store)
+        linker.warm()
+        records = linker.indexed()[0]
+        names = [r.name for r in records]
+        frames = ["is the {} in stock?", "how much is the {}", "compare the {} and the {}",
+                  "does the {} come with a warranty", "any deals on {} this week", "{} specs?"]
+        # every call a different question, so no cache of the linker's answers the next one
+        questions = [frames[i % len(frames)].format(names[i % len(names)], names[(i * 7 + 3) % len(names)])
+                     for i in range(runs)] + QUESTIONS
+        for q in QUESTIONS:
+            linker.link(understander.understand(q))
+        model_ms, total_ms, linked = [], [], 0
+        for i in range(runs):
+            q = questions[i % len(questions)]
+            t0 = time.perf_counter()
+            u = understander.understand(q)
+            t1 = time.perf_counter()
+            out = linker.link(u)
+            t2 = time.perf_counter()
+            model_ms.append((t1 - t0) * 1000)
+            total_ms.append((t2 - t0) * 1000)
+            linked += sum(1 for e in out.entities if e.node_id)
+    model_ms.sort()
+    total_ms.sort()
+    print(f"\nunderstand + link one question ({runs} different questions naming sample-store products; "
+          f"{linked / runs:.2f} entities linked per question):")
+    for name, ms in (("model only", model_ms), ("model + linking", total_ms)):
+        print(f"  {name:<18} p50 {statistics.median(ms):6.1f} ms   p95 {ms[int(0.95 * (len(ms) - 1))]:6.1f} ms")
 
 
 if __name__ == "__main__":

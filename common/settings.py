@@ -66,6 +66,17 @@ class Settings(BaseSettings):
     encoder_path: str = Field(default_factory=_default_encoder_path)
     nlu_model_dir: Path = Field(REPO_ROOT / "nlu" / "artifacts")
     intent_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    nlu_threads: int = Field(
+        1, ge=0, le=256,
+        description=(
+            "torch intra-op threads for understanding (process-wide). 1 is fastest for one question at a "
+            "time on a small CPU (waking a second thread per operation costs more than it saves) and leaves "
+            "the other cores to concurrent requests; 0: torch's default (all cores), for batch evaluation."
+        ),
+    )
+    nlu_trace: bool = Field(
+        True, description="TorchScript-trace and freeze the merged model at load: about 1.6x faster per question."
+    )
 
     # -- verbalizer (qa/llm, qa/verbalizer.py, qa/guard.py, qa/safety.py) -----------------------
     llm_backend: Literal["auto", "local", "llamacpp", "remote", "none"] = Field(

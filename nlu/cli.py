@@ -92,7 +92,7 @@ def evaluate(catalog_dir: Path | None, model_dir: Path | None, fills: int, json_
     settings = Settings()
     try:
         catalog = _catalog(catalog_dir)
-        understander = Understander.load(settings, model_dir=model_dir)
+        understander = Understander.load(settings, model_dir=model_dir, num_threads=0)  # batches: all cores
         examples = build_eval_examples(catalog.split()[1], fills=fills)
         seen = {p.lower().strip() for ps in load_phrasings(train_phrasing_files()).values() for p in ps}
         report = run_evaluation(understander, examples, seen_phrasings=seen)

@@ -18,6 +18,7 @@ import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see nlu/model.py
 
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -35,6 +36,9 @@ from nlu.types import Entity, IntentScore, Understanding
 OUT_OF_SCOPE = "out_of_scope"
 RANKING_SIZE = 5
 CHARS_PER_TOKEN = 24  # text beyond max_length * this is never reached by the tokenizer anyway
+# A padded batch to trace the model with (see nlu.model.trace_for_inference).
+TRACE_EXAMPLE = ("is the aurora x2 in stock in black, and how much is it?", "hi")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -135,7 +139,7 @@ def viterbi_bio(log_probs: torch.Tensor, word_ids: Sequence[int | None], offsets
 class Understander:
     """The loaded joint model plus its tokenizer; build it with `Understander.load`."""
 
-    def __init__(self, model: nlu_model.JointModel, config: nlu_model.NLUConfig, tokenizer: Any, *,
+    def __init__(self, model: torch.nn.Module, config: nlu_model.NLUConfig, tokenizer: Any, *,
                  threshold: float, model_dir: Path | None = None, load_seconds: float = 0.0) -> None:
         self.model = model
         self.config = config
@@ -144,6 +148,7 @@ class Understander:
         self.model_dir = model_dir
         self.load_seconds = load_seconds
         self.quantized = False
+        self.traced = False
         self.max_chars = config.max_length * CHARS_PER_TOKEN
         self._tok_lock = threading.Lock()
         self._oos = config.intents.index(OUT_OF_SCOPE)
@@ -152,28 +157,39 @@ class Understander:
     @classmethod
     def load(cls, settings: Settings | None = None, *, model_dir: str | Path | None = None,
              encoder_path: str | Path | None = None, threshold: float | None = None, merge: bool = True,
-             quantize: bool = True, num_threads: int | None = None) -> Understander:
+             quantize: bool = True, trace: bool | None = None, num_threads: int | None = None) -> Understander:
         """Load the trained model (LoRA merged for speed unless `merge=False`; the feed-forward
-        up-projections int8-quantised unless `quantize=False`, see `nlu.model.QUANTIZE_MODULES`).
+        up-projections int8-quantised unless `quantize=False`, see `nlu.model.QUANTIZE_MODULES`;
+        TorchScript-traced unless `trace=False` or `Settings.nlu_trace` is off, merged models only).
 
-        `num_threads` sets torch's intra-op threads for the process; by default it is only lowered
-        to the number of cores when torch would use more.
+        `num_threads` (default `Settings.nlu_threads`) sets torch's intra-op threads for the process;
+        0 keeps torch's default, lowered to the number of cores when torch would use more.
         """
         started = time.perf_counter()
         settings = settings or Settings()
         model_dir = Path(model_dir or settings.nlu_model_dir)
         encoder_path = encoder_path or settings.encoder_path
+        threads = settings.nlu_threads if num_threads is None else num_threads
         cpus = os.cpu_count() or 1
-        if num_threads:
-            torch.set_num_threads(num_threads)
+        if threads:
+            torch.set_num_threads(threads)
         elif torch.get_num_threads() > cpus:
             torch.set_num_threads(cpus)
         model, config = nlu_model.load(model_dir, encoder_path, merge=merge, quantize=quantize and merge)
         tokenizer = nlu_model.load_tokenizer(encoder_path)
+        traced = merge and (settings.nlu_trace if trace is None else trace)
+        if traced:
+            example = tokenizer(list(TRACE_EXAMPLE), padding=True, return_tensors="pt")
+            try:
+                model = nlu_model.trace_for_inference(model, example["input_ids"], example["attention_mask"])
+            except (RuntimeError, ValueError) as exc:  # an encoder TorchScript cannot follow: stay eager
+                log.warning("understanding model not traced (%s); running it eagerly", exc)
+                traced = False
         out = cls(model, config, tokenizer,
                   threshold=settings.intent_threshold if threshold is None else threshold,
                   model_dir=model_dir, load_seconds=time.perf_counter() - started)
         out.quantized = quantize and merge
+        out.traced = traced
         return out
 
     # -- inference ------------------------------------------------------------------------------

@@ -273,3 +273,71 @@ def test_catalog_from_graph_equals_catalog_from_files(store, settings: Settings,
     assert train.split() == from_graph.split()[0].split()  # deterministic
     assert not {p.sku for p in train.products} & {p.sku for p in held.products}
     assert 0.05 <= len(held.products) / 40 <= 0.4
+
+
+def test_traced_model_answers_exactly_like_the_eager_one(understander: Understander, nlu_settings: Settings):
+    """The default load traces the model (Settings.nlu_trace); the graph must serve any batch size
+    and length, padded or not, with the eager model's numbers."""
+    import torch
+
+    eager = Understander.load(nlu_settings, trace=False)
+    assert understander.traced and not eager.traced
+    assert isinstance(understander.model, torch.jit.ScriptModule)
+    texts = ["hi", "is the Aurora X2 in stock?", "compare the kairo 7 and the nova 5 please, which is cheaper",
+             "change the delivery address of #10999 to 12 Harbour Street, Edinburgh EH1 2AB " * 3]
+    batch = understander.tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        for ids, mask in [(batch["input_ids"], batch["attention_mask"])] + [
+                (batch["input_ids"][k:k + 1, :int(batch["attention_mask"][k].sum())],
+                 batch["attention_mask"][k:k + 1, :int(batch["attention_mask"][k].sum())]) for k in range(len(texts))]:
+            a_int, a_tag = eager.model(ids, mask)
+            b_int, b_tag = understander.model(ids, mask)
+            assert torch.allclose(a_int, b_int, atol=1e-4)
+            keep = mask.bool()
+            assert torch.allclose(a_tag[keep], b_tag[keep], atol=1e-4)
+    assert [u.model_dump() for u in eager.understand_batch(texts)] == \
+        [u.model_dump() for u in understander.understand_batch(texts)]
+
+
+def test_trace_needs_a_padded_example(understander: Understander, nlu_settings: Settings):
+    eager = Understander.load(nlu_settings, trace=False)
+    one = understander.tokenizer(["hi there"], return_tensors="pt")
+    with pytest.raises(ValueError, match="padded"):
+        nlu_model.trace_for_inference(eager.model, one["input_ids"], one["attention_mask"])
+
+
+def test_evaluate_and_predict_commands(store, settings: Settings, understander: Understander, tmp_path: Path):
+    """The evaluation report on held-out names with the real linker (a line-only mention that is
+    reported ambiguous with its product among the candidates counts as right), and `predict`."""
+    import datetime as dt
+    import random
+
+    from click.testing import CliRunner
+
+    from import_scripts.sample_store import generate
+    from kg.loader import import_path
+    from nlu.catalog import catalog_from_dir
+    from nlu.cli import nlu as nlu_cli
+    from nlu.dataset import build_eval_examples
+    from nlu.evaluate import evaluate, format_report
+    from nlu.linking import EntityLinker
+
+    sample = tmp_path / "sample"
+    generate(sample, products=60, customers=5, orders=20, seed=5, today=dt.date(2026, 1, 15))
+    import_path(store, sample, settings=settings, progress=False)
+    held = catalog_from_dir(sample).split()[1]
+    examples = random.Random(1).sample(build_eval_examples(held, fills=1), 150)
+    linker = EntityLinker.from_settings(settings, store)
+    report = evaluate(understander, examples, linker=linker.link, progress=False)
+    assert report["examples"] == 150
+    assert report["intent_accuracy"] >= 0.85 and report["entity_f1"] >= 0.8
+    lk = report["linking"]
+    assert lk["mentions"] > 20 and lk["accuracy"] >= 0.85 and lk["flagged_ambiguous"] >= 0
+    text = format_report(report)
+    assert "intent accuracy" in text and "linking accuracy" in text
+
+    out = CliRunner().invoke(nlu_cli, ["predict", "where is my order #10452?"])
+    assert out.exit_code == 0, out.output
+    answer = json.loads(out.output)
+    assert answer["intent"]["name"] == "track_order"
+    assert [(e["type"], e["text"]) for e in answer["entities"]] == [("ORDER_ID", "#10452")]
