@@ -35,7 +35,7 @@ from qa import actions, handoff
 from qa.context import CONTENT_FAMILIES, Resolution, ref_to_entity, resolve
 from qa.retrieval import Outcome, ProcedureSearch, Retriever
 from qa.state import DialogueState, PendingClarification, SessionStore, TurnRecord, utcnow_iso
-from qa.templates import TemplateVerbalizer, suggestions, variant_seed
+from qa.templates import suggestions, variant_seed
 from qa.types import Fact, Reply, Retrieval, Turn
 
 log = logging.getLogger(__name__)
@@ -342,7 +342,7 @@ def build_engine(settings: Settings, *, store: Any = None, understander: Underst
         encoder_factory=(lambda: encoder_source.model) if hasattr(encoder_source, "model") else None)
     retriever = Retriever(store, procedures, currency=settings.store_currency, clock=clock or _utcnow)
     return Engine(sessions=sessions, understander=understander or _default_understander(settings, store),
-                  retriever=retriever, verbalizer=verbalizer or _default_verbalizer(settings, store),
+                  retriever=retriever, verbalizer=verbalizer or _default_verbalizer(settings, linker),
                   linker=linker, threshold=settings.intent_threshold, clock=clock)
 
 
@@ -363,22 +363,12 @@ def _default_linker(settings: Settings, store: Any) -> Linker | None:
     return EntityLinker.from_settings(settings, store)
 
 
-def _default_verbalizer(settings: Settings, store: Any) -> Verbalizer:
-    import qa.verbalizer as verbalizer_mod
+def _default_verbalizer(settings: Settings, linker: Linker | None) -> Verbalizer:
+    from qa.verbalizer import build_verbalizer
 
-    factory = getattr(verbalizer_mod, "build_verbalizer", None)
-    if factory is not None:  # the verbalizer module's own bootstrap, when it has one
-        return factory(settings)
-    from qa.safety import SafetyFilter
-
-    safety = SafetyFilter.from_settings(settings)
-    template = TemplateVerbalizer()
-    from qa.llm import build_language_model
-
-    model = build_language_model(settings, lazy=True)
-    if model is None:
-        return verbalizer_mod.SafeVerbalizer(template, safety)
-    from qa.guard import GroundingGuard
-
-    guard = GroundingGuard(default_currencies=[settings.store_currency])
-    return verbalizer_mod.LLMVerbalizer(model, template, guard, safety)
+    verbalizer = build_verbalizer(settings)
+    guard = getattr(verbalizer, "guard", None)
+    if guard is not None and hasattr(linker, "catalogue_names"):
+        # the guard's catalogue names follow the graph through the linker's index (no extra reads)
+        guard.follow(linker.catalogue_version, linker.catalogue_names)  # type: ignore[union-attr]
+    return verbalizer

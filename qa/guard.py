@@ -9,7 +9,9 @@ checked, in this order (each span is consumed by the first rule that claims it):
 - catalogue names (products, brands, categories: the list given to the guard): a name from the
   catalogue that the facts do not mention is a fabrication (the model talking about another
   product), even if it is a real product; the longest name wins ("Aurora X2 Pro" is not
-  "Aurora X2");
+  "Aurora X2"); a name inside a name the facts give is supported ("Aurora X2" when the facts
+  name "Nordic Audio Aurora X2 Wireless Headphones, Black"). The names follow the catalogue when
+  the guard is given a source (`GroundingGuard.follow`; the engine passes the entity linker's);
 - dates: ISO (2026-03-03, with or without a time), written ("March 3", "Mar 3rd, 2026",
   "3 March 2026", "the 3rd of March"), numeric (03/03/2026: either reading may match), month and
   year, weekday names (must be the weekday of some date in the facts); "tomorrow"/"yesterday"
@@ -46,13 +48,16 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import json
+import logging
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
 from qa.types import Retrieval
+
+log = logging.getLogger(__name__)
 
 
 class GuardResult(NamedTuple):
@@ -335,6 +340,18 @@ class _NameIndex:
             else:
                 i += 1
 
+    def find_all(self, text: str) -> Iterator[tuple[str, ...]]:
+        """Every name occurring in `text`, nested ones included (the model line and the brand
+        inside a full product name), by the same capitalisation rule as `find`."""
+        if not self.keys:
+            return
+        toks = [(m.group().lower(), m.group()) for m in _TOKEN_RE.finditer(text)]
+        for i in range(len(toks)):
+            for n in range(1, min(self.max_len, len(toks) - i) + 1):
+                key = tuple(t[0] for t in toks[i : i + n])
+                if key in self.keys and not (n == 1 and key[0].isalpha() and not toks[i][1][:1].isupper()):
+                    yield key
+
 
 class _Support:
     """Everything the facts (plus the draft and the prompt) let a reply say."""
@@ -367,8 +384,7 @@ class _Support:
                     self.states.add(_FORM_TO_STEM[tok])
         self.text = "\n".join(texts).lower()
         for t in texts:
-            for _, _, key in names.find(t):
-                self.catalogue_hits.add(key)
+            self.catalogue_hits.update(names.find_all(t))
 
     def _walk(self, value: Any, key: str, texts: list[str]) -> None:
         if isinstance(value, dict):
@@ -477,14 +493,37 @@ class GroundingGuard:
         self._names = _NameIndex(catalogue_names)
         self._lock = threading.Lock()
         self.default_currencies = {c.upper() for c in default_currencies}
+        self._source: tuple[Callable[[], Any], Callable[[], Iterable[str]]] | None = None
+        self._version: Any = None
 
     def set_catalogue(self, names: Iterable[str]) -> None:
         index = _NameIndex(names)
         with self._lock:
             self._names = index
 
+    def follow(self, version: Callable[[], Any], names: Callable[[], Iterable[str]]) -> None:
+        """Keep the names current: each check reads `version()` (it must be cheap) and reloads
+        `names()` when it changed, so a product imported a minute ago counts as a catalogue name.
+        A source that fails leaves the last names in place (the guard must not fail a turn)."""
+        self._source = (version, names)
+        self._version = object()  # load on the first check
+
+    def _current_names(self) -> _NameIndex:
+        source = self._source
+        if source is not None:
+            try:
+                version = source[0]()
+                if version != self._version:
+                    with self._lock:
+                        if version != self._version:
+                            self._names = _NameIndex(source[1]())
+                            self._version = version
+            except Exception as exc:  # noqa: BLE001 - graph away: keep checking with the names we have
+                log.warning("catalogue names not refreshed: %s", exc)
+        return self._names
+
     def check(self, text: str, retrieval: Retrieval, *, draft: str | None = None) -> GuardResult:
-        names = self._names
+        names = self._current_names()
         support = _Support(retrieval, draft, names)
         reasons: list[str] = []
         taken = [False] * len(text)

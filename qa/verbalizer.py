@@ -273,7 +273,8 @@ def build_verbalizer(
     ``LLM_BACKEND=none``, else the LLM writer (model loaded on first use) with the template
     writer as its guarded fallback. ``catalogue_names`` (product and brand names from the graph)
     let the guard recognise a real product the facts do not mention; they can be replaced later
-    with ``verbalizer.guard.set_catalogue(names)`` (after an import)."""
+    with ``verbalizer.guard.set_catalogue(names)`` or followed with ``verbalizer.guard.follow(...)``
+    (build_engine has the guard follow the entity linker's index)."""
     from qa.llm import build_language_model
 
     if template is None:

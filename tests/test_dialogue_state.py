@@ -177,3 +177,25 @@ def test_build_engine_wires_the_collaborators_from_settings(shop):
     r = chat.say("where is order #10002?", "track_order", ("#10002", "ORDER_ID"))  # linked by the real linker
     assert r.status == "ok" and r.entities[0].node_id == "10002" and "SwiftPost" in r.answer
     assert store.redis.exists(engine.sessions.key(r.session_id))
+
+
+def test_build_engine_has_the_guard_follow_the_catalogue(shop):
+    """With an LLM configured, the guard knows the shop's names from the linker's index: a reply
+    that brings up a real product the facts do not give is refused, one naming the product of the
+    facts (by its model line, inside the full name) passes. Nothing is generated: the remote
+    model is built lazily and never called here."""
+    from qa.engine import build_engine
+    from qa.verbalizer import LLMVerbalizer
+
+    settings, store = shop
+    engine = build_engine(settings.model_copy(update={"llm_backend": "remote",
+                                                      "llm_remote_url": f"http://127.0.0.1:{free_port()}"}),
+                          store=store, understander=support.ScriptedUnderstander(), clock=lambda: support.NOW)
+    assert isinstance(engine.verbalizer, LLMVerbalizer)
+    aurora = Retrieval(intent="product_price", status="ok", facts=[Fact(kind="product", data={
+        "sku": "NA-HP-000001", "name": "Nordic Audio Aurora X2 Wireless Headphones, Black", "price": 249.99,
+        "currency": "USD"})])
+    guard = engine.verbalizer.guard
+    assert guard.check("The Aurora X2 by Nordic Audio costs 249.99 USD.", aurora).ok
+    ok, reasons = guard.check("The Aurora X2 costs 249.99 USD; the Tide 3 is cheaper.", aurora)
+    assert not ok and reasons == ["name 'Tide 3' is in the catalogue but not in the facts"]

@@ -211,6 +211,48 @@ def test_catalogue_can_be_replaced(product):
     assert not ok and reasons == ["name 'Zephyr' is in the catalogue but not in the facts"]
 
 
+def test_a_name_inside_a_name_of_the_facts_is_supported():
+    full = Retrieval(intent="product_price", status="ok", facts=[Fact(kind="product", data={
+        "sku": "NA-AX2-BLK", "name": "Nordic Audio Aurora X2 Wireless Headphones, Black", "price": 199.0,
+        "currency": "USD"})])
+    g = GroundingGuard(["Nordic Audio", "Aurora X2", "Aurora X2 Pro", "Nordic Audio Aurora X2 Wireless Headphones, Black"],
+                       default_currencies=["USD"])
+    assert g.check("The Aurora X2 by Nordic Audio costs $199.", full).ok
+    ok, reasons = g.check("The Aurora X2 Pro costs $199.", full)
+    assert not ok and reasons == ["name 'Aurora X2 Pro' is in the catalogue but not in the facts"]
+
+
+def test_catalogue_follows_its_source(product):
+    """`follow`: the names are reloaded when the source's version changes, and only then; a source
+    that fails keeps the last names."""
+    state = {"version": 1, "names": ["Aurora X2"], "loads": 0, "fail": False}
+
+    def version():
+        if state["fail"]:
+            raise ConnectionError("graph away")
+        return state["version"]
+
+    def names():
+        state["loads"] += 1
+        return list(state["names"])
+
+    g = GroundingGuard([])
+    g.follow(version, names)
+    reply = "The Aurora X2 costs $1,299. Try the Zephyr too."
+    assert not g.check(reply, product).ok  # 'Zephyr' is an unknown capitalised word
+    assert g.check("The Aurora X2 costs $1,299.", product).ok
+    assert state["loads"] == 1
+    state["names"] = ["Aurora X2", "Zephyr"]  # imported, same version: not seen yet
+    g.check("The Aurora X2 costs $1,299.", product)
+    assert state["loads"] == 1
+    state["version"] = 2
+    ok, reasons = g.check(reply, product)
+    assert state["loads"] == 2 and reasons == ["name 'Zephyr' is in the catalogue but not in the facts"]
+    state["fail"] = True
+    ok, reasons = g.check(reply, product)
+    assert reasons == ["name 'Zephyr' is in the catalogue but not in the facts"]
+
+
 def test_facts_json_lines_is_compact(product):
     line = facts_json_lines(product)
     assert line.startswith('{"kind":"product","sku":"AX2-128"')

@@ -201,6 +201,21 @@ class EntityLinker:
         return (list(self._all_products()), [e.node_id for e in st.brands.entries],
                 [e.node_id for e in st.categories.entries])
 
+    def catalogue_version(self) -> Any:
+        """The catalog version the index reflects (checked against the graph at most every
+        `refresh_interval_s`): cheap, for callers that cache something derived from the names."""
+        return self._current().version
+
+    def catalogue_names(self) -> list[str]:
+        """Product, model-line, brand and category names as the index holds them (no graph read):
+        what the grounding guard counts as the shop's names."""
+        st = self._current()
+        names = [e.node_id for e in st.brands.entries] + [e.node_id for e in st.categories.entries]
+        for line in st.lines.lines.values():
+            names.append(line.name)
+            names.extend(line.names)
+        return names
+
     def stats(self) -> dict[str, Any]:
         st = self._state
         if st is None:
