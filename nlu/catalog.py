@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import NLUError
+from nlu import attributes
 
 EVAL_FRACTION = 0.2
 _PAGE = 5000
@@ -121,30 +122,9 @@ def _held_out(key: str, fraction: float) -> bool:
 
 
 def parse_attributes(raw: Any) -> tuple[tuple[str, str], ...]:
-    """Attributes as stored (JSON object string) or imported (`key=value;key=value`)."""
-    if raw is None or raw == "":
-        return ()
-    obj: Any = raw
-    if isinstance(raw, str):
-        text = raw.strip()
-        if text.startswith("{"):
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError:
-                return ()
-        else:
-            pairs = [part.split("=", 1) for part in text.split(";") if "=" in part]
-            obj = {k.strip(): v.strip() for k, v in pairs}
-    if not isinstance(obj, dict):
-        return ()
-    out: list[tuple[str, str]] = []
-    for k, v in obj.items():
-        if isinstance(v, bool) or v is None or isinstance(v, dict | list):
-            continue
-        value = str(v).strip()
-        if value and len(value) <= 40:
-            out.append((str(k).strip(), value))
-    return tuple(sorted(out))  # key order differs between a file and the graph's JSON
+    """Attributes sorted by key (a file and the graph's JSON order keys differently), values up to
+    40 characters (longer ones are descriptions, not something a shopper types as a slot)."""
+    return tuple(sorted(attributes.parse_attributes(raw, max_value_chars=40)))
 
 
 def _build(products: Iterable[ProductName], brands: Iterable[str], categories: Iterable[str],

@@ -30,6 +30,7 @@ from common.errors import MissingDependency
 from kg.queries import get
 from kg.store import GraphStore
 from nlu.labels import FAMILY_OF
+from nlu.linking import text as linking_text
 from nlu.types import Entity
 from qa import actions
 from qa.context import extract_address, has_phrase, norm
@@ -165,17 +166,15 @@ def best_by_type(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def normalise_order_id(text: str) -> str:
-    tokens = re.findall(r"[A-Za-z0-9][A-Za-z0-9\-_]*", text or "")
-    with_digit = [t for t in tokens if re.search(r"\d", t)]
-    return (with_digit[-1] if with_digit else (text or "").strip().lstrip("#")).strip()
+    """The linker's reading of an order mention ("#10452", "order 10 452"); text without an id is
+    looked up as typed (it will simply not be found)."""
+    return linking_text.normalise_order_id(text) or (text or "").strip().lstrip("#").strip()
 
 
-def parse_money(text: str) -> float | None:
-    m = re.search(r"(\d[\d,]*(?:\.\d+)?)\s*(k\b)?", text or "")
-    if not m:
-        return None
-    value = float(m.group(1).replace(",", ""))
-    return value * 1000 if m.group(2) else value
+def parse_budget(text: str) -> float | None:
+    """The amount of a MONEY mention ("under $150", "20k"); the currency is the store's."""
+    money = linking_text.parse_money(text)
+    return float(money.amount) if money is not None else None
 
 
 def _entity(ents: list[Entity], type_: str) -> Entity | None:
@@ -424,7 +423,7 @@ class Retriever:
         attr_e = _entity(entities, "ATTRIBUTE")
         attribute = norm(attr_e.node_id or attr_e.text) if attr_e else None
         money_e = _entity(entities, "MONEY")
-        budget = parse_money(money_e.node_id or money_e.text) if money_e else None
+        budget = parse_budget(money_e.node_id or money_e.text) if money_e else None
 
         if intent == "product_recommend":
             return self._recommend(rows, entities, message, customer_id, brand, category, attribute, budget)

@@ -132,3 +132,25 @@ def test_store_restarts_a_killed_embedded_server(make_server):
     assert new is not None and new.pid != old.pid and new.port == old.port
     assert s.health().ok
     s.close()
+
+
+def test_parameter_rules_are_shared_by_both_backends():
+    """kg/params.py: the one rule set; temporals only where the transport carries them typed."""
+    import datetime as dt
+
+    from kg.params import MAX_DEPTH, check_params
+
+    assert check_params({"a": 1, "b": ["x", 2.5, None, True]}) is False
+    assert check_params({"rows": [{"sku": "X", "n": 1}]}) is True  # a map somewhere
+    assert check_params({"d": dt.date(2026, 1, 1)}, temporal=True) is False
+    with pytest.raises(QueryError, match="cannot store"):
+        check_params({"d": dt.date(2026, 1, 1)})  # FalkorDB's header would write 2026-01-01 as arithmetic
+    deep: list = []
+    cur = deep
+    for _ in range(MAX_DEPTH + 2):
+        cur.append([])
+        cur = cur[0]
+    with pytest.raises(QueryError, match="nested too deeply"):
+        check_params({"deep": deep})
+    with pytest.raises(QueryError, match="64-bit"):
+        check_params({"n": [{"m": 2**64}]})

@@ -115,7 +115,9 @@ def test_parameters_stay_data(backend, value):
 
 
 @pytest.mark.parametrize("params", [{"key": "a\x00b"}, {"key": math.nan}, {"key": -math.inf},
-                                    {"key": {"bad`key": 1}}, {"key": ["ok", {"": 1}]}])
+                                    {"key": {"bad`key": 1}}, {"key": ["ok", {"": 1}]}, {"key": 2**63},
+                                    {"key": [1, -(2**63) - 1]}, {"key": object()}, {"key": {1, 2}},
+                                    {"key": b"bytes"}, {"": "empty name"}])
 def test_unsafe_parameters_are_refused(backend, params):
     before = backend.fingerprint()
     with pytest.raises(QueryError):

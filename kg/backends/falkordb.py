@@ -10,7 +10,6 @@ idempotent are retried after they may have reached the server.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -27,6 +26,7 @@ from redis.retry import Retry
 from common.errors import GraphUnavailable, QueryError, QueryTimeout, ReadOnlyViolation
 from common.settings import Settings
 from kg.backends.embedded import EmbeddedFalkorDB
+from kg.params import check_params
 from kg.queries import Query
 from kg.readonly import check_read_only
 from kg.store import Health, ReadResult, Row
@@ -230,55 +230,6 @@ def _translate(name: str, exc: redis.ResponseError, read_only: bool) -> QueryErr
     return QueryError(f"query {name} was rejected: {msg[:300]}", details={"query": name})
 
 
-def _check_params(params: Mapping[str, Any] | None) -> bool:
-    """Refuse values FalkorDB's text-encoded parameter header cannot carry faithfully.
-
-    Returns whether a map occurs anywhere (see `_params_header`). Exact types are tested first
-    because the importer sends tens of thousands of values per call; subclasses take the slow path.
-    """
-    if not params:
-        return False
-    return _check_values(params.values(), 0)
-
-
-_MAX_DEPTH = 64
-
-
-def _check_values(values: Any, depth: int) -> bool:
-    if depth > _MAX_DEPTH:
-        raise QueryError("parameters are nested too deeply")
-    has_map = False
-    for v in values:
-        t = type(v)
-        if t is str:
-            if "\x00" in v:
-                raise QueryError("a parameter contains a NUL character")
-        elif t is list or t is tuple:
-            if _check_values(v, depth + 1):
-                has_map = True
-        elif t is float:
-            if v - v != 0:  # inf - inf and nan - nan are nan
-                raise QueryError("a parameter is not a finite number")
-        elif t is int or t is bool or v is None:
-            pass
-        elif isinstance(v, str):
-            if "\x00" in v:
-                raise QueryError("a parameter contains a NUL character")
-        elif isinstance(v, float):
-            if not math.isfinite(v):
-                raise QueryError("a parameter is not a finite number")
-        elif isinstance(v, dict):
-            for k in v:
-                if not isinstance(k, str) or not k or "`" in k:
-                    raise QueryError(f"parameter map key {k!r} is not allowed")
-            _check_values(v.values(), depth + 1)
-            has_map = True
-        elif isinstance(v, (list, tuple)):
-            if _check_values(v, depth + 1):
-                has_map = True
-    return has_map
-
-
 # Types orjson would quietly turn into strings go to the client's encoder, as before.
 _ORJSON_STRICT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
 
@@ -291,7 +242,7 @@ def _params_header(params: Mapping[str, Any] | None) -> str:
     cannot write maps (it quotes their keys) and escapes control characters as \\uXXXX, which
     FalkorDB would keep literally; a value holding either goes through the client's encoder.
     """
-    has_map = _check_params(params)
+    has_map = check_params(params)
     if not params:
         return ""
     parts = ["CYPHER "]

@@ -92,7 +92,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import random
 import threading
 import time
@@ -112,6 +111,7 @@ from common.errors import (
     ReadOnlyViolation,
 )
 from common.settings import Settings
+from kg.params import check_params
 from kg.queries import Query
 from kg.readonly import check_read_only
 from kg.store import Health, ReadResult, Row
@@ -127,7 +127,6 @@ _ACCESS_CODES = (
     "Neo.ClientError.Security.Forbidden",
     "Neo.ClientError.General.ForbiddenOnReadOnlyDatabase",
 )
-_INT64 = (-(2**63), 2**63 - 1)
 
 
 def _neo4j():
@@ -231,7 +230,7 @@ class Neo4jStore:
 
     # -- queries -----------------------------------------------------------------------------------
     def run(self, query: Query, params: Mapping[str, Any] | None = None, *, timeout_ms: int | None = None) -> list[Row]:
-        _check_params(params)
+        check_params(params, temporal=True)
         return self._execute(
             query.name,
             query.text_for(self.backend),
@@ -246,7 +245,7 @@ class Neo4jStore:
         self, cypher: str, params: Mapping[str, Any] | None, *, row_limit: int, timeout_ms: int
     ) -> ReadResult:
         check_read_only(cypher)  # lock 1: same refusals as the FalkorDB backend
-        _check_params(params)
+        check_params(params, temporal=True)
         if self._server_checks_query_types():  # lock 3 (lock 2 is READ access mode, below)
             qtype = self._execute(
                 "analyst.explain", "EXPLAIN " + cypher, params, read_only=True, timeout_ms=timeout_ms,
@@ -396,39 +395,6 @@ def _translate(name: str, exc, read_only: bool, database: str | None) -> GraphEr
     # The server's own text is useful to an analyst and names no internals; keep it short.
     msg = (getattr(exc, "message", None) or code or type(exc).__name__).strip()
     return QueryError(f"query {name} was rejected: {msg[:300]}", details=details)
-
-
-# -- parameters ------------------------------------------------------------------------------------
-def _check_params(params: Mapping[str, Any] | None) -> None:
-    """The FalkorDB backend's rules, so both backends refuse the same input, plus what Bolt can carry."""
-    if not params:
-        return
-    stack: list[Any] = list(params.values())
-    for k in params:
-        if not isinstance(k, str) or not k:
-            raise QueryError(f"parameter name {k!r} is not allowed")
-    while stack:
-        v = stack.pop()
-        if v is None or isinstance(v, bool):
-            continue
-        if isinstance(v, str):
-            if "\x00" in v:
-                raise QueryError("a parameter contains a NUL character")
-        elif isinstance(v, int):
-            if not _INT64[0] <= v <= _INT64[1]:
-                raise QueryError("a parameter is an integer outside the 64-bit range")
-        elif isinstance(v, float):
-            if not math.isfinite(v):
-                raise QueryError("a parameter is not a finite number")
-        elif isinstance(v, dict):
-            for k in v:
-                if not isinstance(k, str) or not k or "`" in k:
-                    raise QueryError(f"parameter map key {k!r} is not allowed")
-            stack.extend(v.values())
-        elif isinstance(v, (list, tuple)):
-            stack.extend(v)
-        elif not isinstance(v, (date, datetime, dt_time)):
-            raise QueryError(f"a parameter has a type the graph cannot store: {type(v).__name__}")
 
 
 # -- values ----------------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ are rebuilt; a full build is the same call on an empty index with every product 
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections import Counter
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 from rapidfuzz import fuzz, process
 
+from nlu import attributes
 from nlu.linking import text as T
 
 # Attribute keys whose values name a model or another product, not a variant of this one.
@@ -36,29 +36,9 @@ _FALSY = {"true", "false", "yes", "no", "none", "null", "n/a", ""}
 
 # -- products ----------------------------------------------------------------------------------
 def parse_attributes(raw: Any) -> tuple[tuple[str, str], ...]:
-    """Attributes as stored (a JSON object as a string), as a mapping, or as `key=value;key=value`."""
-    if raw is None or raw == "":
-        return ()
-    obj: Any = raw
-    if isinstance(raw, str):
-        text = raw.strip()
-        if text.startswith("{"):
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError:
-                return ()
-        else:
-            obj = dict(part.split("=", 1) for part in text.split(";") if "=" in part)
-    if not isinstance(obj, Mapping):
-        return ()
-    out = []
-    for k, v in obj.items():
-        if isinstance(v, bool) or v is None or isinstance(v, Mapping | list | tuple):
-            continue
-        value = str(v).strip()
-        if value and len(value) <= 60:
-            out.append((str(k).strip(), value))
-    return tuple(out)
+    """Attributes in their stored order, values up to 60 characters (model lines can be long:
+    "Hard Shell Case for Nordic Audio Aurora X2")."""
+    return attributes.parse_attributes(raw, max_value_chars=60)
 
 
 def is_attribute_value(key: str, value: str) -> bool:
