@@ -1,6 +1,7 @@
 """API benchmark: simulated shoppers holding multi-turn conversations against gunicorn.
 
-    .venv/bin/python bench/bench_api.py [--levels 1,8,32] [--seconds 20] [--workers 2]
+    .venv/bin/python bench/bench_api.py [--levels 1,8,32] [--seconds 20] [--workers 2] [--rate 0]
+    .venv/bin/python bench/bench_api.py --levels 8 --seconds 600 --max-turns 0   # the 10-minute soak
 
 Starts everything locally and privately: an embedded FalkorDB in a temporary directory, the sample
 store (small) loaded through the importer, and gunicorn with gunicorn.conf.py on a free loopback
@@ -8,6 +9,18 @@ port with the template verbalizer (LLM_BACKEND=none). Then, per concurrency leve
 shoppers (threads, each with its own keep-alive connection) run conversations: greeting, a price
 question, follow-ups that lean on the conversation ("is it in stock?", "what about the warranty?"),
 and for signed-in shoppers an order question. Each level is bounded in time and in requests.
+
+Two load models:
+- closed loop (`--rate 0`, the default): every shopper sends its next message the moment the
+  reply arrives. This finds the saturation throughput; latency is then concurrency / throughput
+  (Little's law), i.e. mostly queueing.
+- paced (`--rate R`): the shoppers together send R messages per second on average: each follows
+  its own Poisson schedule (mean gap shoppers / R seconds) and, when a slow reply made it miss a
+  slot, sends as soon as the reply is in. Real shoppers
+  read and type between turns, so this is the latency a shopper sees at a given load.
+
+Baseline in the same run: `GET /healthz` (auth-free, no model, no graph) from the same number of
+closed-loop clients for a few seconds per level: the floor of this HTTP stack and load generator.
 
 Prints, per level: turns, throughput (turns/s), latency p50/p95/p99, errors by status, and the
 resident memory of the gunicorn processes sampled every second (start, peak, end). Figures only:
@@ -31,7 +44,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-MAX_TURNS_PER_LEVEL = 20_000
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -51,6 +63,27 @@ def _rss_mb(pid: int) -> float:
         return sum(p.memory_info().rss for p in procs if "redis-server" not in p.name()) / 2**20
     except psutil.Error:
         return float("nan")
+
+
+def _cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU time used so far by the API processes, the graph server and this load generator."""
+    import psutil
+
+    out = {"api": 0.0, "graph": 0.0, "client": 0.0}
+    try:
+        procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    except psutil.Error:
+        procs = []
+    graph = [p for p in psutil.process_iter(["name"]) if p.info["name"] == "redis-server"]
+    for key, group in (("api", [p for p in procs if p.name() != "redis-server"]), ("graph", graph),
+                       ("client", [psutil.Process()])):
+        for p in group:
+            try:
+                t = p.cpu_times()
+                out[key] += t.user + t.system
+            except psutil.Error:
+                pass
+    return out
 
 
 def _conversations(products: list[dict], orders: dict[str, list[str]]) -> list[tuple[str | None, list[str]]]:
@@ -74,6 +107,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=4, help="Threads per worker.")
     ap.add_argument("--products", type=int, default=200, help="Sample store size.")
     ap.add_argument("--ready-timeout", type=float, default=600.0, help="Seconds to wait for the models to load.")
+    ap.add_argument("--max-turns", type=int, default=20_000,
+                    help="Stop a level after this many turns (0: no cap; the soak runs uncapped).")
+    ap.add_argument("--rate", type=float, default=0.0,
+                    help="Paced load: messages per second from all shoppers together; 0: closed loop.")
+    ap.add_argument("--baseline-seconds", type=float, default=5.0, help="GET /healthz baseline per level; 0: skip.")
     ap.add_argument("--json-out", type=Path, default=None, help="Also write the figures as JSON.")
     args = ap.parse_args()
     levels = [int(x) for x in args.levels.split(",") if x.strip()]
@@ -143,7 +181,13 @@ def main() -> None:
         scripts = _conversations(products, orders)
         results = []
         for level in levels:
-            results.append(_run_level(url, key, secret, token, scripts, level, args.seconds, proc.pid))
+            if args.baseline_seconds > 0:
+                base = _run_level(url, key, secret, token, None, level, args.baseline_seconds, proc.pid, 0.0,
+                                  args.max_turns)
+            results.append(_run_level(url, key, secret, token, scripts, level, args.seconds, proc.pid, args.rate,
+                                      args.max_turns))
+            if args.baseline_seconds > 0:
+                results[-1]["baseline_healthz"] = {k: base[k] for k in ("throughput_per_s", "p50_ms", "p99_ms")}
         _print(results)
         if args.json_out:
             args.json_out.write_text(json.dumps(results, indent=2))
@@ -165,7 +209,8 @@ def _q(name: str, cypher: str):
     return Query(name, cypher)
 
 
-def _run_level(url, key, secret, token, scripts, level, seconds, pid) -> dict:
+def _run_level(url, key, secret, token, scripts, level, seconds, pid, rate, max_turns) -> dict:
+    """One level; `scripts` None runs the GET /healthz baseline instead of conversations."""
     import requests
 
     latencies: list[float] = []
@@ -182,9 +227,27 @@ def _run_level(url, key, secret, token, scripts, level, seconds, pid) -> dict:
             rss.append((round(time.monotonic() - t0, 1), round(_rss_mb(pid), 1)))
             stop.wait(1.0)
 
+    def record(status: str, elapsed: float) -> None:
+        with lock:
+            count[0] += 1
+            statuses[status] += 1
+            if status == "200":
+                latencies.append(elapsed)
+
+    def prober(_n: int) -> None:
+        session = requests.Session()
+        while time.monotonic() < deadline:
+            t = time.perf_counter()
+            try:
+                status = str(session.get(url + "/healthz", timeout=60).status_code)
+            except requests.RequestException as exc:
+                status = type(exc).__name__
+            record(status, time.perf_counter() - t)
+
     def shopper(n: int) -> None:
         rng = random.Random(n)
         session = requests.Session()
+        next_send = time.monotonic()
         while time.monotonic() < deadline:
             customer, messages = rng.choice(scripts)
             headers = {"Authorization": f"Bearer {key}"}
@@ -192,7 +255,14 @@ def _run_level(url, key, secret, token, scripts, level, seconds, pid) -> dict:
                 headers["X-Customer-Token"] = token(customer, secret=secret)
             sid = None
             for message in messages:
-                if time.monotonic() >= deadline or count[0] >= MAX_TURNS_PER_LEVEL:
+                if rate > 0:  # paced: wait for this shopper's next send time
+                    pause = next_send - time.monotonic()
+                    if pause > 0:
+                        time.sleep(pause)
+                    # a Poisson schedule per shopper; one that fell behind (slow replies) catches up,
+                    # by at most a second's worth of messages
+                    next_send = max(next_send, time.monotonic() - 1.0) + rng.expovariate(rate / level)
+                if time.monotonic() >= deadline or 0 < max_turns <= count[0]:
                     return
                 body = {"message": message, **({"session_id": sid} if sid else {})}
                 t = time.perf_counter()
@@ -203,34 +273,33 @@ def _run_level(url, key, secret, token, scripts, level, seconds, pid) -> dict:
                         sid = r.json()["session_id"]
                 except requests.RequestException as exc:
                     status = type(exc).__name__
-                elapsed = time.perf_counter() - t
-                with lock:
-                    count[0] += 1
-                    statuses[status] += 1
-                    if status == "200":
-                        latencies.append(elapsed)
+                record(status, time.perf_counter() - t)
                 if status != "200":
                     break
 
     sampler_thread = threading.Thread(target=sampler, daemon=True)
     sampler_thread.start()
+    cpu0 = _cpu_seconds(pid)
     t0 = time.monotonic()
-    threads = [threading.Thread(target=shopper, args=(i,)) for i in range(level)]
+    threads = [threading.Thread(target=shopper if scripts is not None else prober, args=(i,))
+               for i in range(level)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     wall = time.monotonic() - t0
+    cpu1 = _cpu_seconds(pid)
     stop.set()
     sampler_thread.join()
     ok = statuses.get("200", 0)
     return {
-        "shoppers": level, "seconds": round(wall, 1), "turns": sum(statuses.values()), "ok": ok,
+        "shoppers": level, "rate": rate or None, "seconds": round(wall, 1), "turns": sum(statuses.values()), "ok": ok,
         "throughput_per_s": round(ok / wall, 2) if wall else 0.0,
         "p50_ms": round(_percentile(latencies, 50) * 1000, 1), "p95_ms": round(_percentile(latencies, 95) * 1000, 1),
         "p99_ms": round(_percentile(latencies, 99) * 1000, 1),
         "mean_ms": round(statistics.fmean(latencies) * 1000, 1) if latencies else None,
         "errors": {k: v for k, v in statuses.items() if k != "200"},
+        "cpu_ms_per_turn": {k: round((cpu1[k] - cpu0[k]) * 1000 / max(1, ok), 2) for k in cpu0},
         "rss_mb": {"start": rss[0][1] if rss else None, "peak": max((r for _, r in rss), default=None),
                    "end": rss[-1][1] if rss else None, "series": rss},
     }
@@ -238,13 +307,19 @@ def _run_level(url, key, secret, token, scripts, level, seconds, pid) -> dict:
 
 def _print(results: list[dict]) -> None:
     print()
-    print(f"{'shoppers':>8} {'turns':>7} {'turns/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
-          f"{'errors':>14} {'RSS MB start/peak/end':>24}")
+    print(f"{'shoppers':>8} {'load':>10} {'turns':>7} {'turns/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
+          f"{'errors':>8} {'RSS MB start/peak/end':>24}   baseline GET /healthz")
     for r in results:
         errs = ",".join(f"{k}:{v}" for k, v in r["errors"].items()) or "0"
         m = r["rss_mb"]
-        print(f"{r['shoppers']:>8} {r['turns']:>7} {r['throughput_per_s']:>8} {r['p50_ms']:>8} {r['p95_ms']:>8} "
-              f"{r['p99_ms']:>8} {errs:>14} {m['start']!s:>8}/{m['peak']!s}/{m['end']!s}")
+        load = f"{r['rate']:g}/s" if r["rate"] else "closed"
+        b = r.get("baseline_healthz")
+        base = f"{b['throughput_per_s']}/s, p50 {b['p50_ms']} ms, p99 {b['p99_ms']} ms" if b else "-"
+        print(f"{r['shoppers']:>8} {load:>10} {r['turns']:>7} {r['throughput_per_s']:>8} {r['p50_ms']:>8} "
+              f"{r['p95_ms']:>8} {r['p99_ms']:>8} {errs:>8} {m['start']!s:>8}/{m['peak']!s}/{m['end']!s}   {base}")
+    print("\nCPU per turn (ms): " + "; ".join(
+        f"{r['shoppers']} shoppers: " + ", ".join(f"{k} {v}" for k, v in r["cpu_ms_per_turn"].items())
+        for r in results))
     print()
     for r in results:
         series = " ".join(f"{t:.0f}s:{mb:.0f}" for t, mb in r["rss_mb"]["series"][:: max(1, len(r['rss_mb']['series']) // 10)])
