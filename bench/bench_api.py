@@ -256,7 +256,7 @@ def _run_level(url, key, secret, token, scripts, level, seconds, pid, rate, max_
             sid = None
             for message in messages:
                 if rate > 0:  # paced: wait for this shopper's next send time
-                    pause = next_send - time.monotonic()
+                    pause = min(next_send, deadline) - time.monotonic()  # never sleep past the end
                     if pause > 0:
                         time.sleep(pause)
                     # a Poisson schedule per shopper; one that fell behind (slow replies) catches up,
