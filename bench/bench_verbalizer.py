@@ -19,7 +19,9 @@ Prompts are real verbalizer prompts (system prompt, facts as JSON lines, draft, 
 ``--max-new-tokens`` tokens. The LLM verbalizer sends nothing before the guard has checked the
 whole reply, so its user-visible first token is the generation time, not the TTFT shown here.
 
-Also the template writer's replies per second (`qa.templates`, when present).
+Also the template writer's replies per second, and with ``--llamacpp`` the llama.cpp path on the
+CPU (`qa.llm.llamacpp`, the same GGUF file, quantised weights run as they are): one request at a
+time, the way that backend serves, beside the naive transformers row of the same run.
 """
 
 from __future__ import annotations
@@ -235,6 +237,33 @@ def bench_templates(runs: int) -> str:
     return f"template writer: {per_s:,.0f} replies/s (single thread, {runs} replies)"
 
 
+def bench_llamacpp(model_path: str | None, prompts: list[Messages], max_new: int, requests: int,
+                   threads: int) -> str:
+    """Tokens per second and time to first piece of the llama.cpp backend, one request at a time."""
+    from common.errors import MissingDependency
+    from qa.llm.llamacpp import LlamaCppLM
+
+    try:
+        t0 = time.perf_counter()
+        lm = LlamaCppLM.load(model_path, n_threads=threads, max_new_tokens=max_new)
+    except MissingDependency as exc:
+        return f"llama.cpp: skipped ({exc.message})"
+    load_s = time.perf_counter() - t0
+    "".join(lm.stream(prompts[0], max_new_tokens=4))  # warm-up
+    ttfts, pieces, start = [], 0, time.perf_counter()
+    for i in range(requests):
+        t = time.perf_counter()
+        first = None
+        for _piece in lm.stream(prompts[i % len(prompts)], max_new_tokens=max_new):
+            first = first or time.perf_counter() - t
+            pieces += 1
+        ttfts.append(first or time.perf_counter() - t)
+    wall = time.perf_counter() - start
+    lm.close()
+    return (f"llama.cpp ({lm.name}, load {load_s:.1f}s): {requests} requests one at a time, {pieces / wall:.1f} "
+            f"text pieces/s (one per generated token), TTFT p50 {_pct(ttfts, 50) * 1000:.0f} ms, p95 {_pct(ttfts, 95) * 1000:.0f} ms")
+
+
 def export_config(target: str, model_path: str | None) -> None:
     from transformers import AutoConfig, AutoTokenizer
 
@@ -267,6 +296,8 @@ def main() -> None:
         "its throughput does not depend on concurrency, only its queueing does",
     )
     ap.add_argument("--template-runs", type=int, default=2000)
+    ap.add_argument("--llamacpp", action="store_true",
+                    help="also measure the llama.cpp backend (needs llama-cpp-python; CPU, one request at a time)")
     ap.add_argument(
         "--export-config", metavar="DIR", help="write config + tokenizer for --random-weights and exit"
     )
@@ -343,6 +374,9 @@ def main() -> None:
             flush=True,
         )
     batcher.close()
+    if args.llamacpp:
+        print(bench_llamacpp(args.model_path, prompts, args.max_new_tokens, max(4, args.naive_max_requests or 8),
+                             settings.llm_threads))
     print(bench_templates(args.template_runs))
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
 

@@ -12,10 +12,19 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; 
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
     || echo "[setup] could not install chromium; the browser test will be skipped"
 fi
+# Opt-in CPU language model (LLM_BACKEND=llamacpp): llama-cpp-python has no prebuilt wheel for
+# this Python, so pip builds it (about 20 minutes on 2 cores, once: pip keeps the built wheel).
+llamacpp() {
+  if [[ "${KGQA_LLAMACPP:-0}" == 1 ]] && ! .venv/bin/python -c "import llama_cpp" 2>/dev/null; then
+    echo "[setup] KGQA_LLAMACPP=1: installing llama-cpp-python (a source build the first time)"
+    .venv/bin/python -m pip install --progress-bar on -r requirements-llamacpp.txt
+  fi
+}
 want=$(cat requirements.txt requirements-nodeps.txt | sha256sum | cut -d' ' -f1)
 stamp=.venv/.requirements.sha256
 if [[ -x .venv/bin/python && -f $stamp && "$(cat $stamp)" == "$want" ]]; then
   echo "[setup] .venv is up to date"
+  llamacpp
   exit 0
 fi
 echo "[setup] building .venv (first time takes several minutes)"
@@ -29,4 +38,5 @@ import pathlib, site
 pathlib.Path(site.getsitepackages()[0], "kgqa-checkout.pth").write_text(str(pathlib.Path.cwd()) + "\n")
 PY
 echo "$want" > "$stamp"
+llamacpp
 echo "[setup] .venv ready"

@@ -332,7 +332,7 @@ except ImportError:
 
 LLAMA_CPP_SKIP = (
     "llama-cpp-python is not installed: PyPI has no prebuilt wheel for cp311 linux x86_64 and it "
-    "only builds from source (about 21 minutes on 2 cores); pip install llama-cpp-python to enable LLM_BACKEND=llamacpp"
+    "only builds from source (about 21 minutes on 2 cores); KGQA_LLAMACPP=1 ./kgqa test installs it (LLM_BACKEND=llamacpp)"
 )
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from common.errors import ConfigError, MissingDependency
 from qa.llm.base import LLMError, Messages, check_messages, resolve_model_path
 
-INSTALL_HINT = "pip install llama-cpp-python"
+INSTALL_HINT = "pip install llama-cpp-python==0.3.36 (or KGQA_LLAMACPP=1 ./kgqa ..., which does it once)"
 
 
 def import_llama() -> Any:
