@@ -71,7 +71,8 @@ class Settings(BaseSettings):
         description=(
             "torch intra-op threads for understanding (process-wide). 1 is fastest for one question at a "
             "time on a small CPU (waking a second thread per operation costs more than it saves) and leaves "
-            "the other cores to concurrent requests; 0: torch's default (all cores), for batch evaluation."
+            "the other cores to concurrent requests; 0: torch's default (all cores), for batch evaluation. "
+            "A local LLM on the CPU in the same process needs LLM_THREADS set (it would inherit this)."
         ),
     )
     nlu_trace: bool = Field(
