@@ -166,6 +166,24 @@ def _register_optional() -> None:
     from nlu.cli import nlu
 
     main.add_command(nlu, "nlu")
+    main.add_command(qa_group, "qa")
+
+
+@click.group("qa")
+def qa_group() -> None:
+    """The dialogue engine: end-to-end evaluation."""
+
+
+@qa_group.command("evaluate", context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def qa_evaluate(args: tuple[str, ...]) -> None:
+    """Run the dialogue evaluation set (qa/data/eval_dialogues.jsonl) against the engine on the
+    configured graph: intent accuracy, answer correctness, guard fallback rate, hallucinations.
+    Options: --data FILE, --today YYYY-MM-DD (the date the sample store was generated for),
+    --json FILE, --no-progress."""
+    from qa.evaluate import main as evaluate_main
+
+    sys.exit(evaluate_main(list(args)))
 
 
 _register_optional()

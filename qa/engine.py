@@ -83,6 +83,7 @@ class TurnResult(BaseModel):
     status: str = "ok"
     guard_passed: bool | None = None  # the LLM writer's grounding guard (None: nothing was checked)
     guard_reasons: list[str] = Field(default_factory=list)
+    llm_draft: str | None = None  # the model's own text before the guard: evaluation only, never sent
 
 
 @dataclass
@@ -310,7 +311,7 @@ class Engine:
             intent=IntentOut(name=prep.intent, confidence=round(prep.confidence, 4)),
             entities=entities, facts=retrieval.facts, handoff=status == "handoff", verbalizer=reply.verbalizer,
             suggestions=suggestions(retrieval), query_name=retrieval.query_name, status=status,
-            guard_passed=reply.guard_passed, guard_reasons=list(reply.guard_reasons))
+            guard_passed=reply.guard_passed, guard_reasons=list(reply.guard_reasons), llm_draft=reply.llm_draft)
 
 
 def _with_note(outcome: Outcome, dropped: Fact | None) -> Outcome:

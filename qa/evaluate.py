@@ -19,8 +19,10 @@ session belongs to its creator).
 
 Printed figures: intent accuracy, entity accuracy, answer correctness (status, entities and every
 expected substring present, no excluded one), guard fallback rate (LLM replies replaced by the
-template reply), and a hallucination count: replies with a number, amount or identifier found
-neither in the facts nor in the shopper's message.
+template reply), and hallucination counts: replies with a number, amount or identifier found
+neither in the facts nor in the shopper's message, counted on what the language model wrote
+before the guard (`llm_hallucinations_before_guard`, when an LLM writer is configured) and on the
+answers actually sent (`hallucinations`).
 """
 
 from __future__ import annotations
@@ -129,6 +131,7 @@ def fill(value: Any, bound: dict[str, dict[str, Any]]) -> Any:
 # -- scoring ---------------------------------------------------------------------------------------
 _CHUNK = re.compile(r"[A-Za-z0-9]+(?:[-_/.,][A-Za-z0-9]+)*")
 _PLAIN_NUMBER = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?")
+_PERCENT_AFTER = re.compile(r"\s?(?:%|percent\b)", re.IGNORECASE)
 
 
 def _norm_token(tok: str) -> str:
@@ -145,15 +148,22 @@ def _chunks(text: str) -> list[str]:
 def unsupported_tokens(answer: str, facts: list[Any], message: str) -> list[str]:
     """Numbers, amounts and identifiers of the answer found in neither the facts nor the message.
     A token is supported when it appears whole, or when every number in it does ("30-day");
-    list positions 1-9 are allowed ("1) ..., 2) ...")."""
+    list positions 1-9 are allowed ("1) ..., 2) ..."); a percentage is supported by its fraction
+    ("30% off" by a discount of 0.3), as the grounding guard reads it."""
     source = json.dumps([f.model_dump() if hasattr(f, "model_dump") else f for f in facts], default=str,
                         ensure_ascii=False) + " " + message
     known = {_norm_token(t) for t in _chunks(source)}
     known |= {f"{float(n):g}" for n in re.findall(r"\d+(?:\.\d+)?", source)}
     out = []
-    for tok in _chunks(answer):
+    for m in _CHUNK.finditer(answer):
+        tok = m.group()
+        if not re.search(r"\d", tok):
+            continue
         n = _norm_token(tok)
         if n in known or (n.isdigit() and int(n) < 10):
+            continue
+        if _PERCENT_AFTER.match(answer, m.end()) and _PLAIN_NUMBER.fullmatch(tok) and \
+                f"{float(tok.replace(',', '')) / 100:g}" in known:
             continue
         numbers = re.findall(r"\d+(?:\.\d+)?", tok.replace(",", ""))
         if all(f"{float(x):g}" in known or (x.isdigit() and int(x) < 10) for x in numbers):
@@ -171,9 +181,10 @@ class TurnScore:
     entities_ok: bool | None
     answer_ok: bool
     fallback: bool | None
-    hallucinated: list[str]
+    hallucinated: list[str]  # in the answer sent
     problems: list[str] = field(default_factory=list)
     answer: str = ""
+    llm_hallucinated: list[str] | None = None  # in the language model's own text, before the guard
 
 
 @dataclass
@@ -194,6 +205,10 @@ class Report:
             "answer_correctness": self._rate(t.answer_ok for t in self.turns),
             "guard_fallback_rate": self._rate(t.fallback for t in self.turns),
             "hallucinations": sum(1 for t in self.turns if t.hallucinated),
+            "llm_replies": sum(1 for t in self.turns if t.llm_hallucinated is not None),
+            "llm_hallucinations_before_guard": (
+                sum(1 for t in self.turns if t.llm_hallucinated) if any(
+                    t.llm_hallucinated is not None for t in self.turns) else None),
         }
 
     def failures(self) -> list[TurnScore]:
@@ -235,8 +250,11 @@ def score_turn(dialogue: str, idx: int, message: str, expect: dict[str, Any], re
     hallucinated = unsupported_tokens(res.answer, res.facts, message)
     if hallucinated:
         problems.append(f"unsupported in answer: {hallucinated}")
+    llm_hallucinated = None
+    if res.llm_draft:
+        llm_hallucinated = unsupported_tokens(res.llm_draft, res.facts, message)
     return TurnScore(dialogue, idx, message, intent_ok, entities_ok, answer_ok, fallback, hallucinated, problems,
-                     res.answer)
+                     res.answer, llm_hallucinated)
 
 
 # -- running ---------------------------------------------------------------------------------------

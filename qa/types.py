@@ -59,3 +59,7 @@ class Reply(BaseModel):
     verbalizer: Literal["template", "llm"]
     guard_passed: bool | None = None  # None for the template writer (nothing to check)
     guard_reasons: list[str] = Field(default_factory=list)
+    # What the language model wrote, before the guard and the safety filter, when it wrote anything:
+    # for the evaluation's hallucination count only. Never stored in the session, never sent (the
+    # API's reply schema has no such field).
+    llm_draft: str | None = None

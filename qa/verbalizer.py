@@ -203,12 +203,14 @@ class LLMVerbalizer:
         return stream_reply(self._produce(retrieval, turns, customer_id), self.chunk_chars)
 
     def _fallback(
-        self, draft: Reply, retrieval: Retrieval, customer_id: str | None, reasons: list[str]
+        self, draft: Reply, retrieval: Retrieval, customer_id: str | None, reasons: list[str],
+        llm_text: str = "",
     ) -> Reply:
         text = self.safety.apply(draft.text, retrieval, customer_id=customer_id).text
         if reasons:
             log.info("llm reply replaced by template", extra={"intent": retrieval.intent, "reasons": reasons})
-            return Reply(text=text, verbalizer="template", guard_passed=False, guard_reasons=reasons)
+            return Reply(text=text, verbalizer="template", guard_passed=False, guard_reasons=reasons,
+                         llm_draft=llm_text or None)
         return draft.model_copy(update={"text": text})
 
     def _produce(self, retrieval: Retrieval, turns: Sequence[Turn], customer_id: str | None) -> Reply:
@@ -245,25 +247,25 @@ class LLMVerbalizer:
         except Exception as exc:  # noqa: BLE001 - a model failure must not fail the chat turn
             log.exception("llm verbalizer: model failed")
             return self._fallback(draft, retrieval, customer_id, [f"model error: {type(exc).__name__}"])
-        if early:
-            return self._fallback(draft, retrieval, customer_id, early)
         text = clean_reply(raw, self.max_sentences)
+        if early:
+            return self._fallback(draft, retrieval, customer_id, early, text)
         if not text:
             return self._fallback(draft, retrieval, customer_id, ["the model returned no text"])
         question = turns[-1].text if turns and turns[-1].role == "user" else ""
         if echoes_prompt(text, question):
             return self._fallback(
-                draft, retrieval, customer_id, ["the model echoed the prompt instead of answering"]
+                draft, retrieval, customer_id, ["the model echoed the prompt instead of answering"], text
             )
         ok, reasons = self.guard.check(text, retrieval, draft=draft.text)
         if not ok:
-            return self._fallback(draft, retrieval, customer_id, reasons)
+            return self._fallback(draft, retrieval, customer_id, reasons, text)
         safe = self.safety.apply(text, retrieval, customer_id=customer_id)
         if safe.blocked:
             return self._fallback(
-                draft, retrieval, customer_id, [f"blocked word(s): {', '.join(safe.blocked)}"]
+                draft, retrieval, customer_id, [f"blocked word(s): {', '.join(safe.blocked)}"], text
             )
-        return Reply(text=safe.text, verbalizer="llm", guard_passed=True, guard_reasons=[])
+        return Reply(text=safe.text, verbalizer="llm", guard_passed=True, guard_reasons=[], llm_draft=text)
 
 
 def build_verbalizer(

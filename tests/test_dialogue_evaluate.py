@@ -94,6 +94,15 @@ def test_run_binds_real_nodes_and_scores_turns(shop, encoder):
     assert binder.pick("order:shipped", {})["order_id"] == "10002"
 
 
+def _result(answer: str, facts: list[dict], *, llm_draft: str | None = None):
+    from qa.engine import IntentOut, TurnResult
+    from qa.types import Fact
+
+    return TurnResult(session_id="s", answer=answer, intent=IntentOut(name="product_price", confidence=0.9),
+                      facts=[Fact(kind=f["kind"], data=f["data"]) for f in facts], llm_draft=llm_draft,
+                      guard_passed=False if llm_draft else None)
+
+
 class InventingVerbalizer(TemplateVerbalizer):
     """A writer that makes a price up, as the small LLM might, and says its guard failed."""
 
@@ -113,6 +122,15 @@ def test_hallucinations_and_guard_fallbacks_are_counted(shop, encoder):
     facts = [{"kind": "order", "data": {"order_id": "10002", "eta": "2026-03-17", "total": 1199.0}}]
     assert evaluate.unsupported_tokens("Order 10002 arrives 17 March 2026; total 1,199.00 USD; 2) rated 4.5/5",
                                        facts, "rated 4.5") == []
+    # counted before the guard too: a faithful answer sent, an invented figure in the model's text
+    price = [{"kind": "product", "data": {"sku": "X", "price": 18.0, "currency": "USD"}}]
+    turn = evaluate.score_turn("d", 0, "how much?", {}, _result("It costs 18.00 USD.", price,
+                                                                  llm_draft="It costs 17.50 USD."))
+    assert turn.hallucinated == [] and turn.llm_hallucinated == ["17.50"]
+    assert evaluate.Report([turn]).figures["llm_hallucinations_before_guard"] == 1
+    promo = [{"kind": "promotion", "data": {"discount": 0.3, "price": 309.99}}]
+    assert evaluate.unsupported_tokens("309.99 USD, 30% off (30 percent)", promo, "") == []
+    assert evaluate.unsupported_tokens("309.99 USD, 40% off", promo, "") == ["40"]
 
 
 def test_bad_dialogue_files_are_reported_with_the_line(tmp_path: Path):

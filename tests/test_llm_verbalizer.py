@@ -483,7 +483,7 @@ def test_reply_is_guarded_llm_text_or_template(lm, raw, key):
     expected_ok = expected_ok and not echoes_prompt(expected_text, history[-1].text)
     reply = v.verbalize(retrieval, history, customer_id="C1")
     if expected_ok and expected_text:
-        assert reply == Reply(text=expected_text, verbalizer="llm", guard_passed=True)
+        assert reply == Reply(text=expected_text, verbalizer="llm", guard_passed=True, llm_draft=expected_text)
     else:
         assert reply.verbalizer == "template" and reply.guard_passed is False
         assert reply.text == draft and reply.guard_reasons
@@ -514,6 +514,8 @@ def test_guard_failure_falls_back_to_template(lm, raw):
     reply = v.verbalize(PRODUCT, TURNS["product"], customer_id="C1")
     assert reply.verbalizer == "template" and reply.guard_passed is False and reply.text == draft
     assert any("in the catalogue but not in the facts" in r for r in reply.guard_reasons)
+    # what the model wrote is kept for the evaluation's count, and it is not what is sent
+    assert reply.llm_draft and name.lower() in reply.llm_draft.lower() and reply.llm_draft != reply.text
 
 
 def test_blocked_word_in_model_reply_falls_back(lm, raw):
@@ -540,7 +542,7 @@ def test_model_error_falls_back(lm):
     reply = _verbalizer(closed).verbalize(PRODUCT, TURNS["product"], customer_id=None)
     assert reply.verbalizer == "template" and reply.guard_passed is False
     assert reply.guard_reasons == ["model error (llm_unavailable): the language model is shutting down"]
-    assert reply.text == "The Aurora X2 costs 18.00 USD and 42 are in stock."
+    assert reply.text == "The Aurora X2 costs 18.00 USD and 42 are in stock." and reply.llm_draft is None
 
 
 def test_transactional_statuses_use_the_template_and_safety_applies(lm):
