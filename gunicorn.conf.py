@@ -51,6 +51,13 @@ def post_worker_init(worker):
         services.warm_async()
 
 
+def worker_exit(server, worker):
+    # Stop the language model's batching thread and close connections before the worker exits.
+    services = worker.wsgi.extensions.get("kgqa") if hasattr(worker, "wsgi") else None
+    if services is not None:
+        services.close()
+
+
 def child_exit(server, worker):
     from prometheus_client import multiprocess
 

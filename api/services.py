@@ -186,6 +186,11 @@ class Services:
             self._warming = False
 
     def close(self) -> None:
+        if self._engine is not None:
+            try:
+                self._engine.close()
+            except Exception:  # noqa: BLE001 - shutting down anyway
+                pass
         if self._store is not None:
             try:
                 self._store.close()

@@ -135,6 +135,13 @@ class Engine:
             raise KGQAError("the verbalizer ended its stream without a reply")
         yield self._finish(prep, reply)
 
+    def close(self) -> None:
+        """Stop the language model's worker, if the writer has one: a batching thread still inside
+        torch when the interpreter exits aborts the process ("terminate called...")."""
+        model = getattr(self.verbalizer, "model", None)
+        if model is not None and hasattr(model, "close"):
+            model.close()
+
     def session_turns(self, session_id: str, customer_id: str | None, *, caller: str | None = None
                       ) -> list[TurnRecord]:
         return self.sessions.load(session_id, customer_id, caller).turns

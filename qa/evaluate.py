@@ -335,7 +335,10 @@ def main(argv: list[str] | None = None) -> int:
         pinned = datetime(args.today.year, args.today.month, args.today.day, 12, tzinfo=UTC)
         clock = lambda: pinned  # noqa: E731
     engine = build_engine(Settings(), clock=clock)
-    report = run(engine, load_dialogues(args.data), progress=not args.no_progress)
+    try:
+        report = run(engine, load_dialogues(args.data), progress=not args.no_progress)
+    finally:
+        engine.close()
     print_report(report)
     if args.json_out:
         args.json_out.write_text(json.dumps(report.figures, indent=2))
