@@ -658,8 +658,12 @@ def _order_details(r: Retrieval, pick: _Picker) -> str:
         disc = f", {_percent(it['discount'])} off" if it.get("discount") else ""
         price = f" at {money(it['unit_price'], it.get('currency'))}" if it.get("unit_price") is not None else ""
         lines.append(f"- {it.get('quantity', 1)} × {display(it.get('name') or it['sku'])}{price}{disc}")
-    head = pick("od", (f"Order {o.get('order_id')} ({o.get('status')}, placed {day(o.get('placed_at'))}) contains:",
-                       f"Here's what's in order {o.get('order_id')}, placed {day(o.get('placed_at'))} "
+    # the latest date the order reached, so "when was it delivered?" is answered under this intent too
+    when = (f", delivered {day(o['delivered_at'])}" if o.get("delivered_at") else
+            f", shipped {day(o['shipped_at'])}" if o.get("shipped_at") else "")
+    head = pick("od", (f"Order {o.get('order_id')} ({o.get('status')}, placed {day(o.get('placed_at'))}{when}) "
+                       "contains:",
+                       f"Here's what's in order {o.get('order_id')}, placed {day(o.get('placed_at'))}{when} "
                        f"({o.get('status')}):"))
     total = f"\nTotal: {money(o['total'], o.get('currency'))}." if o.get("total") is not None else ""
     return head + "\n" + "\n".join(lines) + total

@@ -30,6 +30,10 @@ def test_track_order_with_carrier_tracking_and_eta(chat_factory):
     assert r.entities[0].node_id == "10002"
     items = chat.say("what's in it?", "order_details")
     assert "Bose QuietComfort 45 Headphones (Black)" in items.answer and "329.00 USD" in items.answer
+    assert "shipped 13 March 2026" in items.answer
+    # "when was it delivered?" read as order_details still gets the date
+    delivered = chat.say("when was order 10001 delivered?", "order_details", ("10001", "ORDER_ID", None))
+    assert delivered.status == "ok" and "delivered 5 March 2026" in delivered.answer
 
 
 def _two_engines(engine_factory):
