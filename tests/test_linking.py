@@ -324,3 +324,64 @@ def test_linking_accuracy_on_the_understanding_models_held_out_set(shop, linker)
     assert report.accuracy >= 0.95, report.errors[:10]
     assert report.ambiguity_detection is not None and report.ambiguity_detection >= 0.95
     assert all(v >= 0.95 for v in report.type_accuracy.values()), report.type_accuracy
+
+
+# -- another shop's catalog: names unlike the training data ------------------------------------------
+OTHER_SHOP = {
+    "brands.csv": "name,country\nMüller & Söhne,Germany\n3M,United States\nLEGO,Denmark\n",
+    "categories.csv": "name,parent,description\nToys,,\nBuilding Sets,Toys,\nKitchen,,\n",
+    "products.csv": (
+        "sku,name,brand,category,price,currency,stock,status,attributes\n"
+        "LEGO-42115,LEGO Technic Lamborghini Sián FKP 37,LEGO,Building Sets,379.99,EUR,4,active,\n"
+        "LEGO-10497,LEGO Icons Galaxy Explorer,LEGO,Building Sets,99.99,EUR,0,active,\n"
+        "MS-PAN-28,Müller & Söhne Bratpfanne 28 cm,Müller & Söhne,Kitchen,49.5,EUR,12,active,size=28 cm\n"
+        "MS-PAN-24,Müller & Söhne Bratpfanne 24 cm,Müller & Söhne,Kitchen,39.5,EUR,3,active,size=24 cm\n"
+        "3M-8210,3M 8210 Respirator (20 pack),3M,Kitchen,24.0,EUR,100,active,\n"),
+}
+
+
+@pytest.fixture(scope="module")
+def other_linker(falkordb_server, tmp_path_factory, encoder):
+    directory = tmp_path_factory.mktemp("other_shop")
+    for name, text in OTHER_SHOP.items():
+        (directory / name).write_text(text, encoding="utf-8")
+    settings = Settings(_env_file=None, graph_url="falkordb://embedded", data_dir=falkordb_server.data_dir,
+                        graph_name=f"other_{uuid.uuid4().hex[:8]}")
+    store = FalkorDBStore.from_settings(settings)
+    ensure_schema(store)
+    assert import_path(store, directory, settings=settings, progress=False).ok
+    yield EntityLinker(store, encoder=encoder, currency="EUR")
+    store.redis.execute_command("GRAPH.DELETE", store.graph_name)
+    store.close()
+
+
+def test_a_distinctive_word_links_a_product_of_another_catalog(other_linker):
+    """One or two words that occur in the names of only a few model lines ("the lamborghini")."""
+    for mention, sku in [("the lamborghini", "LEGO-42115"), ("sian", "LEGO-42115"), ("galaxy", "LEGO-10497"),
+                         ("lego lamborghini", "LEGO-42115")]:
+        assert other_linker.link_mention(mention, "PRODUCT").node_id == sku, mention
+    lego = other_linker.link_mention("lego", "PRODUCT")  # in both LEGO lines: ask which
+    assert lego.ambiguous and set(_ids(lego)) == {"LEGO-42115", "LEGO-10497"}
+    assert other_linker.link_mention("pan", "PRODUCT").node_id is None  # too short to tell anything
+    assert not other_linker.link_mention("unicorn", "PRODUCT").candidates
+
+
+def test_a_product_tagged_as_something_else_is_linked_as_a_product(other_linker):
+    def understanding(intent: str, *spans: tuple[str, str], text: str) -> Understanding:
+        ents = [Entity(type=t, text=m, start=text.index(m), end=text.index(m) + len(m)) for m, t in spans]
+        return Understanding(text=text, intent=IntentScore(name=intent, confidence=0.9), entities=ents)
+
+    text = "price of 3m 8210"
+    out = other_linker.link(understanding("product_price", ("3m 8210", "ORDER_ID"), text=text))
+    assert [(e.type, e.node_id, e.start, e.end) for e in out.entities] == [("PRODUCT", "3M-8210", 9, 16)]
+    text = "how much is the lamborghini lego?"
+    out = other_linker.link(understanding("product_price", ("lamborghini", "BRAND"), ("lego", "CATEGORY"), text=text))
+    assert "LEGO-42115" in [e.node_id for e in out.entities if e.type == "PRODUCT"]
+    # an order question keeps its order id; a product question with a linked product is left alone
+    text = "where is order 3m 8210"
+    out = other_linker.link(understanding("track_order", ("3m 8210", "ORDER_ID"), text=text))
+    assert [e.type for e in out.entities] == ["ORDER_ID"]
+    text = "is the galaxy explorer from 3M?"
+    out = other_linker.link(understanding("product_availability", ("galaxy explorer", "PRODUCT"), ("3M", "BRAND"),
+                                          text=text))
+    assert [(e.type, e.node_id) for e in out.entities] == [("PRODUCT", "LEGO-10497"), ("BRAND", "3M")]

@@ -41,6 +41,7 @@ from rapidfuzz import fuzz, process
 
 from common.settings import Settings
 from kg.queries import linking as Q
+from nlu.labels import FAMILY_OF
 from nlu.linking import text as T
 from nlu.linking.encoder import TextEncoder
 from nlu.linking.index import (
@@ -76,6 +77,10 @@ class LinkerConfig(BaseModel):
         "When the version moves, compare every product's fingerprint at most this often; in between, "
         "only products stamped since the last change are read (a count check catches removals)."))
     min_score: float = Field(0.6, ge=0.0, le=1.0, description="Below this a mention links to nothing.")
+    distinctive_max_lines: int = Field(3, ge=0, le=20, description=(
+        "A product mention that nothing else links, whose every word is spelt exactly as in the names "
+        "of at most this many model lines ('the lamborghini'), gets those lines as candidates; 0: off."))
+    distinctive_score: float = Field(0.7, ge=0.0, le=1.0)
     ambiguity_margin: float = Field(0.05, ge=0.0, le=1.0)
     max_candidates: int = Field(10, ge=1, le=100)
     fuzzy_weight: float = Field(0.95, gt=0.0, le=1.0, description="Ceiling of a non-exact lexical score.")
@@ -121,6 +126,20 @@ class _State:
     value_tokens: frozenset[str] = frozenset()  # every word of an attribute value
     watermark: str | None = None  # the latest `updated_at` among indexed products (the graph's clock)
     reconciled_at: float = 0.0  # when every fingerprint was last compared (this process's clock)
+
+
+def _distinctive_lines(idx: LineIndex, words: Sequence[str], max_lines: int) -> list[int]:
+    """Lines whose names contain every one of `words` exactly, when there are at most `max_lines`
+    of them and each word is long enough to mean something (4+ characters, or a digit in it)."""
+    if not words or max_lines <= 0 or any(len(w) < 4 and not any(ch.isdigit() for ch in w) for w in words):
+        return []
+    common: set[int] | None = None
+    for w in words:
+        post = set(idx.postings.get(w, ()))
+        common = post if common is None else common & post
+        if not common:
+            return []
+    return sorted(common) if common and len(common) <= max_lines else []
 
 
 @dataclass
@@ -334,7 +353,32 @@ class EntityLinker:
         entities = self.link_entities(understanding.entities, understanding.text)
         if not entities and self.config.fallback_link_text and understanding.text.strip():
             entities = self.link_text(understanding.text)
+        elif FAMILY_OF.get(understanding.intent.name) == "products":
+            entities = self._mistyped_products(entities, understanding.text)
         return understanding.model_copy(update={"entities": entities})
+
+    def _mistyped_products(self, entities: list[Entity], text: str) -> list[Entity]:
+        """A product question whose product the model tagged as something else, which happens with
+        names unlike any it was trained on ("3m 8210" as an order id; "lamborghini lego" as a brand
+        and a category). When no product was linked, the mentions that found nothing of their own
+        type (and order ids with letters in them) are tried as one product mention, over the text
+        they span together, then one by one; the first that links replaces them."""
+        if any(e.type == "PRODUCT" and (e.node_id or e.candidates) for e in entities):
+            return entities
+        failed = [e for e in entities if e.source == "message" and e.start is not None and e.end is not None and (
+            (e.type in ("BRAND", "CATEGORY") and not e.node_id and not e.candidates)
+            or (e.type == "ORDER_ID" and re.search(r"[A-Za-z]", e.text)))]
+        if not failed:
+            return entities
+        tries = [(min(e.start for e in failed), max(e.end for e in failed), failed)] if len(failed) > 1 else []
+        tries += [(e.start, e.end, [e]) for e in failed]
+        for start, end, replaced in tries:
+            linked = self.link_mention(text[start:end], "PRODUCT", context=[text])  # type: ignore[index]
+            if linked.node_id or linked.candidates:
+                product = linked.model_copy(update={"start": start, "end": end})
+                kept = [e for e in entities if all(e is not r for r in replaced)]
+                return sorted(kept + [product], key=lambda e: (e.start is None, e.start or 0))
+        return entities
 
     def link_entities(self, entities: Sequence[Entity], text: str = "") -> list[Entity]:
         """Link a message's entities together: ATTRIBUTE entities and the message itself supply the
@@ -555,6 +599,10 @@ class EntityLinker:
                         lex = cur.score if cur else 0.0
                         combined = min(cfg.fuzzy_weight, max(lex, e) + 0.1 * min(lex, e))
                         scored[lid] = _Scored(idx.lines[lid], combined)
+        if max((s.score for s in scored.values()), default=0.0) < cfg.min_score:
+            # 3b. a few distinctive words: "the lamborghini" for "LEGO Technic Lamborghini Sian FKP 37"
+            for lid in _distinctive_lines(idx, stripped or qtoks, cfg.distinctive_max_lines):
+                scored[lid] = _Scored(idx.lines[lid], cfg.distinctive_score)
         if not scored:
             return []
 
