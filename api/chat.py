@@ -34,28 +34,16 @@ def _services() -> Any:
     return current_app.extensions["kgqa"]
 
 
-def _exchange_count(turns: list[Any]) -> int:
-    return sum(1 for t in turns if t.role == "assistant")
+def _reply(result: Any) -> dict[str, Any]:
+    return S.ChatResponse.model_validate(result.model_dump(mode="json")).model_dump(mode="json")
 
 
-def _reply(result: Any, turn: int) -> dict[str, Any]:
-    data = result.model_dump(mode="json")
-    data["turn"] = turn
-    return S.ChatResponse.model_validate(data).model_dump(mode="json")
-
-
-def _after_turn(result: Any, message: str) -> int:
-    """Metrics, the analytics log, and this reply's turn number. The turn is answered and saved
-    already: a failure here is logged, never turned into an error for the shopper."""
+def _after_turn(result: Any, message: str) -> None:
+    """Metrics and the analytics log. The turn is answered and saved already: a failure here is
+    logged, never turned into an error for the shopper."""
     services = _services()
     principal = g.principal
     services.metrics.observe_turn(result)
-    turn = 0
-    try:
-        state = services.sessions.load(result.session_id, principal.customer_id, principal.key_id)
-        turn = _exchange_count(state.turns)
-    except KGQAError:
-        log.warning("turn number unavailable", extra={"session": mask_id(result.session_id)})
     try:
         analytics.record_turn(services, result, customer_id=principal.customer_id, message=message,
                               threshold=services.settings.intent_threshold)
@@ -64,7 +52,6 @@ def _after_turn(result: Any, message: str) -> int:
     log.info("chat turn", extra={"intent": result.intent.name, "status": getattr(result, "status", None),
                                  "verbalizer": result.verbalizer, "handoff": result.handoff,
                                  "customer": mask_id(principal.customer_id), "key": principal.key_id})
-    return turn
 
 
 @bp.post("/chat")
@@ -77,8 +64,8 @@ def chat():
     principal = g.principal
     engine = services.engine()
     result = engine.handle(body.session_id, body.message, principal.customer_id, caller=principal.key_id)
-    turn = _after_turn(result, body.message)
-    return jsonify(_reply(result, turn))
+    _after_turn(result, body.message)
+    return jsonify(_reply(result))
 
 
 def _sse(event: str, data: Any) -> str:
@@ -108,8 +95,8 @@ def chat_stream():
                 if isinstance(item, str):
                     yield _sse("token", {"text": item})
                 else:
-                    turn = _after_turn(item, body.message)
-                    yield _sse("final", _reply(item, turn))
+                    _after_turn(item, body.message)
+                    yield _sse("final", _reply(item))
                     return
                 item = next(gen)
         except StopIteration:

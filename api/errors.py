@@ -10,7 +10,6 @@ MAX_CONTENT_LENGTH) get the same JSON shape. Anything else is a 500 whose body s
 from __future__ import annotations
 
 import logging
-import sys
 from typing import Any
 
 from flask import Flask, Response, g, jsonify
@@ -18,17 +17,16 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from common.errors import (
-    ConfigError,
-    GraphError,
     ImportError_,
+    InvalidMessage,
     KGQAError,
     ModelNotReady,
-    NLUError,
     QueryTimeout,
     ReadOnlyViolation,
     Retryable,
+    SessionConflict,
+    SessionNotFound,
     UnknownQuery,
-    VerbalizerError,
 )
 
 log = logging.getLogger("kgqa.api")
@@ -99,14 +97,11 @@ def _family_status(exc: KGQAError) -> tuple[int, str, str | None]:
     """(status, code, public message or None to keep the error's own message)."""
     if isinstance(exc, APIError):
         return exc.status, exc.code, None
-    from qa.state import SessionConflict, SessionNotFound
-
     if isinstance(exc, SessionNotFound):
         return 404, "session_not_found", "no such session"
     if isinstance(exc, SessionConflict):
         return 409, exc.code, None
-    engine_mod = sys.modules.get("qa.engine")  # an InvalidMessage comes only once the engine is loaded
-    if engine_mod is not None and isinstance(exc, engine_mod.InvalidMessage):
+    if isinstance(exc, InvalidMessage):
         return 422, exc.code, None
     if isinstance(exc, ReadOnlyViolation):
         return 403, exc.code, None
@@ -120,10 +115,9 @@ def _family_status(exc: KGQAError) -> tuple[int, str, str | None]:
         return 503, getattr(exc, "code", "unavailable"), "the service is temporarily unavailable"
     if isinstance(exc, UnknownQuery):
         return 404, exc.code, "no such report"
-    if isinstance(exc, (GraphError, NLUError, VerbalizerError, ConfigError)):
-        # Our own named query failed, or a model did: a defect, never the caller's input. The
-        # message would name internals (and may carry server text), so it stays in the log.
-        return 500, "internal_error", "internal error"
+    # Anything else (our own named query failed, or a model did: GraphError, NLUError,
+    # VerbalizerError, ConfigError) is a defect, never the caller's input. The message would name
+    # internals (and may carry server text), so it stays in the log.
     return 500, "internal_error", "internal error"
 
 
@@ -216,8 +210,13 @@ def _is_transport_failure(exc: BaseException) -> bool:
 
 def _note_unavailable(exc: BaseException) -> None:
     """Let the services drop a broken connection, so the next request reconnects (and the embedded
-    server is restarted) instead of every later request failing the same way."""
-    if not isinstance(exc, Retryable):
+    server is restarted) instead of every later request failing the same way. Only for a lost
+    connection: models still loading are not one, and `Services.redis_call` has already dropped
+    the connection behind a `StateUnavailable` (closing the pool again would break other threads'
+    calls in flight)."""
+    from api.services import StateUnavailable
+
+    if not isinstance(exc, Retryable) or isinstance(exc, (ModelNotReady, StateUnavailable)):
         return
     try:
         from flask import current_app

@@ -196,6 +196,8 @@ class ImportJobs:
                 job["error"] = {"code": code, "message": message, "details": details}
         finally:
             stop.set()
+            if beater.is_alive():  # a heartbeat in flight must not overwrite the final record
+                beater.join()
             for fh in handles:
                 with contextlib.suppress(Exception):
                     fh.close()

@@ -84,6 +84,7 @@ class TurnResult(BaseModel):
     guard_passed: bool | None = None  # the LLM writer's grounding guard (None: nothing was checked)
     guard_reasons: list[str] = Field(default_factory=list)
     llm_draft: str | None = None  # the model's own text before the guard: evaluation only, never sent
+    turn: int = 0  # this reply's number among the session's stored replies (what feedback names)
 
 
 @dataclass
@@ -311,14 +312,15 @@ class Engine:
         now = utcnow_iso()
         state.turns.append(TurnRecord(role="user", text=prep.message, intent=prep.intent, at=now))
         state.turns.append(TurnRecord(role="assistant", text=reply.text, status=status, at=now))
-        self.sessions.save(state)
+        saved = self.sessions.save(state)
 
         return TurnResult(
             session_id=state.session_id, answer=reply.text,
             intent=IntentOut(name=prep.intent, confidence=round(prep.confidence, 4)),
             entities=entities, facts=retrieval.facts, handoff=status == "handoff", verbalizer=reply.verbalizer,
             suggestions=suggestions(retrieval), query_name=retrieval.query_name, status=status,
-            guard_passed=reply.guard_passed, guard_reasons=list(reply.guard_reasons), llm_draft=reply.llm_draft)
+            guard_passed=reply.guard_passed, guard_reasons=list(reply.guard_reasons), llm_draft=reply.llm_draft,
+            turn=sum(1 for t in saved.turns if t.role == "assistant"))
 
 
 def _with_note(outcome: Outcome, dropped: Fact | None) -> Outcome:

@@ -32,15 +32,22 @@ _NEGATED_POSITIVE = re.compile(r"\b(not|never|isn't|wasn't|aren't)\s+(happy|sati
 _SHOUTING = re.compile(r"[A-Z]{4,}(?:\s+[A-Z]{2,}){2,}")
 
 
-def _count(text: str, words: tuple[str, ...]) -> int:
-    return sum(1 for w in words if re.search(r"(?<![a-z])" + re.escape(w) + r"(?![a-z])", text))
+def _word_patterns(words: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
+    return tuple(re.compile(r"(?<![a-z])" + re.escape(w) + r"(?![a-z])") for w in words)
+
+
+_STRONG_RES, _MILD_RES = _word_patterns(_STRONG), _word_patterns(_MILD)  # run on nearly every turn
+
+
+def _count(text: str, patterns: tuple[re.Pattern[str], ...]) -> int:
+    return sum(1 for p in patterns if p.search(text))
 
 
 def negative_sentiment(message: str) -> bool:
     """Clearly negative: one strong word, or two mild signals (a negated positive, shouting, '!!')."""
     text = message.lower()
-    strong = _count(text, _STRONG)
-    mild = _count(text, _MILD) + len(_NEGATED_POSITIVE.findall(text))
+    strong = _count(text, _STRONG_RES)
+    mild = _count(text, _MILD_RES) + len(_NEGATED_POSITIVE.findall(text))
     mild += 1 if _SHOUTING.search(message) else 0
     mild += 1 if "!!" in message or "??" in message else 0
     return strong >= 1 or mild >= 2

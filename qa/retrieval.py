@@ -487,11 +487,11 @@ class Retriever:
     def _group(self, intent: str, entities: list[Entity], brand: str | None, category: str | None,
                attribute: str | None) -> Outcome:
         params = dict(brand=brand, category=category, attribute=attribute)
-        rows = self._run("products.list_filtered", **params, max_price=None, only_active=True, limit=MAX_LIST)
-        if intent == "product_availability":
-            in_stock = [r for r in self._run("products.list_filtered", **params, max_price=None, only_active=True,
-                                             limit=50) if (r.get("stock") or 0) > 0]
-            rows = in_stock[:MAX_LIST]
+        availability = intent == "product_availability"  # wants in-stock rows: read further
+        rows = self._run("products.list_filtered", **params, max_price=None, only_active=True,
+                         limit=50 if availability else MAX_LIST)
+        if availability:
+            rows = [r for r in rows if (r.get("stock") or 0) > 0][:MAX_LIST]
         summary = self._run("products.summary_filtered", **params)
         mentioned = [Ref(type=t, node_id=v, name=v, label=lbl) for t, v, lbl in
                      (("BRAND", brand, "Brand"), ("CATEGORY", category, "Category")) if v]

@@ -7,10 +7,13 @@ PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null 2>&1 || PY=python3
 # Headless Chromium for the chat page's end-to-end test (Debian's package; playwright drives it
 # with executable_path=/usr/bin/chromium, never a browser build of its own).
-if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+# Tried once per checkout (a stamp in var/), not on every ./kgqa command.
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 \
+    && [[ ! -f var/.chromium-tried ]]; then
   echo "[setup] installing chromium (Debian package) for the browser test"
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
     || echo "[setup] could not install chromium; the browser test will be skipped"
+  mkdir -p var && touch var/.chromium-tried
 fi
 # Opt-in CPU language model (LLM_BACKEND=llamacpp): llama-cpp-python has no prebuilt wheel for
 # this Python, so pip builds it (about 20 minutes on 2 cores, once: pip keeps the built wheel).

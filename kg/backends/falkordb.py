@@ -19,7 +19,10 @@ from urllib.parse import urlparse
 import orjson
 import redis
 from falkordb import FalkorDB
+from falkordb.edge import Edge
 from falkordb.helpers import stringify_param_value
+from falkordb.node import Node
+from falkordb.path import Path as GraphPath
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -262,15 +265,14 @@ def _params_header(params: Mapping[str, Any] | None) -> str:
 
 
 def _value(v: Any) -> Any:
-    from falkordb.edge import Edge
-    from falkordb.node import Node
-    from falkordb.path import Path
-
+    """A result cell as plain Python (called for every cell of every row: scalars leave first)."""
+    if v is None or isinstance(v, (str, bool, int, float)):
+        return v
     if isinstance(v, Node):
         return {"_labels": list(v.labels or []), **(v.properties or {})}
     if isinstance(v, Edge):
         return {"_type": v.relation, **(v.properties or {})}
-    if isinstance(v, Path):
+    if isinstance(v, GraphPath):
         return {"nodes": [_value(n) for n in v.nodes()], "edges": [_value(e) for e in v.edges()]}
     if isinstance(v, list):
         return [_value(x) for x in v]

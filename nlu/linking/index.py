@@ -234,8 +234,15 @@ class Line:
     compact: tuple[tuple[str, tuple[str, ...]], ...]
     tokens: frozenset[str]
 
+    @cached_property
+    def _positions(self) -> dict[str, int]:
+        return {sku: i for i, sku in enumerate(self.skus)}
+
     def _at(self, sku: str) -> int:
-        return self.skus.index(sku)
+        try:
+            return self._positions[sku]
+        except KeyError:
+            raise ValueError(f"{sku!r} is not in line {self.name!r}") from None
 
     def name_of(self, sku: str) -> str:
         return self.names[self._at(sku)]
@@ -391,11 +398,14 @@ class LineIndex:
     _idf_cache: dict[str | None, float] = field(default_factory=dict, repr=False)
 
     def idf(self, token: str | None) -> float:
-        """Inverse line frequency; a word no line has weighs most. Cached per index (immutable)."""
+        """Inverse line frequency; a word no line has weighs most. Cached per index (immutable) for
+        the index's own words only: shoppers' unknown words and typos would grow the cache forever."""
         w = self._idf_cache.get(token)
         if w is None:
-            w = _idf(len(self.postings.get(token, ())) if token is not None else 0, len(self.lines))
-            self._idf_cache[token] = w
+            post = self.postings.get(token, ()) if token is not None else ()
+            w = _idf(len(post), len(self.lines))
+            if post:
+                self._idf_cache[token] = w
         return w
 
     def apply(self, changes: Mapping[str, ProductRecord | None],

@@ -41,7 +41,7 @@ from rapidfuzz import fuzz, process
 
 from common.settings import Settings
 from kg.queries import linking as Q
-from nlu.labels import FAMILY_OF
+from nlu.labels import ENTITY_TYPES, FAMILY_OF
 from nlu.linking import text as T
 from nlu.linking.encoder import TextEncoder
 from nlu.linking.index import (
@@ -63,7 +63,7 @@ from nlu.types import Candidate, Entity, Understanding
 
 log = logging.getLogger(__name__)
 
-LINKED_TYPES = ("PRODUCT", "BRAND", "CATEGORY", "ORDER_ID", "ATTRIBUTE", "MONEY")
+LINKED_TYPES = ENTITY_TYPES  # every entity type resolves to something
 
 
 class LinkerConfig(BaseModel):

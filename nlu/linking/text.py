@@ -179,6 +179,8 @@ def _amount(text: str, kilo: bool) -> Decimal | None:
     return value * 1000 if kilo else value
 
 
+_SYMBOLS_LONGEST_FIRST = tuple(sorted(_SYMBOLS, key=len, reverse=True))  # "us$" before "$"
+
 def parse_money(text: str, default_currency: str = "USD") -> Money | None:
     """"$200", "200 dollars", "150 eur", "EUR 1.299,00", "1,200.50£", "20k" -> Money; None without a number."""
     raw = unicodedata.normalize("NFKC", text or "").strip()
@@ -190,7 +192,7 @@ def parse_money(text: str, default_currency: str = "USD") -> Money | None:
         return None
     low = raw.lower()
     currency = None
-    for sym in sorted(_SYMBOLS, key=len, reverse=True):
+    for sym in _SYMBOLS_LONGEST_FIRST:
         if not sym.isalpha() and sym in low:
             currency = _SYMBOLS[sym]
             break
