@@ -34,6 +34,7 @@ from nlu.linking import text as linking_text
 from nlu.types import Entity
 from qa import actions
 from qa.context import extract_address, has_phrase, norm
+from qa.safety import PERSONAL_KINDS
 from qa.state import DialogueState, PendingAction, PendingClarification, Ref
 from qa.types import Fact, Retrieval
 
@@ -729,7 +730,7 @@ class Retriever:
             # Every fact here was reached through the signed-in customer; saying so lets the
             # safety filter show the shopper their own address instead of masking it.
             for f in facts:
-                if f.kind.startswith("order"):
+                if f.kind.startswith("order") or f.kind in PERSONAL_KINDS:  # the invoice too
                     f.data.setdefault("customer_id", customer_id)
             return Outcome(Retrieval(intent=intent, status=status, facts=facts, query_name=query,
                                      prompt=prompt or {}), entities, mentioned=[ref], **kw)

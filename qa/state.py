@@ -199,7 +199,8 @@ class SessionStore:
         except (ValidationError, ValueError):
             raise SessionNotFound("no such session") from None
         # Compare the whole owner string: another customer, or anonymous vs signed in, is "not found".
-        if not secrets.compare_digest(state.owner, owner_of(customer_id, caller)):
+        # (as bytes: compare_digest refuses str with non-ASCII characters, e.g. a customer "KUNDE-Müller")
+        if not secrets.compare_digest(state.owner.encode(), owner_of(customer_id, caller).encode()):
             raise SessionNotFound("no such session")
         return state
 

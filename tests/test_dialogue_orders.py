@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 
+from qa.types import Retrieval
 from tests import test_dialogue_support as support
 from tests.test_dialogue_support import Chat, order_props, requests_of, set_order_status
 
@@ -230,3 +231,19 @@ def test_a_dropped_stream_after_affirm_cannot_replay_the_action(chat_factory, sh
     again = chat.say("yes", "affirm")
     assert again.status == "chitchat"
     assert [r["kind"] for r in requests_of(store, "C00001")] == ["change_address"]
+
+
+def test_an_invoice_is_the_shoppers_own_data(chat_factory):
+    """Invoice facts are reached through the signed-in customer like order facts, so the safety
+    filter shows the shopper their own order number instead of masking it (an id shaped like
+    "2026-000123" reads as a phone number when it is not known to be theirs)."""
+    from qa.safety import SafetyFilter
+
+    chat = chat_factory("C00001")
+    r = chat.say("invoice for order 10001", "check_invoice", ("10001", "ORDER_ID", None))
+    assert r.status == "ok" and r.facts[0].kind == "invoice" and r.facts[0].data["customer_id"] == "C00001"
+    invoice = r.facts[0].model_copy(update={"data": {**r.facts[0].data, "order_id": "2026-000123"}})
+    retrieval = Retrieval(intent="check_invoice", status="ok", facts=[invoice])
+    text = "The invoice for order 2026-000123: total 279.98 USD."
+    assert SafetyFilter().apply(text, retrieval, customer_id="C00001").text == text
+    assert "2026-000123" not in SafetyFilter().apply(text, retrieval, customer_id="C00002").text

@@ -62,6 +62,12 @@ def test_a_session_belongs_to_its_creator(engine_factory):
         engine.handle(anon.session_id, "hi", None, caller="another-api-key")
     with pytest.raises(SessionNotFound):
         engine.handle("no-such-session", "hi", "C00001")
+    # a customer id with non-ASCII characters (any import may carry one) keeps its session too
+    umlaut = Chat(engine, nlu, "KUNDE-Müller")
+    umlaut.say("hi", "greeting")
+    assert umlaut.say("thanks", "thanks").session_id == umlaut.session_id
+    with pytest.raises(SessionNotFound):
+        engine.handle(umlaut.session_id, "hi", "KUNDE-Muller")
     assert engine.handle(anon.session_id, "hi", None).session_id == anon.session_id
 
 

@@ -154,3 +154,8 @@ def test_parameter_rules_are_shared_by_both_backends():
         check_params({"deep": deep})
     with pytest.raises(QueryError, match="64-bit"):
         check_params({"n": [{"m": 2**64}]})
+
+
+def test_a_percent_encoded_password_in_the_graph_url_is_decoded():
+    store = FalkorDBStore.from_settings(Settings(_env_file=None, graph_url="falkordb://:p%40ss%2Fw@127.0.0.1:6390"))
+    assert store._password == "p@ss/w"

@@ -187,7 +187,7 @@ def test_order_ids_and_money_are_normalised_without_the_graph():
     assert normalise_order_id("no order here") is None
     for text, expected in (("$200", "200.00 USD"), ("200 dollars", "200.00 USD"), ("150 eur", "150.00 EUR"),
                            ("€1.299,00", "1299.00 EUR"), ("1,200.50£", "1200.50 GBP"), ("50 bucks", "50.00 USD"),
-                           ("EUR 20", "20.00 EUR"), ("2k", "2000.00 USD")):
+                           ("EUR 20", "20.00 EUR"), ("2k", "2000.00 USD"), ("100 zł", "100.00 PLN")):
         assert lk.link_mention(text, "MONEY").node_id == expected, text
     assert str(parse_money("19.99", "eur")) == "19.99 EUR" and parse_money("cheap") is None
 

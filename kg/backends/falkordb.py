@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import orjson
 import redis
@@ -82,7 +82,7 @@ class FalkorDBStore:
             return cls(embedded=server, **common)
         parsed = urlparse(settings.graph_url)
         return cls(host=parsed.hostname or "127.0.0.1", port=parsed.port or 6379,
-                   password=parsed.password or pw, **common)
+                   password=unquote(parsed.password) if parsed.password else pw, **common)
 
     # -- connection --------------------------------------------------------------------------------
     def _connect(self):

@@ -192,8 +192,8 @@ def parse_money(text: str, default_currency: str = "USD") -> Money | None:
         return None
     low = raw.lower()
     currency = None
-    for sym in _SYMBOLS_LONGEST_FIRST:
-        if not sym.isalpha() and sym in low:
+    for sym in _SYMBOLS_LONGEST_FIRST:  # symbols, and non-ASCII letters like "zł", match inside words
+        if not (sym.isascii() and sym.isalpha()) and sym in low:
             currency = _SYMBOLS[sym]
             break
     if currency is None:
