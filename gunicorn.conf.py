@@ -28,6 +28,9 @@ limit_request_fields = 100
 limit_request_field_size = 16384
 logconfig_dict = _logconfig(os.environ.get("LOG_LEVEL", "INFO").upper())
 accesslog = None
+# gunicorn's control socket defaults to one path per user (~/.gunicorn/gunicorn.ctl), which two
+# instances on one machine would share; the product never uses gunicornc, so there is none.
+control_socket_disable = True
 
 # Prometheus: one directory of per-worker sample files, merged by /metrics.
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -178,13 +178,15 @@ def test_graph_server_killed_during_traffic(tmp_path):
         assert recovered is not None, "the API did not recover"
         assert set(statuses) <= {200, 201, 503}, (statuses, errors[:5])
         assert not errors, errors[:5]
-        # every acknowledged write survived the crash
-        rows = requests.post(f"{g.url}/api/v1/graph/query", headers=H, timeout=30,
-                             json={"cypher": "MATCH (p:Product) WHERE p.sku STARTS WITH 'K-' RETURN p.sku AS sku",
-                                   "limit": 100000}).json()["rows"]
-        present = {r["sku"] for r in rows}
-        missing = [s for s in acknowledged if s not in present]
-        assert not missing, f"{len(missing)} acknowledged writes lost: {missing[:5]}"
+        # every acknowledged write survived the crash: the server counts them, so the check does not
+        # depend on how many writes a machine manages in the window (the analyst route caps rows)
+        body = requests.post(f"{g.url}/api/v1/graph/query", headers=H, timeout=30, json={
+            "cypher": "UNWIND $skus AS s OPTIONAL MATCH (p:Product {sku: s}) "
+                      "RETURN count(p) AS present, collect(CASE WHEN p IS NULL THEN s END)[0..5] AS lost",
+            "params": {"skus": acknowledged}}).json()
+        assert body["truncated"] is False, body
+        (row,) = body["rows"]
+        assert row["present"] == len(acknowledged), f"{len(acknowledged) - row['present']} acknowledged writes lost: {row['lost']}"
         assert len(acknowledged) > before_kill  # writes went on after the crash
     finally:
         stop.set()
