@@ -1,4 +1,5 @@
-"""Catalog routes (`catalog` role): imports as jobs, and one product at a time.
+"""Catalog routes (`catalog` role): imports as jobs, one product at a time, and shop examples
+(labelled customer messages, nlu/example_store.py; docs/shop-examples.md).
 
 Single-product writes go through the importer itself (kg/loader.py `import_files` with a one-row
 `products.jsonl`, strict), so the validation rules, the reference checks, the content hash and the
@@ -238,3 +239,110 @@ def delete_product(sku: str):
     version = rows[0]["version"] if rows else None
     return jsonify(S.ProductChange(product=None, created=False, changed=True, catalog_version=version)
                    .model_dump(mode="json"))
+
+
+# -- shop examples (nlu/example_store.py) ---------------------------------------------------------------
+EXAMPLE_PATH = {"example_id": {"type": "string", "pattern": "^[0-9a-f]{12}$"}}
+_EXAMPLE_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,120}\.(csv|jsonl)$", re.IGNORECASE)
+MAX_PROBLEMS = 500  # per-row details in a 422
+
+
+def _examples() -> Any:
+    from nlu.example_store import ExampleStore
+
+    return ExampleStore(_services().graph)
+
+
+def _refresh_examples() -> None:
+    """This worker reloads its shop examples now; the others within SHOP_EXAMPLES_REFRESH_S."""
+    services = _services()
+    if not services.engine_loaded:
+        return  # a model not loaded yet reads the examples when it is
+    sync = getattr(services.engine(), "examples", None)
+    if sync is not None:
+        sync.refresh(force=True)
+
+
+def _example_rows() -> tuple[list[Any], list[Any], bool]:
+    """(rows, errors found while reading, strict) from a JSON body or uploaded files."""
+    from nlu.example_store import read_examples_file, rows_from_dicts
+
+    strict = S.query_bool("strict")
+    if request.mimetype == "multipart/form-data":
+        uploads = request.files.getlist("files")
+        if not uploads:
+            raise Unprocessable("no files in the field `files`", details=[{"field": "files", "message": "required"}])
+        if len(uploads) > MAX_FILES:
+            raise PayloadTooLarge(f"at most {MAX_FILES} files per request")
+        rows: list[Any] = []
+        errors: list[Any] = []
+        seen: set[str] = set()
+        for f in uploads:
+            name = (f.filename or "").rsplit("/", 1)[-1].rsplit("\\", 1)[-1].strip()
+            if not _EXAMPLE_FILE.match(name):
+                raise Unprocessable("shop examples are a .csv or .jsonl file",
+                                    details=[{"field": "files", "message": f"bad file name {name[:60]!r}"}])
+            if name.lower() in seen:
+                raise Unprocessable("a file name appears twice", details=[{"field": "files", "message": name}])
+            seen.add(name.lower())
+            parsed = read_examples_file(f.read(), name)
+            rows.extend(parsed.rows)
+            errors.extend(parsed.errors)
+        form_strict = (request.form.get("strict") or "").strip().lower()
+        return rows, errors, strict or form_strict in ("true", "1", "yes")
+    body = S.parse_body(S.ShopExamplesAdd, _services().settings)
+    return rows_from_dicts(e.model_dump() for e in body.examples), [], strict or body.strict
+
+
+@bp.get("/examples")
+@doc(summary="The shop examples and their version", tag="catalog", reply=S.ShopExampleList,
+     description="Labelled customer messages that adapt understanding without retraining (docs/shop-examples.md).")
+@require("catalog")
+def list_examples():
+    store = _examples()
+    items = store.list()
+    return jsonify(S.ShopExampleList(version=store.version(), count=len(items),
+                                     examples=[e.to_dict() for e in items]).model_dump(mode="json"))
+
+
+@bp.post("/examples")
+@doc(summary="Add shop examples", tag="catalog", body=S.ShopExamplesAdd, reply=S.ShopExamplesReport,
+     multipart={"type": "object", "required": ["files"],
+                "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"},
+                                         "description": "A .csv (header `text,intent`) or .jsonl file"},
+                               "strict": {"type": "boolean"}}},
+     params=[qparam("strict", {"type": "boolean"}, "Write nothing unless every row is good")],
+     description="A JSON body `{examples: [{text, intent}], strict}` or multipart files in the field `files`. "
+                 "Returns the per-row report (added, unchanged, errors, contradictions); a 422 with the "
+                 "per-row problems as details when nothing could be added. The key id is recorded as "
+                 "`added_by`; every worker uses the examples within SHOP_EXAMPLES_REFRESH_S seconds.")
+@require("catalog")
+def add_examples():
+    rows, errors, strict = _example_rows()
+    if not rows and not errors:
+        raise Unprocessable("no examples in the request", details=[{"field": "files", "message": "no rows"}])
+    report = _examples().add(rows, g.principal.key_id, strict=strict, errors=errors)
+    if report.added:
+        _refresh_examples()
+    body = report.to_dict()
+    if report.problems and not report.added:
+        details = [p.to_dict() for p in report.problems][:MAX_PROBLEMS]
+        why = "--strict: nothing was written" if strict else "no example could be added"
+        raise Unprocessable(f"{why} ({len(report.errors)} error(s), {len(report.contradictions)} "
+                            f"contradiction(s))", details=details)
+    return jsonify(S.ShopExamplesReport.model_validate(body).model_dump(mode="json"))
+
+
+@bp.delete("/examples/<example_id>")
+@doc(summary="Remove a shop example", tag="catalog", reply=S.ShopExampleRemoved, path_params=EXAMPLE_PATH)
+@require("catalog")
+def remove_example(example_id: str):
+    from nlu.example_store import is_example_id
+
+    if not is_example_id(example_id):
+        raise NotFound("no such example")
+    store = _examples()
+    if not store.remove([example_id], g.principal.key_id):
+        raise NotFound("no such example")
+    _refresh_examples()
+    return jsonify(S.ShopExampleRemoved(id=example_id, version=store.version()).model_dump(mode="json"))

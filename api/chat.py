@@ -46,7 +46,7 @@ def _after_turn(result: Any, message: str) -> None:
     services.metrics.observe_turn(result)
     try:
         analytics.record_turn(services, result, customer_id=principal.customer_id, message=message,
-                              threshold=services.settings.intent_threshold)
+                              threshold=services.engine().threshold)
     except KGQAError:
         log.warning("turn not logged for analytics")
     log.info("chat turn", extra={"intent": result.intent.name, "status": getattr(result, "status", None),

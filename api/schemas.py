@@ -211,6 +211,76 @@ class ImportJob(BaseModel):
     error: ErrorBody | None = None
 
 
+# Shop examples (nlu/example_store.py): the per-row rules (known intent, non-empty text of at most
+# 500 characters, no duplicates or contradictions) are the store's, so they come back per row.
+class ShopExampleIn(Strict):
+    text: Annotated[str, StringConstraints(max_length=2000)] | None = Field(
+        None, description="A customer message (at most 500 characters once spaces are collapsed).")
+    intent: Annotated[str, StringConstraints(max_length=100)] | None = Field(
+        None, description="One of the intent names (DESIGN section 4).")
+
+
+class ShopExamplesAdd(Strict):
+    examples: list[ShopExampleIn] = Field(min_length=1, max_length=5000)
+    strict: bool = Field(False, description="Write nothing unless every row is good.")
+
+
+class ShopExampleOut(BaseModel):
+    id: str = Field(description="First 12 hex digits of the SHA-256 of the normalised text.")
+    text: str
+    intent: str
+    added_at: str | None = None
+    added_by: str | None = Field(None, description="The API key id that added it, or `cli`.")
+
+
+class ShopExampleList(BaseModel):
+    version: int = Field(description="Bumped by every add or remove that changed something.")
+    count: int
+    examples: list[ShopExampleOut]
+
+
+class ShopExampleRow(BaseModel):
+    id: str
+    text: str
+    intent: str
+    field: str = Field(description="`file:line` (header = line 1) or `examples[i]`.")
+    file: str | None = None
+    line: int | None = None
+    index: int | None = None
+
+
+class ShopExampleProblem(BaseModel):
+    field: str = Field(description="`file:line` (header = line 1) or `examples[i]`.")
+    message: str
+    kind: Literal["unreadable", "invalid", "duplicate", "contradiction"]
+    file: str | None = None
+    line: int | None = None
+    index: int | None = None
+    text: str | None = None
+    intent: str | None = None
+    other_intent: str | None = Field(None, description="Contradictions: the intent the other row or the stored "
+                                                       "example gives the same text.")
+    other_line: int | None = None
+    other_id: str | None = Field(None, description="Contradictions with a stored example: its id.")
+
+
+class ShopExamplesReport(BaseModel):
+    strict: bool
+    written: bool
+    rows: int
+    added: list[ShopExampleRow]
+    unchanged: list[ShopExampleRow]
+    errors: list[ShopExampleProblem]
+    contradictions: list[ShopExampleProblem]
+    version: int
+
+
+class ShopExampleRemoved(BaseModel):
+    id: str
+    removed: bool = True
+    version: int
+
+
 # -- graph / analytics ---------------------------------------------------------------------------------
 class GraphQueryRequest(Strict):
     cypher: Annotated[str, StringConstraints(min_length=1, max_length=20_000)]

@@ -77,8 +77,8 @@ class TwoModels:
         enc = self.a.tokenizer(list(texts), truncation=True, max_length=self.a.config.max_length, padding=True,
                                return_offsets_mapping=True, return_tensors="pt")
         with torch.inference_mode():
-            intent_logits, _ = self.a.model(enc["input_ids"], enc["attention_mask"])
-            _, tag_logits = self.b.model(enc["input_ids"], enc["attention_mask"])
+            intent_logits, _, _ = self.a.model(enc["input_ids"], enc["attention_mask"])
+            _, tag_logits, _ = self.b.model(enc["input_ids"], enc["attention_mask"])
             probs = torch.softmax(intent_logits / self.a.config.temperature, -1)
             log_probs = torch.log_softmax(tag_logits, -1)
         out = []

@@ -65,7 +65,13 @@ class Settings(BaseSettings):
     # -- models --------------------------------------------------------------------------------
     encoder_path: str = Field(default_factory=_default_encoder_path)
     nlu_model_dir: Path = Field(REPO_ROOT / "nlu" / "artifacts")
-    intent_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    intent_threshold: float | None = Field(
+        None, ge=0.0, le=1.0,
+        description=(
+            "Calibrated confidence below which a message is out_of_scope. Empty: the threshold the model "
+            "was trained with (chosen on its validation data, recorded in nlu_config.json)."
+        ),
+    )
     nlu_threads: int = Field(
         1, ge=0, le=256,
         description=(
@@ -77,6 +83,14 @@ class Settings(BaseSettings):
     )
     nlu_trace: bool = Field(
         True, description="TorchScript-trace and freeze the merged model at load: about 1.6x faster per question."
+    )
+    shop_examples_refresh_s: float = Field(
+        5.0, ge=0.0, le=3600.0,
+        description=(
+            "How often (seconds, at most) each worker checks the shop examples' version in the graph "
+            "before understanding a message (nlu/example_store.py); the worker that served a change "
+            "reloads at once. 0: check before every message."
+        ),
     )
 
     # -- verbalizer (qa/llm, qa/verbalizer.py, qa/guard.py, qa/safety.py) -----------------------

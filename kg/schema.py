@@ -24,6 +24,9 @@ Node properties (the contract between the loader, the named queries and entity l
 - Promotion: code, description, discount_percent, starts, ends, applies_to; APPLIES_TO as policies.
 - FAQ: faq_id (first 16 hex of sha1 of the normalised question), question, answer, topic.
 - Request: request_id, kind, status, reason, created_at, created_by (actions with confirmation).
+- ShopExample: id (first 12 hex of sha256 of the normalised text), text, intent, added_at, added_by,
+  pos (order within one add); ShopExampleSet {key: "default"}: version (bumped by every add or
+  remove that changed something), epoch, updated_at. See kg/queries/shop_examples.py.
 - Meta {key: "catalog"}: version (int, bumped by every import or product change that changed
   something; caches such as the entity-linking index compare it), updated_at.
 
@@ -64,6 +67,8 @@ NODE_TYPES: tuple[NodeType, ...] = (
     NodeType("FAQ", "faq_id", fulltext=("question", "answer")),
     NodeType("Request", "request_id"),
     NodeType("Meta", "key"),
+    NodeType("ShopExample", "id"),
+    NodeType("ShopExampleSet", "key"),
 )
 NODE_BY_LABEL = {n.label: n for n in NODE_TYPES}
 

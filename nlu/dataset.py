@@ -55,6 +55,7 @@ class Example:
     intent: str
     spans: tuple[Span, ...] = ()
     phrasing: str = ""
+    tagged: bool = True  # False: outside text whose entities nobody marked (no entity supervision)
 
 
 # -- phrasing files ----------------------------------------------------------------------------------
@@ -792,7 +793,10 @@ def encode(examples: Sequence[Example], tokenizer: Any, max_length: int) -> list
         enc = tokenizer([e.text for e in chunk], truncation=True, max_length=max_length,
                         return_offsets_mapping=True, return_special_tokens_mask=True)
         for j, ex in enumerate(chunk):
-            labels = bio_labels(enc["offset_mapping"][j], ex.spans, enc["special_tokens_mask"][j])
+            if ex.tagged:
+                labels = bio_labels(enc["offset_mapping"][j], ex.spans, enc["special_tokens_mask"][j])
+            else:
+                labels = [IGNORE_INDEX] * len(enc["input_ids"][j])
             out.append(Encoded(list(enc["input_ids"][j]), labels, intent_index[ex.intent]))
     return out
 

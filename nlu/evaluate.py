@@ -201,3 +201,67 @@ def write_json(report: dict[str, Any], path: str | Path) -> Path:
     tmp.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     tmp.replace(out)
     return out
+
+
+def predict_intents(understander: Understander, texts: Sequence[str], *, batch_size: int = 64,
+                    progress: bool = False, desc: str = "predicting") -> list[str]:
+    """The intent each text is answered with (after the out-of-scope threshold)."""
+    out: list[str] = []
+    bar = tqdm(total=len(texts), desc=desc, unit="ex", disable=not progress)
+    for b in range(0, len(texts), batch_size):
+        chunk = list(texts[b:b + batch_size])
+        out.extend(u.intent.name for u in understander.understand_batch(chunk, batch_size=batch_size))
+        bar.update(len(chunk))
+    bar.close()
+    return out
+
+
+def evaluate_external(understander: Understander, examples: Sequence[Example], *, progress: bool = False,
+                      ) -> dict[str, Any]:
+    """Intent figures (and order-number span F1 where the file has spans) on an outside set."""
+    from nlu.external import intent_figures
+
+    report = intent_figures([e.intent for e in examples],
+                            predict_intents(understander, [e.text for e in examples], progress=progress))
+    with_spans = [e for e in examples if e.spans]
+    if with_spans:
+        tp = fp = fn = 0
+        types = {s.type for e in with_spans for s in e.spans}
+        for e, u in zip(with_spans, understander.understand_batch([e.text for e in with_spans]), strict=True):
+            gold = {(s.start, s.end, s.type) for s in e.spans}
+            pred = {(x.start, x.end, x.type) for x in u.entities if x.type in types}
+            tp, fp, fn = tp + len(gold & pred), fp + len(pred - gold), fn + len(gold - pred)
+        report["entity_span_f1"] = {"types": sorted(types), **_prf(tp, fp, fn)}
+    return report
+
+
+def evaluate_clinc(understander: Understander, clinc_path: str | Path, split: str = "test", *,
+                   progress: bool = False) -> dict[str, Any]:
+    from nlu.external import clinc_report, read_clinc
+
+    data = read_clinc(clinc_path, split)
+    predicted = {name: predict_intents(understander, [e.text for e in part], progress=progress, desc=name)
+                 for name, part in (("in_scope", data.in_scope), ("other_domain", data.other_domain),
+                                    ("oos", data.oos))}
+    return {"split": split, **clinc_report(data, predicted)}
+
+
+def format_external(name: str, report: dict[str, Any]) -> str:
+    lines = [f"{name}: {report['examples']} examples, accuracy {report['accuracy']:.4f}, "
+             f"macro-F1 {report['macro_f1']:.4f}, declined as out_of_scope {report['declined']:.4f}"]
+    if "entity_span_f1" in report:
+        ef = report["entity_span_f1"]
+        lines.append(f"  entity span F1 ({', '.join(ef['types'])}): {ef['f1']:.4f}")
+    weakest = sorted(report["per_intent"].items(), key=lambda kv: kv[1]["f1"])[:6]
+    lines.append("  weakest intents (F1): " + ", ".join(f"{k} {v['f1']:.2f}" for k, v in weakest))
+    if report["confusions"]:
+        lines.append("  top confusions: " + "; ".join(
+            f"{c['gold']} -> {c['predicted']} x{c['count']}" for c in report["confusions"][:8]))
+    return "\n".join(lines)
+
+
+def format_clinc(report: dict[str, Any]) -> str:
+    return (f"CLINC150 {report['split']}: out-of-scope declined {report['oos_recall']:.4f} "
+            f"({report['oos_examples']} oos queries), other-domain declined {report['other_domain_recall']:.4f} "
+            f"({report['other_domain_examples']}), out-of-scope precision {report['oos_precision']:.4f}, "
+            f"in-scope accuracy {report['in_scope_accuracy']:.4f} ({report['in_scope_examples']} mapped queries)")

@@ -62,6 +62,7 @@ class NLUConfig(BaseModel):
     max_length: int = 64
     pooling: Literal["mean", "cls"] = "mean"
     temperature: float = 1.0
+    threshold: float = 0.5  # out-of-scope threshold on calibrated confidence, chosen at training
     lora: LoraSettings = Field(default_factory=LoraSettings)
     encoder_name: str = ""  # informational: the directory name the model was trained from
     encoder_config_hash: str = ""  # architecture fields of the encoder's config.json
@@ -153,14 +154,17 @@ class JointModel(nn.Module):
         self.intent_head = nn.Linear(hidden, n_intents)
         self.tag_head = nn.Linear(hidden, n_tags)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(intent logits, BIO logits per token, the pooled sentence vector); the vector is what
+        shop examples are compared by (nlu/shop_examples.py), at no extra cost."""
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         if self.pooling == "cls":
             pooled = hidden[:, 0]
         else:
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        return self.intent_head(self.dropout(pooled)), self.tag_head(self.dropout(hidden))
+        return self.intent_head(self.dropout(pooled)), self.tag_head(self.dropout(hidden)), pooled
 
     def heads_state(self) -> dict[str, torch.Tensor]:
         return {

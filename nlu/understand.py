@@ -31,6 +31,7 @@ import torch
 from common.errors import NLUError
 from common.settings import Settings
 from nlu import model as nlu_model
+from nlu.shop_examples import ExampleIndex
 from nlu.types import Entity, IntentScore, Understanding
 
 OUT_OF_SCOPE = "out_of_scope"
@@ -47,6 +48,7 @@ class RawPrediction:
 
     probs: torch.Tensor  # over config.intents
     spans: list[tuple[int, int, str]]  # (start, end, entity type) in the original text
+    vector: torch.Tensor | None = None  # the pooled sentence vector, L2-normalised
 
 
 def _words(word_ids: Sequence[int | None], offsets: Sequence[tuple[int, int]]) -> list[list[int]]:
@@ -153,6 +155,8 @@ class Understander:
         self._tok_lock = threading.Lock()
         self._oos = config.intents.index(OUT_OF_SCOPE)
         self._transitions = _transitions(config.bio_tags)  # read-only after this
+        # The shop's labelled examples (nlu/shop_examples.py), blended into every prediction.
+        self.examples = ExampleIndex(config.intents)
 
     @classmethod
     def load(cls, settings: Settings | None = None, *, model_dir: str | Path | None = None,
@@ -186,7 +190,8 @@ class Understander:
                 log.warning("understanding model not traced (%s); running it eagerly", exc)
                 traced = False
         out = cls(model, config, tokenizer,
-                  threshold=settings.intent_threshold if threshold is None else threshold,
+                  threshold=(threshold if threshold is not None else settings.intent_threshold
+                             if settings.intent_threshold is not None else config.threshold),
                   model_dir=model_dir, load_seconds=time.perf_counter() - started)
         out.quantized = quantize and merge
         out.traced = traced
@@ -219,8 +224,9 @@ class Understander:
         ids, mask = enc["input_ids"], enc["attention_mask"]
         unk = self.tokenizer.unk_token_id
         with torch.inference_mode():
-            intent_logits, tag_logits = self.model(ids, mask)
+            intent_logits, tag_logits, pooled = self.model(ids, mask)
             probs = torch.softmax(intent_logits.float() / self.config.temperature, dim=-1)
+            vectors = torch.nn.functional.normalize(pooled.float(), dim=-1)
             tag_log_probs = torch.log_softmax(tag_logits.float(), dim=-1)
         tags = self.config.bio_tags
         offsets = enc["offset_mapping"].tolist()
@@ -232,13 +238,14 @@ class Understander:
                 continue  # nothing but unknown symbols (emoji-only, an unsupported script)
             spans = viterbi_bio(tag_log_probs[k, :n], wids, [tuple(o) for o in offsets[k][:n]], tags, cut[i],
                                 transitions=self._transitions)
-            out[i] = RawPrediction(probs=probs[k], spans=spans)
+            out[i] = RawPrediction(probs=probs[k], spans=spans, vector=vectors[k])
         return out
 
     def _to_understanding(self, text: str, raw: RawPrediction | None) -> Understanding:
         if raw is None:
             return Understanding(text=text, intent=IntentScore(name=OUT_OF_SCOPE, confidence=0.0))
-        conf, idx = torch.topk(raw.probs, k=min(RANKING_SIZE, raw.probs.numel()))
+        probs = self.examples.adjust(raw.probs, raw.vector)
+        conf, idx = torch.topk(probs, k=min(RANKING_SIZE, probs.numel()))
         ranking = [IntentScore(name=self.config.intents[int(i)], confidence=round(float(c), 6))
                    for c, i in zip(conf, idx, strict=True)]
         best = ranking[0]
@@ -247,6 +254,14 @@ class Understander:
         entities = [Entity(type=etype, text=text[s:e], start=s, end=e) for s, e, etype in raw.spans
                     if text[s:e].strip()]
         return Understanding(text=text, intent=intent, ranking=ranking, entities=entities)
+
+    def vectors(self, texts: Sequence[str]) -> list[torch.Tensor | None]:
+        """Pooled sentence vectors (L2-normalised) of `texts`, as shop examples are compared by;
+        None for text with nothing the model can read."""
+        out: list[torch.Tensor | None] = []
+        for b in range(0, len(texts), 32):
+            out.extend(r.vector if r is not None else None for r in self.predict_raw(list(texts[b:b + 32])))
+        return out
 
     def understand(self, text: str) -> Understanding:
         return self.understand_batch([text])[0]

@@ -1,9 +1,10 @@
 """The dialogue turn as a plain service: `Engine.handle(session_id, message, customer_id)`.
 
-Collaborators are passed in (state store, understander, linker, retriever, verbalizer, clock) and
-chosen in one place, `build_engine(settings)`. The engine holds no conversation in memory: each
-turn loads the session from Redis, decides, answers and saves it back, so any worker can serve
-any turn and a restart loses nothing.
+Collaborators are passed in (state store, understander, linker, retriever, verbalizer, clock, shop
+examples) and chosen in one place, `build_engine(settings)`. The engine holds no conversation in
+memory: each turn loads the session from Redis, decides, answers and saves it back, so any worker
+can serve any turn and a restart loses nothing. Before a message is understood, the shop examples
+are brought up to date (nlu/example_store.py; a check every SHOP_EXAMPLES_REFRESH_S at most).
 
 One turn:
 1. load the session (or start one; an id that is unknown, expired or someone else's raises
@@ -62,6 +63,12 @@ class Verbalizer(Protocol):
                ) -> Iterator[str | Reply]: ...
 
 
+class ExampleRefresher(Protocol):
+    """Keeps the understander's shop examples current (nlu/example_store.py `ExampleSync`); never raises."""
+
+    def refresh(self, force: bool = False) -> bool: ...
+
+
 # -- the reply -----------------------------------------------------------------------------------
 class IntentOut(BaseModel):
     name: str
@@ -104,14 +111,16 @@ def _utcnow() -> datetime:
 
 class Engine:
     def __init__(self, *, sessions: SessionStore, understander: Understander, retriever: Retriever,
-                 verbalizer: Verbalizer, linker: Linker | None = None, threshold: float = 0.5,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 verbalizer: Verbalizer, linker: Linker | None = None, threshold: float | None = None,
+                 clock: Callable[[], datetime] | None = None, examples: ExampleRefresher | None = None) -> None:
         self.sessions = sessions
         self.understander = understander
+        self.examples = examples  # refreshed before each message is understood
         self.linker = linker
         self.retriever = retriever
         self.verbalizer = verbalizer
-        self.threshold = threshold
+        # one out-of-scope decision: the understander's (calibrated at training, or INTENT_THRESHOLD)
+        self.threshold = understander.threshold if threshold is None else threshold
         self.clock = clock or retriever.clock or _utcnow
 
     # -- public ----------------------------------------------------------------------------------
@@ -157,6 +166,8 @@ class Engine:
         message = message.strip()
         state = (self.sessions.load(session_id, customer_id, caller) if session_id
                  else self.sessions.new(customer_id, caller))
+        if self.examples is not None:
+            self.examples.refresh()
         understanding = self.understander.understand(message)
         if self.linker is not None:
             understanding = self.linker.link(understanding)
@@ -332,7 +343,7 @@ def _with_note(outcome: Outcome, dropped: Fact | None) -> Outcome:
 # -- bootstrap -----------------------------------------------------------------------------------
 def build_engine(settings: Settings, *, store: Any = None, understander: Understander | None = None,
                  linker: Linker | None = None, verbalizer: Verbalizer | None = None,
-                 clock: Callable[[], datetime] | None = None) -> Engine:
+                 clock: Callable[[], datetime] | None = None, examples: ExampleRefresher | None = None) -> Engine:
     """The one place the dialogue's collaborators are chosen. Builds what is not given:
     the graph store (GRAPH_URL), the session store (REDIS_URL or the embedded server), the
     understanding model (nlu/understand.py), the entity linker (nlu/linking), the verbalizer
@@ -351,9 +362,12 @@ def build_engine(settings: Settings, *, store: Any = None, understander: Underst
         store, settings.encoder_path, threshold=float(getattr(settings, "procedure_threshold", 0.42)),
         encoder_factory=(lambda: encoder_source.model) if hasattr(encoder_source, "model") else None)
     retriever = Retriever(store, procedures, currency=settings.store_currency, clock=clock or _utcnow)
-    return Engine(sessions=sessions, understander=understander or _default_understander(settings, store),
+    understander = understander or _default_understander(settings, store)
+    if examples is None:
+        examples = _default_examples(settings, store, understander)
+    return Engine(sessions=sessions, understander=understander,
                   retriever=retriever, verbalizer=verbalizer or _default_verbalizer(settings, linker),
-                  linker=linker, threshold=settings.intent_threshold, clock=clock)
+                  linker=linker, clock=clock, examples=examples)
 
 
 def _default_understander(settings: Settings, store: Any) -> Understander:
@@ -362,6 +376,15 @@ def _default_understander(settings: Settings, store: Any) -> Understander:
     except ImportError as exc:
         raise ConfigError("no understanding model: nlu/understand.py is missing; pass `understander=`") from exc
     return ModelUnderstander.load(settings)
+
+
+def _default_examples(settings: Settings, store: Any, understander: Understander) -> ExampleRefresher | None:
+    """The shop examples (nlu/example_store.py), for an understander that can use them."""
+    if not (hasattr(understander, "examples") and hasattr(understander, "vectors")):
+        return None
+    from nlu.example_store import ExampleSync
+
+    return ExampleSync(store, understander, settings.shop_examples_refresh_s)
 
 
 def _default_linker(settings: Settings, store: Any) -> Linker | None:

@@ -41,7 +41,7 @@ def engine(shop, encoder, understander):
                   linker=EntityLinker(store, encoder=encoder, currency="USD"),
                   retriever=Retriever(store, ProcedureSearch(store, settings.encoder_path, encoder=encoder),
                                       clock=lambda: NOW),
-                  verbalizer=TemplateVerbalizer(), threshold=settings.intent_threshold, clock=lambda: NOW)
+                  verbalizer=TemplateVerbalizer(), clock=lambda: NOW)
 
 
 def test_price_then_pronoun(engine):

@@ -290,11 +290,12 @@ def test_traced_model_answers_exactly_like_the_eager_one(understander: Understan
         for ids, mask in [(batch["input_ids"], batch["attention_mask"])] + [
                 (batch["input_ids"][k:k + 1, :int(batch["attention_mask"][k].sum())],
                  batch["attention_mask"][k:k + 1, :int(batch["attention_mask"][k].sum())]) for k in range(len(texts))]:
-            a_int, a_tag = eager.model(ids, mask)
-            b_int, b_tag = understander.model(ids, mask)
+            a_int, a_tag, a_vec = eager.model(ids, mask)
+            b_int, b_tag, b_vec = understander.model(ids, mask)
             assert torch.allclose(a_int, b_int, atol=1e-4)
             keep = mask.bool()
             assert torch.allclose(a_tag[keep], b_tag[keep], atol=1e-4)
+            assert torch.allclose(a_vec, b_vec, atol=1e-4)
     assert [u.model_dump() for u in eager.understand_batch(texts)] == \
         [u.model_dump() for u in understander.understand_batch(texts)]
 

@@ -59,4 +59,15 @@ def all_queries() -> dict[str, Query]:
 
 def _load_all() -> None:
     # Importing the modules registers their queries; kept lazy so `kg.queries` imports nothing heavy.
-    from kg.queries import catalog, linking, loader, nlu, orders, policies, procedures, products, system  # noqa: F401
+    from kg.queries import (  # noqa: F401
+        catalog,
+        linking,
+        loader,
+        nlu,
+        orders,
+        policies,
+        procedures,
+        products,
+        shop_examples,
+        system,
+    )
