@@ -34,7 +34,7 @@ ALLOWED_PROCEDURES = frozenset(
 
 _TOKEN = re.compile(
     r"""
-    (?P<comment>//[^\n]*|/\*.*?\*/)
+    (?P<comment>//[^\n\r\u2028\u2029\x85]*|/\*.*?\*/)  # a line comment ends at any Cypher line terminator
   | (?P<string>'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*")
   | (?P<quoted>`(?:``|[^`])*`)
   | (?P<word>[A-Za-z_][A-Za-z0-9_]*(?:\s*\.\s*[A-Za-z_][A-Za-z0-9_]*)*)

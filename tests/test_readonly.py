@@ -1,0 +1,59 @@
+"""The analyst route's lexical read-only check (kg/readonly.py), table-driven over the comment and
+string forms Cypher knows. The backends' own read-only paths are tested in test_api_graph.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from common.errors import ReadOnlyViolation
+from kg.readonly import check_read_only, words
+
+LOAD = "LOAD CSV FROM 'http://127.0.0.1:9/x.csv' AS row RETURN row"
+
+REFUSED = [
+    # a line comment ends at every line terminator Cypher knows; what follows is a clause
+    *(pytest.param(f"WITH 1 AS x //{eol}{LOAD}", id=f"line-comment-then-{name}")
+      for name, eol in (("lf", "\n"), ("cr", "\r"), ("crlf", "\r\n"), ("ls", "\u2028"), ("ps", "\u2029"),
+                        ("nel", "\x85"))),
+    pytest.param(f"/* block */ {LOAD}", id="after-block-comment"),
+    pytest.param(f"/* unterminated {LOAD}", id="unterminated-block-comment"),
+    pytest.param("MATCH (n) RETURN n /* a */ ; CREATE (m)", id="second-statement"),
+    pytest.param("MATCH (n) SET n.x = 1", id="set"),
+    pytest.param("MATCH (n) DETACH DELETE n", id="detach-delete"),
+    pytest.param("merge (n:Product {sku: 'x'})", id="lower-case"),
+    pytest.param("MATCH (n) CALL { CREATE (m) } RETURN n", id="write-in-subquery"),
+    pytest.param("CALL db.idx.fulltext.createNodeIndex('Product', 'name')", id="write-procedure"),
+    pytest.param("CALL  db . labels  ( ) YIELD label CREATE (x)", id="spaced-procedure-then-create"),
+    pytest.param("RETURN 'unterminated \\' CREATE (n)", id="unterminated-string"),
+    pytest.param("UNWIND range(1, 10) AS i CALL { WITH i RETURN i } IN TRANSACTIONS RETURN i", id="in-transactions"),
+    pytest.param("USING PERIODIC COMMIT LOAD CSV FROM 'file:///x' AS r RETURN r", id="periodic-commit"),
+    pytest.param("", id="empty"),
+    pytest.param("RETURN 1\x00", id="nul"),
+]
+
+ALLOWED = [
+    pytest.param("MATCH (p:Product) RETURN p.name // CREATE is only a comment here", id="line-comment"),
+    pytest.param("MATCH (p:Product) /* DELETE */ RETURN p", id="block-comment"),
+    pytest.param("MATCH (p:Product {name: 'CREATE // not a comment'}) RETURN p", id="single-quoted"),
+    pytest.param('MATCH (p:Product) WHERE p.name = "SET \\" MERGE" RETURN p', id="double-quoted-escape"),
+    pytest.param("MATCH (p:`LOAD CSV`) RETURN p", id="backquoted-name"),
+    pytest.param("CALL db.labels() YIELD label RETURN label", id="schema-procedure"),
+    pytest.param("CALL db.idx.fulltext.queryNodes('Product', 'aurora') YIELD node RETURN node.name",
+                 id="search-procedure"),
+    pytest.param("MATCH (n) CALL { WITH n RETURN n.sku AS s } RETURN s", id="read-subquery"),
+]
+
+
+@pytest.mark.parametrize("cypher", REFUSED)
+def test_refused(cypher: str):
+    with pytest.raises(ReadOnlyViolation):
+        check_read_only(cypher)
+
+
+@pytest.mark.parametrize("cypher", ALLOWED)
+def test_allowed(cypher: str):
+    check_read_only(cypher)
+
+
+def test_words_skip_comments_strings_and_quoted_names():
+    assert words("MATCH (n) // CREATE\rRETURN 'MERGE' /* SET */ `DELETE`") == ["MATCH", "(", "n", ")", "RETURN"]
