@@ -17,7 +17,15 @@ from flask import Blueprint, current_app, g, jsonify, request
 
 from api import schemas as S
 from api.auth import require
-from api.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, Unprocessable, UnsupportedMediaType
+from api.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    Unprocessable,
+    UnsupportedMediaType,
+    field_details,
+)
 from api.openapi import doc, qparam
 from kg.queries import get as get_query
 from kg.queries import q
@@ -67,7 +75,8 @@ def start_import():
                                    details={"got": (request.mimetype or None)})
     uploads = request.files.getlist("files")
     if not uploads:
-        raise Unprocessable("no files in the field `files`", details=[{"field": "files", "message": "required"}])
+        raise Unprocessable("no files in the field `files`",
+                            details=field_details([{"field": "files", "message": "required", "type": "missing"}]))
     if len(uploads) > MAX_FILES:
         raise PayloadTooLarge(f"at most {MAX_FILES} files per import")
     named: list[tuple[str, Any]] = []
@@ -76,9 +85,11 @@ def start_import():
         name = (f.filename or "").rsplit("/", 1)[-1].rsplit("\\", 1)[-1].strip().lower()
         if not _FILE_NAME.match(name):
             raise Unprocessable("each file must be named after its type, e.g. products.csv or orders.jsonl",
-                                details=[{"field": "files", "message": f"bad file name {name[:60]!r}"}])
+                                details=field_details([{"field": "files", "message": f"bad file name {name[:60]!r}",
+                                                        "type": "file_name"}]))
         if name in seen:
-            raise Unprocessable("a file name appears twice", details=[{"field": "files", "message": name}])
+            raise Unprocessable("a file name appears twice",
+                                details=field_details([{"field": "files", "message": name, "type": "duplicate"}]))
         seen.add(name)
         named.append((name, f))
     job = _services().jobs.start(named, strict=strict, dry_run=dry_run)
@@ -145,8 +156,8 @@ def _write(sku: str, row: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     report = import_files(services.graph, {"products.jsonl": io.BytesIO(data)}, settings=services.settings,
                           strict=True, progress=False)
     if not report.ok:
-        details = [{"field": e.column or "", "message": e.reason} for e in report.errors[:50]]
-        raise Unprocessable("the product is not valid", details=details)
+        raise Unprocessable("the product is not valid", details=field_details(
+            {"field": e.column or "", "message": e.reason, "type": "import_row"} for e in report.errors[:50]))
     fr = report.files[0] if report.files else None
     return report, {"created": bool(fr and fr.created), "changed": bool(fr and (fr.created or fr.updated)),
                     "catalog_version": report.version,

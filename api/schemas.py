@@ -42,11 +42,28 @@ class Strict(BaseModel):
 
 
 # -- errors --------------------------------------------------------------------------------------------
-class ErrorBody(BaseModel):
-    code: str
+class FieldError(BaseModel):
+    field: str = Field(description="Dotted path of the field (`message`, `attributes.colour`), or the import "
+                                   "column; empty when the problem is the whole body.")
     message: str
-    details: Any = None
-    request_id: str | None = None
+    type: str = Field("", description="A short machine-readable kind (`missing`, `string_too_long`, ...).")
+
+
+class ErrorDetails(BaseModel):
+    """Always an object (`{}` when there is nothing to add): `fields` for field-level problems,
+    otherwise named values such as `got`, `limit_per_minute` or `reason`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    fields: list[FieldError] | None = Field(None, exclude_if=lambda v: v is None,
+                                            description="Each field that failed validation (422).")
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="Stable machine-readable code, e.g. `validation_error`, `not_found`.")
+    message: str = Field(description="A short sentence for people; never a stack trace or database text.")
+    details: ErrorDetails
+    request_id: str | None = Field(None, description="The request's id (also the X-Request-Id header).")
 
 
 class ErrorResponse(BaseModel):
