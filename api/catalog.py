@@ -65,7 +65,9 @@ def _services() -> Any:
      params=[qparam("strict", {"type": "boolean"}, "Write nothing unless every row is good"),
              qparam("dry_run", {"type": "boolean"}, "Validate and report; write nothing")],
      description="Starts an import job and returns it at once (202); poll `GET /catalog/import/{job_id}` "
-                 "for progress and the per-row report.")
+                 "for progress and the per-row report. The files and their columns: "
+                 "[docs/import-format.md](/api/v1/docs/import-format.md).",
+     errors={409: "Another import is running for this graph (`details.job_id`)."})
 @require("catalog", rate_bucket="import")
 def start_import():
     strict = S.query_bool("strict")
@@ -219,7 +221,9 @@ def patch_product(sku: str):
 @doc(summary="Discontinue (or remove) a product", tag="catalog", reply=S.ProductChange, path_params=SKU_PATH,
      params=[qparam("hard", {"type": "boolean"},
                     "Remove the node instead of discontinuing it (admin role, API_ALLOW_HARD_DELETE, and "
-                    "only when no order contains it)")])
+                    "only when no order contains it)")],
+     errors={403: "The key lacks the `catalog` role, or a hard delete is not allowed here.",
+             409: "A hard delete of a product that orders contain (discontinue it instead)."})
 @require("catalog")
 def delete_product(sku: str):
     sku = _check_sku(sku)
