@@ -34,7 +34,7 @@ def _services() -> Any:
 # -- health --------------------------------------------------------------------------------------------
 @bp.get("/healthz")
 @bp.get("/api/v1/healthz")
-@doc(summary="Liveness: the process answers", tag="ops", reply=S.HealthResponse, public=True, errors=())
+@doc(summary="Liveness: the process answers", tag="ops", reply=S.HealthResponse, public=True)
 def healthz():
     return jsonify({"status": "ok"})
 
@@ -42,7 +42,7 @@ def healthz():
 @bp.get("/readyz")
 @bp.get("/api/v1/readyz")
 @doc(summary="Readiness: graph reachable, state store reachable, models loaded", tag="ops",
-     reply=S.ReadyResponse, extra_replies={503: S.ReadyResponse}, public=True, errors=())
+     reply=S.ReadyResponse, extra_replies={503: S.ReadyResponse}, public=True)
 def readyz():
     services = _services()
     checks: dict[str, Any] = {}
@@ -73,7 +73,11 @@ def readyz():
 
 @bp.get("/metrics")
 @bp.get("/api/v1/metrics")
-@doc(summary="Prometheus metrics", tag="ops", content="text/plain", public=True, errors=(401, 403))
+@doc(summary="Prometheus metrics", tag="ops", content="text/plain", optional_key=True,
+     description="Public when API_METRICS_PUBLIC is on; otherwise a key with the `admin` role.",
+     errors={401: "No valid API key (when the metrics are not public).",
+             403: "The key lacks the `admin` role (when the metrics are not public).",
+             503: "The state store cannot be reached to check the key."})
 def metrics():
     services = _services()
     if not services.settings.api_metrics_public:
@@ -96,7 +100,7 @@ def _loopback_only() -> None:
 
 @dev_bp.get("/config")
 @doc(summary="Development: the chat page's key and sample customers (loopback only)", tag="dev",
-     reply=S.DevConfigResponse, public=True, errors=(404, 503))
+     reply=S.DevConfigResponse, public=True, errors={404: "Not from the loopback interface."})
 def dev_config():
     _loopback_only()
     services = _services()
@@ -116,7 +120,7 @@ def dev_config():
 
 @dev_bp.post("/customer-token")
 @doc(summary="Development: mint a customer token (loopback only)", tag="dev", body=S.DevTokenRequest,
-     reply=S.DevTokenResponse)
+     reply=S.DevTokenResponse, errors={404: "Not from the loopback interface."})
 @require("chat")
 def dev_token():
     _loopback_only()

@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None, *, services: Any = None) -> Fla
     app.register_blueprint(catalog.bp)
     app.register_blueprint(graph.bp)
     app.register_blueprint(admin.bp)
-    app.register_blueprint(openapi.bp)
+    openapi.register(app)
     app.register_blueprint(admin.web_bp)
     if settings.api_dev_mode:
         app.register_blueprint(admin.dev_bp)

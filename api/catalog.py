@@ -18,7 +18,15 @@ from flask import Blueprint, current_app, g, jsonify, request
 
 from api import schemas as S
 from api.auth import require
-from api.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, Unprocessable, UnsupportedMediaType
+from api.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    Unprocessable,
+    UnsupportedMediaType,
+    field_details,
+)
 from api.openapi import doc, qparam
 from kg.queries import get as get_query
 from kg.queries import q
@@ -58,7 +66,9 @@ def _services() -> Any:
      params=[qparam("strict", {"type": "boolean"}, "Write nothing unless every row is good"),
              qparam("dry_run", {"type": "boolean"}, "Validate and report; write nothing")],
      description="Starts an import job and returns it at once (202); poll `GET /catalog/import/{job_id}` "
-                 "for progress and the per-row report.")
+                 "for progress and the per-row report. The files and their columns: "
+                 "[docs/import-format.md](/api/v1/docs/import-format.md).",
+     errors={409: "Another import is running for this graph (`details.job_id`)."})
 @require("catalog", rate_bucket="import")
 def start_import():
     strict = S.query_bool("strict")
@@ -68,7 +78,8 @@ def start_import():
                                    details={"got": (request.mimetype or None)})
     uploads = request.files.getlist("files")
     if not uploads:
-        raise Unprocessable("no files in the field `files`", details=[{"field": "files", "message": "required"}])
+        raise Unprocessable("no files in the field `files`",
+                            details=field_details([{"field": "files", "message": "required", "type": "missing"}]))
     if len(uploads) > MAX_FILES:
         raise PayloadTooLarge(f"at most {MAX_FILES} files per import")
     named: list[tuple[str, Any]] = []
@@ -77,9 +88,11 @@ def start_import():
         name = (f.filename or "").rsplit("/", 1)[-1].rsplit("\\", 1)[-1].strip().lower()
         if not _FILE_NAME.match(name):
             raise Unprocessable("each file must be named after its type, e.g. products.csv or orders.jsonl",
-                                details=[{"field": "files", "message": f"bad file name {name[:60]!r}"}])
+                                details=field_details([{"field": "files", "message": f"bad file name {name[:60]!r}",
+                                                        "type": "file_name"}]))
         if name in seen:
-            raise Unprocessable("a file name appears twice", details=[{"field": "files", "message": name}])
+            raise Unprocessable("a file name appears twice",
+                                details=field_details([{"field": "files", "message": name, "type": "duplicate"}]))
         seen.add(name)
         named.append((name, f))
     job = _services().jobs.start(named, strict=strict, dry_run=dry_run)
@@ -146,8 +159,8 @@ def _write(sku: str, row: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     report = import_files(services.graph, {"products.jsonl": io.BytesIO(data)}, settings=services.settings,
                           strict=True, progress=False)
     if not report.ok:
-        details = [{"field": e.column or "", "message": e.reason} for e in report.errors[:50]]
-        raise Unprocessable("the product is not valid", details=details)
+        raise Unprocessable("the product is not valid", details=field_details(
+            {"field": e.column or "", "message": e.reason, "type": "import_row"} for e in report.errors[:50]))
     fr = report.files[0] if report.files else None
     return report, {"created": bool(fr and fr.created), "changed": bool(fr and (fr.created or fr.updated)),
                     "catalog_version": report.version,
@@ -209,7 +222,9 @@ def patch_product(sku: str):
 @doc(summary="Discontinue (or remove) a product", tag="catalog", reply=S.ProductChange, path_params=SKU_PATH,
      params=[qparam("hard", {"type": "boolean"},
                     "Remove the node instead of discontinuing it (admin role, API_ALLOW_HARD_DELETE, and "
-                    "only when no order contains it)")])
+                    "only when no order contains it)")],
+     errors={403: "The key lacks the `catalog` role, or a hard delete is not allowed here.",
+             409: "A hard delete of a product that orders contain (discontinue it instead)."})
 @require("catalog")
 def delete_product(sku: str):
     sku = _check_sku(sku)

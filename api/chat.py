@@ -27,6 +27,9 @@ log = logging.getLogger("kgqa.api")
 
 bp = Blueprint("chat", __name__, url_prefix="/api/v1")
 
+SESSION_404 = "No such session for this caller: unknown, expired or someone else's (the same reply for each)."
+TURN_ERRORS = {404: SESSION_404 + " (`session_id` in the body)",
+               409: "The session was changed by a concurrent request; retry after `Retry-After`."}
 SESSION_PATH = {"session_id": {"type": "string", "minLength": 8, "maxLength": 64, "pattern": "^[A-Za-z0-9_-]+$"}}
 
 
@@ -56,7 +59,8 @@ def _after_turn(result: Any, message: str) -> None:
 
 @bp.post("/chat")
 @doc(summary="Answer one shopper message", tag="chat", body=S.ChatRequest, reply=S.ChatResponse,
-     description="Starts a session when `session_id` is omitted. Order questions need `X-Customer-Token`.")
+     description="Starts a session when `session_id` is omitted. Order questions need `X-Customer-Token`.",
+     customer_token=True, errors=TURN_ERRORS)
 @require("chat")
 def chat():
     services = _services()
@@ -76,7 +80,8 @@ def _sse(event: str, data: Any) -> str:
 @bp.post("/chat/stream")
 @doc(summary="Answer one shopper message as server-sent events", tag="chat", body=S.ChatRequest,
      stream=("`token` events (`{text}`), then one `final` event holding the /chat reply object; "
-             "an `error` event (`{error: {...}}`) if the turn fails after streaming began."))
+             "an `error` event (`{error: {...}}`) if the turn fails after streaming began."),
+     customer_token=True, errors=TURN_ERRORS)
 @require("chat")
 def chat_stream():
     services = _services()
@@ -112,7 +117,7 @@ def chat_stream():
 @bp.get("/chat/sessions/<session_id>")
 @doc(summary="A session's turns", tag="chat", reply=S.SessionResponse, path_params=SESSION_PATH,
      description="Only the customer (or anonymous API key) that created the session can read it; "
-                 "anyone else gets 404.")
+                 "anyone else gets 404.", customer_token=True, errors={404: SESSION_404})
 @require("chat")
 def session(session_id: str):
     services = _services()
@@ -139,7 +144,8 @@ def _check_session_id(session_id: str) -> None:
 
 
 @bp.post("/chat/feedback")
-@doc(summary="Rate one reply of a session", tag="chat", body=S.FeedbackRequest, reply=S.FeedbackResponse)
+@doc(summary="Rate one reply of a session", tag="chat", body=S.FeedbackRequest, reply=S.FeedbackResponse,
+     customer_token=True, errors={404: "No such session for this caller, or no such turn in it."})
 @require("chat")
 def feedback():
     services = _services()

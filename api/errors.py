@@ -1,5 +1,10 @@
 """The API's errors and the one handler that turns any error into `{error: {code, message, details}}`.
 
+`details` is always a JSON object (`{}` when there is nothing to add). Field-level problems (a
+request body that fails validation, an import row the importer rejects) are listed under
+`details.fields` as `{field, message, type}` records; other errors put named values there
+(`{"got": "text/plain"}`, `{"limit_per_minute": 60, "bucket": "default"}`).
+
 The product's error tree (common/errors.py) is mapped family by family to one status each; the
 API adds its own small branch (`APIError`) for what only HTTP knows (authentication, roles, media
 types, sizes, rate limits). Werkzeug's HTTP errors (404 for an unknown route, 405, 413 from
@@ -10,6 +15,7 @@ MAX_CONTENT_LENGTH) get the same JSON shape. Anything else is a 500 whose body s
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from flask import Flask, Response, g, jsonify
@@ -80,7 +86,7 @@ class Unprocessable(APIError):
 class RateLimited(APIError):
     status, code = 429, "rate_limited"
 
-    def __init__(self, message: str, *, retry_after: int, details: Any = None) -> None:
+    def __init__(self, message: str, *, retry_after: int, details: Mapping[str, Any] | None = None) -> None:
         super().__init__(message, details=details)
         self.retry_after = max(1, int(retry_after))
 
@@ -121,9 +127,9 @@ def _family_status(exc: KGQAError) -> tuple[int, str, str | None]:
     return 500, "internal_error", "internal error"
 
 
-def error_response(status: int, code: str, message: str, details: Any = None,
-                   headers: dict[str, str] | None = None) -> Response:
-    body: dict[str, Any] = {"code": code, "message": message, "details": details if details is not None else {}}
+def error_response(status: int, code: str, message: str, details: Mapping[str, Any] | None = None,
+                   headers: Mapping[str, str] | None = None) -> Response:
+    body: dict[str, Any] = {"code": code, "message": message, "details": public_details(details)}
     rid = getattr(g, "request_id", None) if _has_app_ctx() else None
     if rid:
         body["request_id"] = rid
@@ -140,13 +146,23 @@ def _has_app_ctx() -> bool:
     return has_app_context()
 
 
-def validation_details(exc: ValidationError) -> list[dict[str, Any]]:
+def field_details(errors: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """`details` for field-level problems: `{"fields": [{field, message, type}, ...]}` (at most 50)."""
+    fields: list[dict[str, str]] = []
+    for err in errors:
+        if len(fields) == 50:
+            break
+        fields.append({"field": str(err.get("field", "")), "message": str(err.get("message", ""))[:300],
+                       "type": str(err.get("type", ""))})
+    return {"fields": fields}
+
+
+def validation_details(exc: ValidationError) -> dict[str, Any]:
     """Field-level details without echoing the (possibly huge or personal) input back."""
-    out = []
-    for err in exc.errors(include_url=False, include_input=False, include_context=False)[:50]:
-        out.append({"field": ".".join(str(p) for p in err.get("loc", ())), "message": str(err.get("msg", ""))[:300],
-                    "type": err.get("type", "")})
-    return out
+    return field_details(
+        {"field": ".".join(str(p) for p in err.get("loc", ())), "message": err.get("msg", ""),
+         "type": err.get("type", "")}
+        for err in exc.errors(include_url=False, include_input=False, include_context=False)[:50])
 
 
 def handle_error(exc: BaseException) -> Response:
@@ -160,14 +176,14 @@ def handle_error(exc: BaseException) -> Response:
                                                                        .replace(" ", "_"))
         message = {404: "no such route", 405: "method not allowed for this route",
                    413: "the request body is too large"}.get(status, exc.name or "error")
-        headers = {}
+        allow: dict[str, str] = {}
         if status == 405:
             resp = exc.get_response()
             if "Allow" in resp.headers:
-                headers["Allow"] = resp.headers["Allow"]
+                allow["Allow"] = resp.headers["Allow"]
         if status >= 500:
             log.error("http error", exc_info=exc)
-        return error_response(status, code, message, headers=headers)
+        return error_response(status, code, message, headers=allow)
     if isinstance(exc, KGQAError):
         status, code, public = _family_status(exc)
         headers: dict[str, str] = {}
@@ -180,7 +196,7 @@ def handle_error(exc: BaseException) -> Response:
             _note_unavailable(exc)
             return error_response(status, code, public or "internal error", headers=headers)
         details = exc.details if isinstance(exc, APIError) or public is None else None
-        return error_response(status, code, public or exc.message, _safe_details(details), headers=headers)
+        return error_response(status, code, public or exc.message, details, headers=headers)
     if _is_transport_failure(exc):
         # A connection to the graph or Redis broke mid-call (the server died or restarted under a
         # request on another thread): transient, like GraphUnavailable.
@@ -201,7 +217,7 @@ def _is_transport_failure(exc: BaseException) -> bool:
     if not isinstance(exc, (OSError, ValueError, AttributeError, redis.RedisError)):
         return False
     tb = exc.__traceback__
-    last = None
+    last = ""
     while tb is not None:
         last = tb.tb_frame.f_code.co_filename
         tb = tb.tb_next
@@ -228,11 +244,13 @@ def _note_unavailable(exc: BaseException) -> None:
         log.debug("connection reset failed", exc_info=True)
 
 
-def _safe_details(details: Any) -> Any:
-    if details is None:
-        return {}
-    if isinstance(details, (dict, list, str, int, float, bool)):
-        return details
+def public_details(details: Any) -> dict[str, Any]:
+    """An error's `details` as the API sends it: always an object. Anything but a mapping (which no
+    code path should produce) becomes `{}` rather than changing the shape of the reply."""
+    if isinstance(details, Mapping):
+        return {str(k): v for k, v in details.items()}
+    if details is not None:
+        log.warning("error details that are not an object were dropped", extra={"type": type(details).__name__})
     return {}
 
 

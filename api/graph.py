@@ -60,7 +60,10 @@ def _reason(message: str) -> str:
 @doc(summary="Run a read-only Cypher query", tag="graph", body=S.GraphQueryRequest, reply=S.GraphQueryResponse,
      description="Writes, index or constraint changes, LOAD CSV and procedures other than read-only schema "
                  "and search ones are refused (403). Rows are capped at ANALYST_ROW_LIMIT (`truncated` says "
-                 "so) and the query's time at ANALYST_TIMEOUT_MS.")
+                 "so) and the query's time at ANALYST_TIMEOUT_MS.",
+     errors={400: "Malformed JSON, or a query the graph rejected (`details.reason`: `syntax_error`, ...).",
+             403: "The key lacks the `analyst` role, or the query is not read-only (`read_only_violation`).",
+             422: "Not a valid body, or the query ran past its time limit (`query_timeout`)."})
 @require("analyst")
 def graph_query():
     services = _services()

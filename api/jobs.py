@@ -181,13 +181,13 @@ class ImportJobs:
                 job["progress"].update(bytes_read=read[0], percent=100.0, files_done=len(files),
                                        rows=sum(f.rows for f in report.files))
         except Exception as exc:  # noqa: BLE001 - every failure is recorded on the job
-            from api.errors import _family_status
+            from api.errors import _family_status, public_details
             from common.errors import KGQAError
 
             if isinstance(exc, KGQAError):
                 status, code, public = _family_status(exc)
                 message = public or exc.message if status < 500 else (public or "internal error")
-                details = exc.details if status < 500 and isinstance(exc.details, (dict, list)) else {}
+                details = public_details(exc.details) if status < 500 else {}
             else:
                 code, message, details = "internal_error", "internal error", {}
                 log.error("import job failed", extra={"job": job["job_id"]}, exc_info=True)

@@ -12,6 +12,7 @@ from flask import request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from api.errors import BadRequest, InvalidJSON, PayloadTooLarge, UnsupportedMediaType
+from kg.loader import ImportReport
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -41,12 +42,36 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class Reply(BaseModel):
+    """A reply body. Replies are sent as `model_dump()`, so every field is always present: the
+    document marks fields with defaults as required in replies too."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+
 # -- errors --------------------------------------------------------------------------------------------
-class ErrorBody(BaseModel):
-    code: str
+class FieldError(Reply):
+    field: str = Field(description="Dotted path of the field (`message`, `attributes.colour`), or the import "
+                                   "column; empty when the problem is the whole body.")
     message: str
-    details: Any = None
-    request_id: str | None = None
+    type: str = Field("", description="A short machine-readable kind (`missing`, `string_too_long`, ...).")
+
+
+class ErrorDetails(BaseModel):
+    """Always an object (`{}` when there is nothing to add): `fields` for field-level problems,
+    otherwise named values such as `got`, `limit_per_minute` or `reason`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    fields: list[FieldError] | None = Field(None, exclude_if=lambda v: v is None,
+                                            description="Each field that failed validation (422).")
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="Stable machine-readable code, e.g. `validation_error`, `not_found`.")
+    message: str = Field(description="A short sentence for people; never a stack trace or database text.")
+    details: ErrorDetails
+    request_id: str | None = Field(None, description="The request's id (also the X-Request-Id header).")
 
 
 class ErrorResponse(BaseModel):
@@ -61,19 +86,19 @@ class ChatRequest(Strict):
     message: Message
 
 
-class IntentOut(BaseModel):
+class IntentOut(Reply):
     name: str
     confidence: float
 
 
-class CandidateOut(BaseModel):
+class CandidateOut(Reply):
     node_id: str
     label: str
     name: str
     score: float
 
 
-class EntityOut(BaseModel):
+class EntityOut(Reply):
     type: str
     text: str
     start: int | None = None
@@ -85,12 +110,37 @@ class EntityOut(BaseModel):
     source: str = "message"
 
 
-class FactOut(BaseModel):
+class FactOut(Reply):
     kind: str
     data: dict[str, Any] = Field(default_factory=dict)
 
 
-class ChatResponse(BaseModel):
+# What a chat reply's `status` says about the turn: the dialogue engine's own statuses
+# (qa.types.Status; a test keeps the two lists equal).
+ChatStatus = Literal[
+    "ok",  # the facts answer the question
+    "not_found",  # nothing matched (also: an order that is not the caller's)
+    "need_sign_in",  # an order question without a valid customer token
+    "clarify",  # an ambiguous mention or a missing detail: a question back to the shopper
+    "action_proposed",  # an action is described and awaits yes or no
+    "action_done",  # the confirmed action was carried out
+    "action_cancelled",  # a no, or a change of topic, dropped a pending action
+    "action_refused",  # the action is not possible (shipped already, outside the window)
+    "handoff",  # passed to a person
+    "procedure",  # answered from FAQ or policy text
+    "no_answer",  # nothing understood well enough; a person is offered
+    "chitchat",  # greeting, thanks, goodbye
+]
+STATUS_HELP = (
+    "What the turn came to: `ok` (the facts answer it), `not_found` (nothing matched, or not yours), "
+    "`need_sign_in` (an order question without a valid customer token), `clarify` (a question back), "
+    "`action_proposed` (awaits yes or no), `action_done`, `action_cancelled`, `action_refused`, "
+    "`handoff` (passed to a person), `procedure` (answered from FAQ or policy text), `no_answer` "
+    "(a person is offered), `chitchat` (greeting, thanks, goodbye)."
+)
+
+
+class ChatResponse(Reply):
     session_id: str
     turn: int = Field(description="This reply's number in the session (1 for the first); feedback names it.")
     answer: str = Field(description="Plain text: clients must escape it, never insert it as HTML.")
@@ -101,25 +151,25 @@ class ChatResponse(BaseModel):
     verbalizer: Literal["template", "llm"] = "template"
     suggestions: list[str] = Field(default_factory=list)
     query_name: str | None = Field(None, description="The named Cypher query that produced the facts.")
-    status: str = "ok"
+    status: ChatStatus = Field("ok", description=STATUS_HELP)
 
 
-class TokenEvent(BaseModel):
+class TokenEvent(Reply):
     """`event: token`: the next piece of the answer's text."""
 
     text: str
 
 
-class TurnOut(BaseModel):
+class TurnOut(Reply):
     turn: int
     role: Literal["user", "assistant"]
     text: str
     intent: str | None = None
-    status: str | None = None
+    status: ChatStatus | None = Field(None, description="The reply's status (assistant turns).")
     at: str = ""
 
 
-class SessionResponse(BaseModel):
+class SessionResponse(Reply):
     session_id: str
     signed_in: bool
     turns: list[TurnOut]
@@ -134,7 +184,7 @@ class FeedbackRequest(Strict):
     comment: Annotated[str, StringConstraints(max_length=2000), AfterValidator(_no_control)] = ""
 
 
-class FeedbackResponse(BaseModel):
+class FeedbackResponse(Reply):
     session_id: str
     turn: int
     rating: int
@@ -164,7 +214,7 @@ class ProductPut(ProductFields):
     name: ShortText
 
 
-class ProductOut(BaseModel):
+class ProductOut(Reply):
     sku: str
     name: str | None = None
     brand: str | None = None
@@ -181,7 +231,7 @@ class ProductOut(BaseModel):
     updated_at: str | None = None
 
 
-class ProductChange(BaseModel):
+class ProductChange(Reply):
     product: ProductOut | None
     created: bool = False
     changed: bool = True
@@ -189,7 +239,7 @@ class ProductChange(BaseModel):
     warnings: list[dict[str, Any]] = Field(default_factory=list)
 
 
-class ImportProgress(BaseModel):
+class ImportProgress(Reply):
     percent: float = Field(0.0, description="Share of the uploaded bytes read (strict mode reads them twice).")
     bytes_read: int = 0
     bytes_total: int = 0
@@ -198,7 +248,7 @@ class ImportProgress(BaseModel):
     rows: int = Field(0, description="Rows in the report, once done.")
 
 
-class ImportJob(BaseModel):
+class ImportJob(Reply):
     job_id: str
     status: Literal["queued", "running", "done", "failed"]
     strict: bool = False
@@ -207,7 +257,7 @@ class ImportJob(BaseModel):
     created_at: str
     updated_at: str
     progress: ImportProgress = Field(default_factory=ImportProgress)
-    report: dict[str, Any] | None = Field(None, description="The importer's per-row report once done.")
+    report: ImportReport | None = Field(None, description="The importer's per-row report once done.")
     error: ErrorBody | None = None
 
 
@@ -289,7 +339,7 @@ class GraphQueryRequest(Strict):
     limit: int | None = Field(None, ge=1, le=100_000, description="Row cap, at most ANALYST_ROW_LIMIT.")
 
 
-class GraphQueryResponse(BaseModel):
+class GraphQueryResponse(Reply):
     columns: list[str]
     rows: list[dict[str, Any]]
     row_count: int
@@ -297,7 +347,7 @@ class GraphQueryResponse(BaseModel):
     elapsed_ms: float
 
 
-class LabelInfo(BaseModel):
+class LabelInfo(Reply):
     label: str
     key: str
     count: int | None = None
@@ -305,20 +355,20 @@ class LabelInfo(BaseModel):
     indexed: list[str] = Field(default_factory=list)
 
 
-class RelInfo(BaseModel):
+class RelInfo(Reply):
     type: str
     source: str
     target: str
     count: int | None = None
 
 
-class GraphSchemaResponse(BaseModel):
+class GraphSchemaResponse(Reply):
     backend: str
     labels: list[LabelInfo]
     relationships: list[RelInfo]
 
 
-class AnalyticsResponse(BaseModel):
+class AnalyticsResponse(Reply):
     report: str
     generated_at: str
     params: dict[str, Any] = Field(default_factory=dict)
@@ -326,11 +376,11 @@ class AnalyticsResponse(BaseModel):
 
 
 # -- admin / dev ---------------------------------------------------------------------------------------
-class HealthResponse(BaseModel):
+class HealthResponse(Reply):
     status: Literal["ok"]
 
 
-class ReadyResponse(BaseModel):
+class ReadyResponse(Reply):
     status: Literal["ready", "not_ready"]
     checks: dict[str, Any]
 
@@ -340,13 +390,13 @@ class DevTokenRequest(Strict):
     ttl_s: int = Field(3600, ge=60, le=86_400)
 
 
-class DevTokenResponse(BaseModel):
+class DevTokenResponse(Reply):
     token: str
     customer_id: str
     expires_in: int
 
 
-class DevConfigResponse(BaseModel):
+class DevConfigResponse(Reply):
     api_key: str | None
     customers: list[str]
     sign_in: bool

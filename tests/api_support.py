@@ -158,6 +158,7 @@ def error_shape(resp: Any, status: int, code: str | None = None) -> dict[str, An
     assert set(body) == {"error"}
     err = body["error"]
     assert {"code", "message", "details"} <= set(err)
+    assert isinstance(err["details"], dict), err  # one shape: always an object
     assert isinstance(err["message"], str) and err["message"]
     text = resp.get_data(as_text=True)
     assert "Traceback" not in text and 'File "' not in text

@@ -81,6 +81,35 @@ def test_page_loads_and_signs_in_as_a_sample_customer(site, page):
     assert page.errors == []
 
 
+def test_api_docs_page_renders_swagger_ui_from_this_server_only(site, browser):
+    """Swagger UI (the flask-swagger-ui package's files) renders every operation of the document
+    under the page's Content-Security-Policy, and the browser asks nothing of any other host."""
+    a, srv = site
+    ctx = browser.new_context()
+    pg = ctx.new_page()
+    problems: list[str] = []
+    requested: list[str] = []
+    pg.on("pageerror", lambda exc: problems.append(str(exc)))
+    pg.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+    pg.on("request", lambda req: requested.append(req.url))
+    pg.goto(srv.url + "/api/v1/docs")
+    pg.wait_for_selector(".opblock-summary-path", timeout=30_000)
+    doc = a.client.get("/api/v1/openapi.json").get_json()
+    n_ops = sum(len(item) for item in doc["paths"].values())
+    assert pg.eval_on_selector_all(".opblock", "els => els.length") == n_ops
+    assert pg.text_content(".info .title").startswith(doc["info"]["title"])
+    assert pg.is_visible("button.authorize")
+    # an operation opens with its examples and its error replies
+    pg.click("#operations-chat-chat_chat_post .opblock-summary-control")
+    pg.wait_for_selector("#operations-chat-chat_chat_post .responses-table")
+    codes = pg.eval_on_selector_all("#operations-chat-chat_chat_post .responses-table .response-col_status",
+                                    "els => els.map(e => e.textContent.trim())")
+    assert {"200", "401", "404", "422", "429", "503"} <= set(codes)
+    assert problems == []  # a CSP violation or a script error would show here
+    assert requested and all(url.startswith(srv.url + "/") for url in requested), requested
+    ctx.close()
+
+
 def test_page_without_dev_mode_asks_for_a_key(falkordb_server, browser):
     a = build_api(falkordb_server.data_dir, api_dev_mode=False)
     srv = _Server(a.app)

@@ -65,9 +65,11 @@ def test_dry_run_writes_nothing(api):
 
 
 def test_bad_uploads(api):
-    error_shape(api.client.post("/api/v1/catalog/import", data={}, content_type="multipart/form-data",
-                                headers=api.h()), 422)
-    error_shape(_upload(api, [("../../etc/passwd", b"x")]), 422)
+    err = error_shape(api.client.post("/api/v1/catalog/import", data={}, content_type="multipart/form-data",
+                                      headers=api.h()), 422)
+    assert err["details"]["fields"] == [{"field": "files", "message": "required", "type": "missing"}]
+    err = error_shape(_upload(api, [("../../etc/passwd", b"x")]), 422)
+    assert err["details"]["fields"][0]["field"] == "files"
     error_shape(_upload(api, [("products.exe", b"x")]), 422)
     error_shape(_upload(api, [("products.csv", PRODUCTS), ("Products.CSV", PRODUCTS)]), 422)
     error_shape(_upload(api, [("products.csv", PRODUCTS)], "?strict=perhaps"), 400)
@@ -79,6 +81,7 @@ def test_bad_uploads(api):
         assert done["report"]["files"][0]["failed"] is True and done["report"]["errors"]
     else:
         assert done["error"]["code"] and "Traceback" not in str(done["error"])
+        assert isinstance(done["error"]["details"], dict)
 
 
 def test_unknown_job_is_404(api):
@@ -107,7 +110,7 @@ def test_a_stale_running_job_is_reported_failed(api):
                                          "heartbeat": time.time() - 3600, "progress": {}, "report": None,
                                          "error": None, "strict": False, "dry_run": False}))
     r = api.client.get("/api/v1/catalog/import/abandonedjob1", headers=api.h()).get_json()
-    assert r["status"] == "failed" and r["error"]["code"] == "worker_lost"
+    assert r["status"] == "failed" and r["error"]["code"] == "worker_lost" and r["error"]["details"] == {}
 
 
 def test_product_crud_through_the_importer(api):
@@ -140,7 +143,7 @@ def test_product_crud_through_the_importer(api):
                        ({"name": "x", "rating": 9}, "rating"), ({"name": "x", "currency": "dollars"}, "currency"),
                        ({"name": "x", "supplier_id": "NO-SUCH-SUPPLIER"}, "supplier_id")]:
         err = error_shape(api.client.put("/api/v1/catalog/products/P-1", headers=h, json=bad), 422)
-        assert any(d["field"] == field for d in err["details"]), (bad, err)
+        assert any(d["field"] == field for d in err["details"]["fields"]), (bad, err)
     error_shape(api.client.put("/api/v1/catalog/products/P-1", headers=h, json={"price": 3}), 422)  # name required
     error_shape(api.client.put("/api/v1/catalog/products/P-1", headers=h, json={"name": "x", "status": "gone"}), 422)
     error_shape(api.client.patch("/api/v1/catalog/products/NOPE", headers=h, json={"price": 3}), 404)
