@@ -286,7 +286,7 @@ def _example_rows() -> tuple[list[Any], list[Any], bool]:
     if request.mimetype == "multipart/form-data":
         uploads = request.files.getlist("files")
         if not uploads:
-            raise Unprocessable("no files in the field `files`", details=[{"field": "files", "message": "required"}])
+            raise Unprocessable("no files in the field `files`", details=field_details([{"field": "files", "message": "required", "type": "missing"}]))
         if len(uploads) > MAX_FILES:
             raise PayloadTooLarge(f"at most {MAX_FILES} files per request")
         rows: list[Any] = []
@@ -296,9 +296,10 @@ def _example_rows() -> tuple[list[Any], list[Any], bool]:
             name = (f.filename or "").rsplit("/", 1)[-1].rsplit("\\", 1)[-1].strip()
             if not _EXAMPLE_FILE.match(name):
                 raise Unprocessable("shop examples are a .csv or .jsonl file",
-                                    details=[{"field": "files", "message": f"bad file name {name[:60]!r}"}])
+                                    details=field_details([{"field": "files", "message": f"bad file name {name[:60]!r}",
+                                                                          "type": "invalid"}]))
             if name.lower() in seen:
-                raise Unprocessable("a file name appears twice", details=[{"field": "files", "message": name}])
+                raise Unprocessable("a file name appears twice", details=field_details([{"field": "files", "message": name, "type": "duplicate"}]))
             seen.add(name.lower())
             parsed = read_examples_file(f.read(), name)
             rows.extend(parsed.rows)
@@ -335,7 +336,8 @@ def list_examples():
 def add_examples():
     rows, errors, strict = _example_rows()
     if not rows and not errors:
-        raise Unprocessable("no examples in the request", details=[{"field": "files", "message": "no rows"}])
+        raise Unprocessable("no examples in the request",
+                            details=field_details([{"field": "files", "message": "no rows", "type": "missing"}]))
     report = _examples().add(rows, g.principal.key_id, strict=strict, errors=errors)
     if report.added:
         _refresh_examples()
@@ -344,7 +346,7 @@ def add_examples():
         details = [p.to_dict() for p in report.problems][:MAX_PROBLEMS]
         why = "--strict: nothing was written" if strict else "no example could be added"
         raise Unprocessable(f"{why} ({len(report.errors)} error(s), {len(report.contradictions)} "
-                            f"contradiction(s))", details=details)
+                            f"contradiction(s))", details={"rows": details})
     return jsonify(S.ShopExamplesReport.model_validate(body).model_dump(mode="json"))
 
 

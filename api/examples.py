@@ -156,6 +156,23 @@ EXAMPLES: Final[dict[type[BaseModel], dict[str, Example]]] = {
         "customer_id": "C00001", "expires_in": 3600}}},
     S.DevConfigResponse: {"config": {"summary": "Development configuration", "value": {
         "api_key": "dev-3q9Yc1T0bq0m7QhXz0c2sV4KfJ", "customers": ["C00001", "C00002"], "sign_in": True}}},
+    S.ShopExamplesAdd: {"examples": {"summary": "Two labelled customer messages", "value": {
+        "examples": [{"text": "the magic phrase to open my profile escapes me", "intent": "recover_password"},
+                     {"text": "scrap what i bought yesterday", "intent": "cancel_order"}], "strict": False}}},
+    S.ShopExampleList: {"list": {"summary": "The shop's examples", "value": {"version": 3, "count": 1, "examples": [
+        {"id": "4f1c0a9e2b7d", "text": "the magic phrase to open my profile escapes me",
+         "intent": "recover_password", "added_at": "2026-12-07T09:30:00Z", "added_by": "k_4f2a9c"}]}}},
+    S.ShopExamplesReport: {"report": {"summary": "One added, one refused", "value": {
+        "strict": False, "written": True, "rows": 2, "version": 4,
+        "added": [{"id": "4f1c0a9e2b7d", "text": "the magic phrase to open my profile escapes me",
+                   "intent": "recover_password", "field": "examples[0]", "file": None, "line": None, "index": 0}],
+        "unchanged": [],
+        "errors": [{"field": "examples[1]", "message": "unknown intent 'cancel_purchase' (did you mean cancel_order?)",
+                    "kind": "invalid", "file": None, "line": None, "index": 1, "text": "scrap what i bought",
+                    "intent": "cancel_purchase", "other_intent": None, "other_line": None, "other_id": None}],
+        "contradictions": []}}},
+    S.ShopExampleRemoved: {"removed": {"summary": "Removed", "value": {"id": "4f1c0a9e2b7d", "removed": True,
+                                                                       "version": 5}}},
 }
 
 STREAM_EXAMPLE: Final[str] = (

@@ -8,17 +8,27 @@ environment, the same way they reach any process here. In development mode a mis
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from common.settings import REPO_ROOT, Settings
 
 
-def gunicorn_command(host: str, port: int, workers: int | None = None) -> list[str]:
+def pid_file(settings: Settings) -> Path:
+    """Where the gunicorn master of this DATA_DIR's instance writes its pid (`./kgqa down` reads it)."""
+    return Path(settings.data_dir) / "gunicorn.pid"
+
+
+def gunicorn_command(host: str, port: int, workers: int | None = None, *, pid: Path | None = None) -> list[str]:
     cmd = [sys.executable, "-m", "gunicorn", "-c", str(REPO_ROOT / "gunicorn.conf.py"), "--bind", f"{host}:{port}"]
+    if pid is not None:
+        cmd += ["--pid", str(pid)]
     if workers:
         cmd += ["--workers", str(workers)]
     cmd.append("api.wsgi:app")
@@ -54,7 +64,8 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers
     """
     dev = settings.api_dev_mode if dev is None else dev
     env, key = _env_for(settings, dev)
-    cmd = gunicorn_command(host, port, workers or settings.api_workers)
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    cmd = gunicorn_command(host, port, workers or settings.api_workers, pid=pid_file(settings))
     shown = "localhost" if host in ("0.0.0.0", "::", "127.0.0.1") else host
     base = f"http://{shown}:{port}"
     print(f"API:       {base}/api/v1/   (chat page: {base}/)", flush=True)
@@ -66,8 +77,57 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers
     proc = subprocess.Popen(cmd, env=env, cwd=str(Path(REPO_ROOT)))
     if not wait:
         return proc
+    # SIGTERM and SIGINT to this process stop gunicorn too (gracefully: it finishes the requests in
+    # flight), so nothing is left holding the port.
+    def stop(signum: int, _frame: object) -> None:
+        raise _Stop(signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         return proc.wait()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _Stop):
+        return stop_process(proc)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class _Stop(Exception):
+    pass
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 40.0) -> int:
+    """SIGTERM (gunicorn's graceful stop), then SIGKILL after `timeout` seconds."""
+    if proc.poll() is None:
         proc.terminate()
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
         return proc.wait()
+
+
+def stop_gunicorn(settings: Settings, timeout: float = 40.0) -> bool:
+    """Stop the gunicorn of this DATA_DIR's instance (from its pid file); False when none runs."""
+    path = pid_file(settings)
+    try:
+        pid = int(path.read_text().strip())
+    except (OSError, ValueError):
+        return False
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        path.unlink(missing_ok=True)
+        return False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    path.unlink(missing_ok=True)
+    return True

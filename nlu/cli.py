@@ -90,7 +90,7 @@ def train(catalog_dir: Path | None, clinc_path: Path | None, no_clinc: bool, tea
         raise click.ClickException("CLINC150 not found: pass --clinc PATH, or --no-clinc to train without it")
     cache = REPO_ROOT / "var" / "cache" / "teacher"
     try:
-        teacher_path = str(teacher_dir(cache)) if teacher else None
+        teacher_path = str(teacher_dir(cache, log=click.echo)) if teacher else None
         catalog = _catalog(catalog_dir)
         click.echo(f"catalog {catalog.source}: {catalog.summary()}")
         report = run_training(catalog, out_dir or settings.nlu_model_dir, settings.encoder_path,

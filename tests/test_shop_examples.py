@@ -351,7 +351,7 @@ def test_api_bad_files_get_per_row_errors_and_change_nothing(api):
     # strict: every kind of problem at once, and the one good row is not written either
     r = _post_file(api, "examples.csv", BAD_CSV.encode("utf-8"), "?strict=true")
     err = error_shape(r, 422, "validation_error")
-    by_field = {d["field"]: d for d in err["details"]}
+    by_field = {d["field"]: d for d in err["details"]["rows"]}
     assert sorted(by_field) == [f"examples.csv:{n}" for n in (3, 4, 5, 6, 7, 8)]
     assert by_field["examples.csv:3"]["kind"] == "invalid" and "unknown intent" in by_field["examples.csv:3"]["message"]
     assert by_field["examples.csv:4"]["message"] == "empty text"
@@ -363,12 +363,12 @@ def test_api_bad_files_get_per_row_errors_and_change_nothing(api):
     r = _post_file(api, "clash.jsonl", b'{"text": "Send it back!", "intent": "check_refund_policy"}\n'
                                        b'{"text": "", "intent": "greeting"}\n')
     err = error_shape(r, 422)
-    assert [(d["field"], d["kind"], d.get("other_intent")) for d in err["details"]] == [
+    assert [(d["field"], d["kind"], d.get("other_intent")) for d in err["details"]["rows"]] == [
         ("clash.jsonl:2", "invalid", None), ("clash.jsonl:1", "contradiction", "get_refund")]
     r = api.client.post("/api/v1/catalog/examples", headers=api.h(), json={"examples": [
         {"text": "hi", "intent": "greeting"}, {"text": "HI!", "intent": "goodbye"}]})
     err = error_shape(r, 422)
-    assert [(d["field"], d["other_intent"]) for d in err["details"]] == [("examples[0]", "goodbye"),
+    assert [(d["field"], d["other_intent"]) for d in err["details"]["rows"]] == [("examples[0]", "goodbye"),
                                                                          ("examples[1]", "greeting")]
     # unreadable uploads and bodies
     error_shape(_post_file(api, "examples.csv", "text,intent\nhi,greeting\n".encode("utf-16")), 422)
