@@ -45,15 +45,18 @@ def _store(settings: Settings):
 @click.option("--port", default=8000, show_default=True)
 def up(data_dir: Path | None, empty: bool, products: int, serve: bool, host: str, port: int) -> None:
     """Start the embedded graph, load the sample store (or --data DIR), check the understanding
-    model, then serve the API and chat page (Ctrl-C stops the API; the graph keeps running until
-    `./kgqa down`).
+    model, then serve the API and chat page. Ctrl-C or SIGTERM stops the API and, if this command
+    started it, the graph; `./kgqa down` (same DATA_DIR) stops both from another terminal.
 
     Idempotent: a running server is reused and a re-import changes nothing. A shop's own data
     (--data) is never mixed with the sample store: use its own GRAPH_NAME and DATA_DIR.
     """
+    from kg.backends.embedded import EmbeddedFalkorDB
     from kg.loader import import_path
 
     settings = Settings()
+    embedded = settings.graph_url.startswith("falkordb://embedded")
+    started_graph = embedded and EmbeddedFalkorDB(settings.data_dir).current() is None
     store = _store(settings)
     if not empty:
         if data_dir is None:
@@ -79,7 +82,12 @@ def up(data_dir: Path | None, empty: bool, products: int, serve: bool, host: str
     if serve:
         from api.serve import serve as serve_api
 
-        sys.exit(serve_api(settings, host=host, port=port, dev=True) or 0)
+        try:
+            code = serve_api(settings, host=host, port=port, dev=True) or 0
+        finally:  # stopped by Ctrl-C or SIGTERM: stop what this command started
+            if started_graph:
+                EmbeddedFalkorDB(settings.data_dir).stop()
+        sys.exit(code)
 
 
 def _ensure_nlu_model(settings: Settings) -> None:
@@ -94,12 +102,16 @@ def _ensure_nlu_model(settings: Settings) -> None:
 
 @main.command()
 def down() -> None:
-    """Stop the embedded graph server cleanly (its data stays in DATA_DIR)."""
+    """Stop the instance of this DATA_DIR: its API (gunicorn) and its embedded graph server
+    (the data stays in DATA_DIR)."""
+    from api.serve import stop_gunicorn
     from kg.backends.embedded import EmbeddedFalkorDB
 
     settings = Settings()
+    if stop_gunicorn(settings):
+        console.print("API stopped")
     EmbeddedFalkorDB(settings.data_dir).stop()
-    console.print("stopped")
+    console.print("graph stopped")
 
 
 @main.group()
