@@ -111,7 +111,8 @@ def dev_config():
                      if r.get("customer_id")]
     except Exception:  # noqa: BLE001 - an empty graph or a graph still starting: no sample customers
         customers = []
-    key = settings.dev_api_key.get_secret_value() if settings.dev_api_key else None
+    # the page gets the chat-only key; the every-role DEV_API_KEY is printed in the terminal only
+    key = settings.dev_chat_key.get_secret_value() if settings.dev_chat_key else None
     from api.auth import customer_secret
 
     return jsonify(S.DevConfigResponse(api_key=key, customers=customers,

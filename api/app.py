@@ -22,9 +22,22 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
 
 
+_LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+
+
+def loopback_host(host: str) -> bool:
+    """A Host header naming this machine: localhost, 127.0.0.1 or [::1], with or without a port."""
+    host = (host or "").strip().lower()
+    for name in _LOOPBACK_HOSTS:
+        if host == name or (host.startswith(name + ":") and host[len(name) + 1:].isdigit()):
+            return True
+    return False
+
+
 def create_app(settings: Settings | None = None, *, services: Any = None) -> Flask:
     from api import admin, catalog, chat, errors, graph, openapi
     from api.auth import KeyStore
+    from api.errors import Forbidden
     from api.jobs import ImportJobs
     from api.metrics import Metrics
     from api.services import Services
@@ -67,6 +80,11 @@ def create_app(settings: Settings | None = None, *, services: Any = None) -> Fla
         g.started = time.perf_counter()
         rid = request.headers.get("X-Request-Id", "")
         g.request_id = rid if 0 < len(rid) <= 64 and rid.replace("-", "").isalnum() else secrets.token_hex(8)
+        if settings.api_dev_mode and not loopback_host(request.host):
+            # Development mode hands out keys to the page it serves: only to pages opened as this
+            # machine (a DNS-rebinding page has its own host name in Host), for every route.
+            raise Forbidden("development mode answers only requests for localhost, 127.0.0.1 or [::1]",
+                            details={"host": request.host[:100]})
         if request.method == "OPTIONS" and origins and request.headers.get("Origin"):
             resp = app.make_response(("", 204))
             return resp

@@ -4,12 +4,15 @@ Keys look like `kgqa_<id>_<secret>`: `id` (8 hex) names the key in listings and 
 (32 random bytes, url-safe) is never stored. Redis keeps, per id, the SHA-256 of the whole key
 (a high-entropy secret needs no slow hash) with its name and roles; a request's key is looked up
 by id and compared in constant time. Revoking marks the record, so the id stays listed.
-`DEV_API_KEY`, when set, is one more key with every role (id `dev`).
+`DEV_API_KEY`, when set, is one more key with every role (id `dev`); `DEV_CHAT_KEY` one with the
+chat role only (id `dev-chat`, the one the development chat page is given).
 
 The customer token (`X-Customer-Token`) is a JWT the shop signs: HS256 only, `exp` and `sub`
-required, a small leeway, `sub` taken exactly as it is. A secret shorter than 32 bytes is refused
+required, a small leeway, a lifetime of at most CUSTOMER_TOKEN_MAX_LIFETIME_S, `aud` and `iss`
+checked when configured, `sub` taken exactly as it is. A secret shorter than 32 bytes is refused
 as configuration (every token then counts as anonymous, and the log says why once). An invalid or
-expired token makes the shopper anonymous; it is never an error.
+expired token makes the shopper anonymous; it is never an error, and the chat reply says which
+(`customer_token: "expired" | "invalid"`, `g.customer_token` here) so a client knows to refresh it.
 """
 
 from __future__ import annotations
@@ -164,27 +167,54 @@ def _warn_once(msg: str) -> None:
         log.warning(msg)
 
 
-def decode_customer_token(token: str | None, settings: Any) -> str | None:
-    """The customer id of a valid token, else None (anonymous). Never raises."""
-    if not token or len(token) > 4096:
-        return None
+@dataclass(frozen=True)
+class TokenCheck:
+    """What the `X-Customer-Token` header said: a customer id, or why there is none."""
+
+    customer_id: str | None
+    status: str | None  # None: no token sent (or none could be checked); "valid" | "expired" | "invalid"
+
+
+def check_customer_token(token: str | None, settings: Any) -> TokenCheck:
+    """The customer id of a valid token (HS256 only, `exp` and `sub` required, a lifetime of at most
+    CUSTOMER_TOKEN_MAX_LIFETIME_S, `aud`/`iss` when configured), else why not. Never raises."""
+    if not token:
+        return TokenCheck(None, None)
     secret = customer_secret(settings)
     if secret is None:
-        return None
+        return TokenCheck(None, None)  # sign-in is not configured: nothing to refuse
+    if len(token) > 4096:
+        return TokenCheck(None, "invalid")
     import jwt
 
+    audience = settings.customer_token_audience
+    issuer = settings.customer_token_issuer
     try:
         header = jwt.get_unverified_header(token)
         if header.get("alg") != "HS256":
-            return None
+            return TokenCheck(None, "invalid")
         claims = jwt.decode(token, secret, algorithms=["HS256"], leeway=settings.customer_token_leeway_s,
-                            options={"require": ["exp", "sub"], "verify_exp": True, "verify_signature": True})
+                            audience=audience, issuer=issuer,
+                            options={"require": ["exp", "sub"], "verify_exp": True, "verify_signature": True,
+                                     "verify_aud": audience is not None, "verify_iss": issuer is not None})
+    except jwt.ExpiredSignatureError:
+        return TokenCheck(None, "expired")
     except (jwt.PyJWTError, ValueError, TypeError):
-        return None
+        return TokenCheck(None, "invalid")
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub or len(sub) > MAX_SUB_CHARS or any(ord(c) < 32 for c in sub):
-        return None
-    return sub  # exactly as signed: no trimming, no case folding
+        return TokenCheck(None, "invalid")
+    exp, iat = claims.get("exp"), claims.get("iat")
+    start = iat if isinstance(iat, int | float) and not isinstance(iat, bool) else time.time()
+    if not isinstance(exp, int | float) or exp - start > settings.customer_token_max_lifetime_s + \
+            settings.customer_token_leeway_s:
+        return TokenCheck(None, "invalid")  # a token for the year 9999 is not a session
+    return TokenCheck(sub, "valid")  # exactly as signed: no trimming, no case folding
+
+
+def decode_customer_token(token: str | None, settings: Any) -> str | None:
+    """The customer id of a valid token, else None (anonymous). Never raises."""
+    return check_customer_token(token, settings).customer_id
 
 
 def mint_customer_token(customer_id: str, settings: Any, *, ttl_s: int = 3600) -> str:
@@ -223,8 +253,12 @@ def authenticate() -> Principal:
     settings = services.settings
     principal: Principal | None = None
     dev = settings.dev_api_key.get_secret_value() if settings.dev_api_key else ""
-    if dev and hmac.compare_digest(dev.encode("utf-8"), key.encode("utf-8", "surrogatepass")):
+    dev_chat = settings.dev_chat_key.get_secret_value() if settings.dev_chat_key else ""
+    given = key.encode("utf-8", "surrogatepass")
+    if dev and hmac.compare_digest(dev.encode("utf-8"), given):
         principal = Principal(key_id="dev", roles=frozenset(ROLES))
+    elif dev_chat and hmac.compare_digest(dev_chat.encode("utf-8"), given):
+        principal = Principal(key_id="dev-chat", roles=frozenset({"chat"}))
     elif KEY_RE.match(key):
         rec = services.keys.verify(key)
         if rec is not None:
@@ -232,7 +266,9 @@ def authenticate() -> Principal:
                                   rate_limit=rec.rate_limit_per_minute)
     if principal is None:
         raise Unauthorized("the API key is not valid")
-    customer = decode_customer_token(request.headers.get("X-Customer-Token"), settings)
+    check = check_customer_token(request.headers.get("X-Customer-Token"), settings)
+    g.customer_token = check.status
+    customer = check.customer_id
     if customer is not None:
         principal = Principal(principal.key_id, principal.roles, customer, principal.rate_limit)
     g.principal = principal

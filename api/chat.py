@@ -37,8 +37,11 @@ def _services() -> Any:
     return current_app.extensions["kgqa"]
 
 
-def _reply(result: Any) -> dict[str, Any]:
-    return S.ChatResponse.model_validate(result.model_dump(mode="json")).model_dump(mode="json")
+def _reply(result: Any, token_status: str | None) -> dict[str, Any]:
+    """The reply object; `customer_token` says when a token was sent and refused (DESIGN section 6)."""
+    data = result.model_dump(mode="json")
+    data["customer_token"] = token_status if token_status in ("expired", "invalid") else None
+    return S.ChatResponse.model_validate(data).model_dump(mode="json")
 
 
 def _after_turn(result: Any, message: str) -> None:
@@ -69,7 +72,7 @@ def chat():
     engine = services.engine()
     result = engine.handle(body.session_id, body.message, principal.customer_id, caller=principal.key_id)
     _after_turn(result, body.message)
-    return jsonify(_reply(result))
+    return jsonify(_reply(result, g.get("customer_token")))
 
 
 def _sse(event: str, data: Any) -> str:
@@ -92,6 +95,7 @@ def chat_stream():
     # Run the turn up to its first piece here, so a bad session or an unavailable graph is a plain
     # JSON error with the right status rather than an event inside a 200 stream.
     first = next(gen)
+    token_status = g.get("customer_token")
 
     def events() -> Iterator[str]:
         item: Any = first
@@ -101,7 +105,7 @@ def chat_stream():
                     yield _sse("token", {"text": item})
                 else:
                     _after_turn(item, body.message)
-                    yield _sse("final", _reply(item))
+                    yield _sse("final", _reply(item, token_status))
                     return
                 item = next(gen)
         except StopIteration:

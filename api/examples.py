@@ -33,6 +33,7 @@ _CHAT_REPLY = {
     "suggestions": ["How much is it?", "Which accessories fit it?"],
     "query_name": "products.by_skus",
     "status": "ok",
+    "customer_token": None,
 }
 
 _JOB_QUEUED = {
@@ -78,7 +79,8 @@ EXAMPLES: Final[dict[type[BaseModel], dict[str, Example]]] = {
             "intent": {"name": "track_order", "confidence": 0.99},
             "entities": [{"type": "ORDER_ID", "text": "10452", "start": 18, "end": 23, "node_id": None,
                           "score": None, "candidates": [], "ambiguous": False, "source": "message"}],
-            "facts": [], "suggestions": [], "query_name": None, "status": "need_sign_in"}},
+            "facts": [], "suggestions": [], "query_name": None, "status": "need_sign_in",
+            "customer_token": "expired"}},
     },
     S.SessionResponse: {
         "session": {"summary": "A session's turns", "value": {
@@ -180,7 +182,7 @@ STREAM_EXAMPLE: Final[str] = (
     'event: token\ndata: {"text":"is in stock."}\n\n'
     'event: final\ndata: {"session_id":"' + _SESSION + '","turn":1,"answer":"Yes, the Aurora X2 is in stock.",'
     '"intent":{"name":"product_availability","confidence":0.98},"entities":[],"facts":[],"handoff":false,'
-    '"verbalizer":"llm","suggestions":[],"query_name":"products.by_skus","status":"ok"}\n\n'
+    '"verbalizer":"llm","suggestions":[],"query_name":"products.by_skus","status":"ok","customer_token":null}\n\n'
 )
 
 

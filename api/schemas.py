@@ -152,6 +152,9 @@ class ChatResponse(Reply):
     suggestions: list[str] = Field(default_factory=list)
     query_name: str | None = Field(None, description="The named Cypher query that produced the facts.")
     status: ChatStatus = Field("ok", description=STATUS_HELP)
+    customer_token: Literal["expired", "invalid"] | None = Field(
+        None, description="Set when an `X-Customer-Token` was sent and refused: the shopper was answered as "
+                          "anonymous; `expired` means a fresh token will do.")
 
 
 class TokenEvent(Reply):

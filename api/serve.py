@@ -49,6 +49,8 @@ def _env_for(settings: Settings, dev: bool) -> tuple[dict[str, str], str | None]
         if not key:
             key = "dev-" + secrets.token_urlsafe(24)
         env["DEV_API_KEY"] = key
+        if settings.dev_chat_key is None:  # the chat page's key: the chat role only
+            env["DEV_CHAT_KEY"] = "devchat-" + secrets.token_urlsafe(24)
         if settings.customer_token_secret is None:
             env["CUSTOMER_TOKEN_SECRET"] = secrets.token_urlsafe(48)
     return env, key

@@ -133,6 +133,8 @@ class Settings(BaseSettings):
 
     # -- API -----------------------------------------------------------------------------------
     dev_api_key: SecretStr | None = None
+    dev_chat_key: SecretStr | None = Field(
+        None, description="Development: a key with the chat role only; the chat page gets this one, never DEV_API_KEY.")
     customer_token_secret: SecretStr | None = None
 
     # -- API (api/: HTTP limits, CORS, rate limits, metrics, jobs, dev mode) --------------------
@@ -156,6 +158,12 @@ class Settings(BaseSettings):
         False, description="Development only: the chat page may mint sample customer tokens and shows DEV_API_KEY."
     )
     customer_token_leeway_s: int = Field(30, ge=0, le=300, description="Clock skew allowed on `exp`.")
+    customer_token_max_lifetime_s: int = Field(
+        86_400, ge=60,
+        description="Longest customer-token lifetime accepted: `exp` more than this after `iat` (or after now, "
+                    "without `iat`) makes the token invalid.")
+    customer_token_audience: str | None = Field(None, description="When set, the token's `aud` must contain it.")
+    customer_token_issuer: str | None = Field(None, description="When set, the token's `iss` must equal it.")
     api_import_job_ttl_s: int = Field(7 * 86_400, ge=60, description="How long import job records are kept.")
     api_turn_log_max: int = Field(100_000, ge=100, description="Turns kept in the analytics stream.")
     api_preload_engine: bool = Field(

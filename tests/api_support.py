@@ -27,6 +27,7 @@ from kg.backends.falkordb import FalkorDBStore
 from kg.schema import ensure_schema
 
 DEV_KEY = "dev-test-key-0123456789abcdef"
+DEV_CHAT_KEY = "dev-chat-test-key-0123456789abcdef"  # the chat page's key: chat role only
 SECRET = "customer-token-secret-for-tests-0123456789"  # 42 bytes
 
 
@@ -43,7 +44,7 @@ def api_settings(server_dir: Path, **over: Any) -> Settings:
     base: dict[str, Any] = dict(
         _env_file=None, graph_url="falkordb://embedded", data_dir=server_dir,
         graph_name=f"api_{uuid.uuid4().hex[:10]}", falkordb_appendfsync="always",
-        dev_api_key=DEV_KEY, customer_token_secret=SECRET, llm_backend="none", api_dev_mode=True,
+        dev_api_key=DEV_KEY, dev_chat_key=DEV_CHAT_KEY, customer_token_secret=SECRET, llm_backend="none", api_dev_mode=True,
         api_rate_limit_per_minute=0, api_preload_engine=False,
     )
     base.update(over)
@@ -201,7 +202,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that gives a gunicorn worker these settings."""
     import os
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GRAPH_", "API_", "DEV_API", "CUSTOMER_TOKEN"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GRAPH_", "API_", "DEV_API", "DEV_CHAT", "CUSTOMER_TOKEN"))}
     for name, value in settings.model_dump().items():
         if value is None:
             continue

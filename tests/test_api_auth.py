@@ -149,6 +149,29 @@ def test_customer_token_rules_unit():
     assert decode_customer_token(token("C00001"), Settings(_env_file=None)) is None
 
 
+def test_customer_token_lifetime_audience_issuer_and_status():
+    from api.auth import check_customer_token
+    from common.settings import Settings
+
+    settings = Settings(_env_file=None, customer_token_secret=SECRET, customer_token_max_lifetime_s=3600)
+    assert check_customer_token(None, settings).status is None
+    assert check_customer_token(token("C00001", exp_in=3000), settings).status == "valid"
+    far = token("C00001", exp_in=253402300799 - int(__import__("time").time()))  # exp in the year 9999
+    assert check_customer_token(far, settings) == check_customer_token(token("C00001", exp_in=7200), settings)
+    assert check_customer_token(far, settings).status == "invalid" and decode_customer_token(far, settings) is None
+    assert check_customer_token(token("C00001", exp_in=-600), settings).status == "expired"
+    assert check_customer_token("not.a.token", settings).status == "invalid"
+    strict = Settings(_env_file=None, customer_token_secret=SECRET, customer_token_audience="shop-web",
+                      customer_token_issuer="https://shop.example")
+    good = token("C00001", aud=["shop-web", "app"], iss="https://shop.example")
+    assert check_customer_token(good, strict).customer_id == "C00001"
+    assert check_customer_token(token("C00001", aud="other", iss="https://shop.example"), strict).status == "invalid"
+    assert check_customer_token(token("C00001", aud="shop-web", iss="https://evil.example"), strict).status == "invalid"
+    assert check_customer_token(token("C00001"), strict).status == "invalid"  # aud and iss required once set
+    # without a secret nothing is checked, and nothing is called invalid
+    assert check_customer_token(token("C00001"), Settings(_env_file=None)).status is None
+
+
 BAD_TOKEN_NAMES = ("alg_none", "expired", "forged", "garbage", "hs512", "no_exp", "no_sub", "sub_case",
                    "sub_space", "tampered")
 

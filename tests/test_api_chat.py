@@ -151,6 +151,24 @@ def test_anonymous_order_question_asks_to_sign_in(chat_api):
 
 
 @needs_engine
+def test_a_refused_customer_token_is_named_in_the_reply(chat_api):
+    """DESIGN section 6: an expired or invalid token makes the shopper anonymous, and the reply says
+    which, in /chat and in the stream's final event, so a client knows to refresh it."""
+    customer, orders = next(iter(_orders(chat_api).items()))
+    ask = {"message": f"where is my order {orders[0]}?"}
+    cases = {"expired": support.token(customer, exp_in=-3600), "invalid": support.token(customer, secret="x" * 40),
+             None: support.token(customer)}
+    for expected, tok in cases.items():
+        r = chat_api.client.post("/api/v1/chat", json=ask, headers=chat_api.h(tok=tok)).get_json()
+        assert r["customer_token"] == expected, (expected, r)
+        assert (r["status"] == "need_sign_in") == (expected is not None)
+    r = chat_api.client.post("/api/v1/chat", json=ask, headers=chat_api.h()).get_json()
+    assert r["customer_token"] is None and r["status"] == "need_sign_in"  # no token sent: nothing refused
+    stream = chat_api.client.post("/api/v1/chat/stream", json=ask, headers=chat_api.h(tok=cases["expired"]))
+    assert _sse(stream.get_data())[-1][1]["customer_token"] == "expired"
+
+
+@needs_engine
 def test_another_customers_order_looks_exactly_like_a_missing_one(chat_api):
     orders = _orders(chat_api)
     (a, _), (b, b_orders) = list(orders.items())[:2]

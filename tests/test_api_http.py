@@ -231,11 +231,25 @@ def test_dev_routes_exist_only_in_dev_mode(api, falkordb_server):
     sid = owned_session(api, "C00001")
     assert api.client.get(f"/api/v1/chat/sessions/{sid}", headers=api.h(tok=t.get_json()["token"])).status_code == 200
     error_shape(api.client.post("/api/v1/dev/customer-token", json={"customer_id": "C00001"}), 401)
+    # the page gets the chat-only key, never the every-role one
+    page_key = api.client.get("/api/v1/dev/config").get_json()["api_key"]
+    assert page_key == support.DEV_CHAT_KEY
+    assert api.client.post("/api/v1/chat", json={"message": "hi"}, headers={"Authorization": f"Bearer {page_key}"}
+                           ).status_code != 403
+    error_shape(api.client.post("/api/v1/graph/query", json={"cypher": "RETURN 1"},
+                                headers={"Authorization": f"Bearer {page_key}"}), 403)
     # not from another machine, even in dev mode
     r = api.client.get("/api/v1/dev/config", environ_base={"REMOTE_ADDR": "10.1.2.3"})
     error_shape(r, 404)
+    # nor for a page that reached this machine under another name (DNS rebinding), on any route
+    for path in ("/api/v1/dev/config", "/api/v1/openapi.json", "/healthz", "/"):
+        error_shape(api.client.get(path, headers={"Host": "evil.example"}), 403)
+        error_shape(api.client.get(path, headers={"Host": "localhost.evil.example:8000"}), 403)
+    for host in ("localhost", "localhost:8000", "127.0.0.1:8000", "[::1]:8000"):
+        assert api.client.get("/healthz", headers={"Host": host}).status_code == 200, host
     a = build_api(falkordb_server.data_dir, api_dev_mode=False)
     try:
+        assert a.client.get("/healthz", headers={"Host": "shop.example"}).status_code == 200  # production
         error_shape(a.client.get("/api/v1/dev/config"), 404)
         error_shape(a.client.post("/api/v1/dev/customer-token", json={"customer_id": "C00001"}, headers=a.h()), 404)
     finally:
