@@ -3,7 +3,7 @@
 The dialogue layer keeps conversations (qa/state.py) but no cross-session record, so the API
 appends one entry per answered turn to a Redis stream (`<prefix>turns`, capped at
 `API_TURN_LOG_MAX`), and one per feedback to `<prefix>feedback`. Entries hold no raw personal data:
-session and customer ids are pseudonyms (a salted hash), the question is masked (e-mail addresses,
+session and customer ids are pseudonyms (a keyed hash, api/privacy.py), the question is masked (e-mail addresses,
 phone and card numbers) and cut to 300 characters. Reports read the newest entries of a window.
 
 Graph reports (top products, co-purchases) are named, read-only queries like every other.
@@ -16,7 +16,7 @@ import time
 from collections import Counter, defaultdict
 from typing import Any
 
-from api.privacy import mask_id, mask_text, pseudonym
+from api.privacy import mask_text, pseudonym
 from kg.queries import q
 
 SCAN_LIMIT = 20_000  # newest stream entries a report looks at
@@ -77,8 +77,8 @@ def record_turn(services: Any, result: Any, *, customer_id: str | None, message:
     guard = getattr(result, "guard_passed", None)
     fields = {
         "ts": f"{_now():.3f}",
-        "session": pseudonym(result.session_id) or "",
-        "customer": pseudonym(customer_id) or "",
+        "session": pseudonym(result.session_id, services.privacy_key) or "",
+        "customer": pseudonym(customer_id, services.privacy_key) or "",
         "intent": result.intent.name,
         "confidence": f"{float(result.intent.confidence):.4f}",
         "status": getattr(result, "status", "ok") or "ok",
@@ -97,8 +97,9 @@ def record_turn(services: Any, result: Any, *, customer_id: str | None, message:
 def record_feedback(services: Any, *, session_id: str, turn: int, rating: int, comment: str,
                     intent: str | None, customer_id: str | None) -> None:
     fields = {
-        "ts": f"{_now():.3f}", "session": pseudonym(session_id) or "", "turn": str(turn), "rating": str(rating),
-        "comment": mask_text(comment, 500), "intent": intent or "", "customer": pseudonym(customer_id) or "",
+        "ts": f"{_now():.3f}", "session": pseudonym(session_id, services.privacy_key) or "", "turn": str(turn),
+        "rating": str(rating), "comment": mask_text(comment, 500), "intent": intent or "",
+        "customer": pseudonym(customer_id, services.privacy_key) or "",
     }
     key = f"{services.prefix}feedback:{session_id}"
     ttl = services.settings.session_ttl_s
@@ -176,7 +177,7 @@ def _handoffs(entries: list[dict[str, str]], limit: int) -> list[dict[str, Any]]
         if e.get("handoff") != "1":
             continue
         out.append({"at": _iso(float(e.get("ts") or 0)), "reason": e.get("reason") or None,
-                    "intent": e.get("intent"), "customer": mask_id(e.get("customer")),
+                    "intent": e.get("intent"), "customer": (e.get("customer") or "")[:8] or None,
                     "question": mask_text(e.get("message", ""), 300)})
         if len(out) >= limit:
             break

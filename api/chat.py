@@ -57,7 +57,7 @@ def _after_turn(result: Any, message: str) -> None:
         log.warning("turn not logged for analytics")
     log.info("chat turn", extra={"intent": result.intent.name, "status": getattr(result, "status", None),
                                  "verbalizer": result.verbalizer, "handoff": result.handoff,
-                                 "customer": mask_id(principal.customer_id), "key": principal.key_id})
+                                 "customer": mask_id(principal.customer_id, services.privacy_key), "key": principal.key_id})
 
 
 @bp.post("/chat")

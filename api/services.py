@@ -13,6 +13,7 @@ it died: the API recovers by itself, without a restart.
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 import threading
@@ -54,6 +55,13 @@ class Services:
         self.instance_id = secrets.token_hex(4)
         self.prefix = f"kgqa:{settings.graph_name}:"
         self.started_at = time.time()
+
+    @functools.cached_property
+    def privacy_key(self) -> bytes:
+        """The key of masked ids and pseudonyms in logs and reports (api/privacy.py)."""
+        from api.privacy import privacy_key
+
+        return privacy_key(self.settings)
 
     # -- graph ---------------------------------------------------------------------------------------
     @property

@@ -133,6 +133,9 @@ class Settings(BaseSettings):
 
     # -- API -----------------------------------------------------------------------------------
     dev_api_key: SecretStr | None = None
+    privacy_secret: SecretStr | None = Field(
+        None, description="Key of the masked customer ids and pseudonyms in logs and reports; default: derived "
+                          "from CUSTOMER_TOKEN_SECRET, else a random key kept in DATA_DIR/privacy.key.")
     dev_chat_key: SecretStr | None = Field(
         None, description="Development: a key with the chat role only; the chat page gets this one, never DEV_API_KEY.")
     customer_token_secret: SecretStr | None = None

@@ -159,3 +159,31 @@ def test_parameter_rules_are_shared_by_both_backends():
 def test_a_percent_encoded_password_in_the_graph_url_is_decoded():
     store = FalkorDBStore.from_settings(Settings(_env_file=None, graph_url="falkordb://:p%40ss%2Fw@127.0.0.1:6390"))
     assert store._password == "p@ss/w"
+
+
+def test_data_directory_and_files_are_private(tmp_path):
+    """The append-only file holds customers, transcripts and key hashes: the data directory is 0700
+    and everything the server writes there is readable by its owner only."""
+    import stat
+
+    from kg.backends.embedded import EmbeddedFalkorDB
+
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    server = EmbeddedFalkorDB(data, appendfsync="always")
+    info = server.ensure_running()
+    try:
+        import redis
+
+        client = redis.Redis(port=info.port, password=info.password)
+        client.execute_command("GRAPH.QUERY", "perm", "CREATE (:Customer {customer_id: 'C1'})")
+        client.close()
+    finally:
+        server.stop()
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    written = [p for p in data.rglob("*") if p.is_file() and not p.name.startswith(".server.lock")]
+    assert any("appendonly" in str(p) for p in written)
+    for path in written:
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
+    for path in (p for p in data.rglob("*") if p.is_dir()):
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path

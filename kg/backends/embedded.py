@@ -98,7 +98,8 @@ class EmbeddedFalkorDB:
     # -- lifecycle -------------------------------------------------------------------------------
     def ensure_running(self) -> ServerInfo:
         """Return a live server, reusing one that is up or starting one under a file lock."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.data_dir.chmod(0o700)  # also a directory made before this rule, or by someone else's umask
         with self._lock():
             info = self._read_info()
             if info and self._alive(info):
@@ -211,6 +212,7 @@ class EmbeddedFalkorDB:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # a Ctrl-C in a terminal reaches us, not the server directly
+            umask=0o077,  # the append-only files hold customers, transcripts and key hashes: owner only
         )
         info = ServerInfo(pid=self._proc.pid, port=port, password=password, bolt_port=self.bolt_port)
         deadline = time.monotonic() + START_TIMEOUT_S
