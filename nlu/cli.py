@@ -166,19 +166,50 @@ def evaluate(catalog_dir: Path | None, model_dir: Path | None, fills: int, json_
 @nlu.command()
 @click.argument("text")
 @click.option("--model-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
-def predict(text: str, model_dir: Path | None) -> None:
-    """Print the understanding of TEXT as JSON."""
+@click.option("--link/--no-link", default=True, show_default=True,
+              help="Link the entities to graph nodes when the graph is reachable (a running embedded server, or "
+                   "GRAPH_URL); never starts a server.")
+def predict(text: str, model_dir: Path | None, link: bool) -> None:
+    """Print the understanding of TEXT as JSON: intent, entities and, when the graph is reachable,
+    the node each entity links to."""
     from common.errors import KGQAError
     from common.settings import Settings
     from nlu.understand import Understander
 
+    settings = Settings()
     try:
-        understander = Understander.load(Settings(), model_dir=model_dir)
+        understander = Understander.load(settings, model_dir=model_dir)
         result = understander.understand(text)
     except KGQAError as exc:
         _fail(exc)
         return
+    if link and result.entities:
+        result = _linked(result, settings)
     click.echo(result.model_dump_json(indent=2))
+
+
+def _linked(result, settings):
+    """`result` with its entities linked, or as it was (and why, on stderr) when no graph answers."""
+    from common.errors import KGQAError
+
+    if settings.graph_url.startswith("falkordb://embedded"):
+        from kg.backends.embedded import EmbeddedFalkorDB
+
+        if EmbeddedFalkorDB(settings.data_dir).current() is None:
+            click.echo(f"(not linked: no graph server runs for {settings.data_dir}; `./kgqa up --no-serve`)",
+                       err=True)
+            return result
+    from kg.store import open_store
+    from nlu.linking import EntityLinker
+
+    store = open_store(settings)
+    try:
+        return EntityLinker.from_settings(settings, store).link(result)
+    except KGQAError as exc:
+        click.echo(f"(not linked: {getattr(exc, 'message', exc)})", err=True)
+        return result
+    finally:
+        store.close()
 
 
 # -- shop examples (nlu/example_store.py) -----------------------------------------------------------------

@@ -337,8 +337,18 @@ def test_evaluate_and_predict_commands(store, settings: Settings, understander: 
     text = format_report(report)
     assert "intent accuracy" in text and "linking accuracy" in text
 
-    out = CliRunner().invoke(nlu_cli, ["predict", "where is my order #10452?"])
+    nowhere = {"GRAPH_URL": "falkordb://embedded", "DATA_DIR": str(tmp_path / "no-server")}
+    out = CliRunner().invoke(nlu_cli, ["predict", "where is my order #10452?"], env=nowhere)
     assert out.exit_code == 0, out.output
-    answer = json.loads(out.output)
+    answer = json.loads(out.stdout)
     assert answer["intent"]["name"] == "track_order"
     assert [(e["type"], e["text"]) for e in answer["entities"]] == [("ORDER_ID", "#10452")]
+    assert "not linked" in out.stderr and not (tmp_path / "no-server").exists()  # no server was started
+
+    # with the graph running, predict links: the product a mention names, by its sku
+    product = next(p for p in catalog_from_dir(sample).products if len(p.name.split()) >= 2)
+    here = {"GRAPH_URL": settings.graph_url, "DATA_DIR": str(settings.data_dir), "GRAPH_NAME": settings.graph_name}
+    out = CliRunner().invoke(nlu_cli, ["predict", f"how much is the {product.name}?"], env=here)
+    assert out.exit_code == 0, out.output
+    linked = json.loads(out.stdout)["entities"]
+    assert any(e["node_id"] == product.sku for e in linked), linked
