@@ -70,14 +70,19 @@ def test_page_loads_and_signs_in_as_a_sample_customer(site, page):
     page.goto(srv.url + "/")
     page.wait_for_selector("body[data-ready='true']")
     assert page.text_content("[data-testid=who]") == "Not signed in"
+    # greets with example questions; only Sign in is offered before signing in
+    assert "For example" in page.text_content("[data-testid=greeting]")
+    assert page.eval_on_selector_all("[data-testid=greeting] button", "els => els.length") >= 3
+    assert page.is_visible("[data-testid=sign-in]") and not page.is_visible("[data-testid=sign-out]")
     options = page.eval_on_selector_all("[data-testid=customer] option", "els => els.map(e => e.value)")
     assert options and options[0].startswith("C")
     page.select_option("[data-testid=customer]", options[1])
     page.click("[data-testid=sign-in]")
     page.wait_for_selector(f"[data-testid=who]:has-text('Signed in as {options[1]}')")
-    assert page.is_visible("[data-testid=sign-out]")
+    assert page.is_visible("[data-testid=sign-out]") and not page.is_visible("[data-testid=sign-in]")
     page.click("[data-testid=sign-out]")
     assert page.text_content("[data-testid=who]") == "Not signed in"
+    assert page.is_visible("[data-testid=sign-in]") and not page.is_visible("[data-testid=sign-out]")
     assert page.errors == []
 
 
@@ -138,6 +143,7 @@ def test_a_streamed_conversation_with_panel_and_feedback(site, page):
     assert answer and len(answer) > 5
     assert page.text_content("[data-testid=p-intent]") not in ("", "-")
     assert page.text_content("[data-testid=p-query]")
+    assert page.text_content("[data-testid=thumbs-up]") == "Helpful"  # words: no emoji font needed
     page.click("[data-testid=thumbs-up]")
     page.wait_for_selector("[data-testid=thumbs-up][aria-pressed='true']")
     keys = list(a.store.redis.scan_iter(match=f"kgqa:{a.settings.graph_name}:feedback:*"))

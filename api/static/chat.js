@@ -4,7 +4,7 @@
 (function () {
   const API = "/api/v1";
   const $ = (id) => document.getElementById(id);
-  const state = { key: "", token: null, customer: null, session: null };
+  const state = { key: "", token: null, customer: null, session: null, canSignIn: false };
 
   function el(tag, cls, text) {
     const e = document.createElement(tag);
@@ -77,7 +77,8 @@
       for (const b of box.querySelectorAll("button")) b.setAttribute("aria-pressed", "false");
       btn.setAttribute("aria-pressed", "true");
     };
-    for (const [label, rating, name] of [["\u{1F44D}", 5, "Helpful"], ["\u{1F44E}", 1, "Not helpful"]]) {
+    // words, not emoji: they render the same without an emoji font
+    for (const [label, rating, name] of [["Helpful", 5, "Helpful"], ["Not helpful", 1, "Not helpful"]]) {
       const b = el("button", null, label);
       b.type = "button";
       b.title = name;
@@ -175,18 +176,46 @@
     }
   }
 
+  const EXAMPLES = [
+    "What can you tell me about your best-rated headphones?",
+    "Where is my order?",
+    "How long does delivery take?",
+    "What is your return policy?",
+  ];
+
+  // The page's own greeting with example questions (not a reply: it has no turn and no feedback).
+  function greet() {
+    const li = el("li", "bot greeting");
+    li.setAttribute("data-testid", "greeting");
+    li.appendChild(el("span", "text", "Hi! I can help with products, your orders, delivery, returns and " +
+                                      "your account. For example:"));
+    const box = el("span", "suggestions");
+    for (const q of EXAMPLES) {
+      const b = el("button", null, q);
+      b.type = "button";
+      b.addEventListener("click", () => { $("message").value = q; ask(); });
+      box.appendChild(b);
+    }
+    li.appendChild(box);
+    $("log").appendChild(li);
+  }
+
   function newConversation() {
     state.session = null;
     $("log").replaceChildren();
+    greet();
     for (const id of ["p-intent", "p-status", "p-query", "p-verbalizer"]) $(id).textContent = "-";
     $("p-entities").replaceChildren();
     $("p-facts").textContent = "";
     showError("");
   }
 
+  // Sign in or Sign out, never both.
   function showIdentity() {
     $("who").textContent = state.customer ? "Signed in as " + state.customer : "Not signed in";
     $("sign-out").hidden = !state.customer;
+    $("sign-in").hidden = !!state.customer || !state.canSignIn;
+    $("customer").hidden = !!state.customer || !state.canSignIn;
   }
 
   async function signIn() {
@@ -235,9 +264,9 @@
         o.value = c;
         sel.appendChild(o);
       }
-      sel.hidden = false;
-      $("sign-in").hidden = false;
+      state.canSignIn = true;
     }
+    greet();
     showIdentity();
     document.body.dataset.ready = "true";
   }
