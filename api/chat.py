@@ -22,6 +22,7 @@ from api.errors import NotFound, handle_error
 from api.openapi import doc
 from api.privacy import mask_id
 from common.errors import KGQAError
+from qa.types import TurnResult
 
 log = logging.getLogger("kgqa.api")
 
@@ -34,8 +35,8 @@ def _services() -> Any:
     return current_app.extensions["kgqa"]
 
 
-def _reply(result: Any) -> dict[str, Any]:
-    return S.ChatResponse.model_validate(result.model_dump(mode="json")).model_dump(mode="json")
+def _reply(result: TurnResult) -> dict[str, Any]:
+    return result.public()
 
 
 def _after_turn(result: Any, message: str) -> None:

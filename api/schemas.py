@@ -12,6 +12,7 @@ from flask import request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from api.errors import BadRequest, InvalidJSON, PayloadTooLarge, UnsupportedMediaType
+from qa.types import ChatResponse as ChatResponse  # the chat reply is the dialogue layer's model, re-used
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -59,49 +60,6 @@ class ChatRequest(Strict):
 
     session_id: SessionId | None = Field(None, description="Continue this session; omit to start one.")
     message: Message
-
-
-class IntentOut(BaseModel):
-    name: str
-    confidence: float
-
-
-class CandidateOut(BaseModel):
-    node_id: str
-    label: str
-    name: str
-    score: float
-
-
-class EntityOut(BaseModel):
-    type: str
-    text: str
-    start: int | None = None
-    end: int | None = None
-    node_id: str | None = None
-    score: float | None = None
-    candidates: list[CandidateOut] = Field(default_factory=list)
-    ambiguous: bool = False
-    source: str = "message"
-
-
-class FactOut(BaseModel):
-    kind: str
-    data: dict[str, Any] = Field(default_factory=dict)
-
-
-class ChatResponse(BaseModel):
-    session_id: str
-    turn: int = Field(description="This reply's number in the session (1 for the first); feedback names it.")
-    answer: str = Field(description="Plain text: clients must escape it, never insert it as HTML.")
-    intent: IntentOut
-    entities: list[EntityOut] = Field(default_factory=list)
-    facts: list[FactOut] = Field(default_factory=list)
-    handoff: bool = False
-    verbalizer: Literal["template", "llm"] = "template"
-    suggestions: list[str] = Field(default_factory=list)
-    query_name: str | None = Field(None, description="The named Cypher query that produced the facts.")
-    status: str = "ok"
 
 
 class TokenEvent(BaseModel):
