@@ -151,8 +151,8 @@ class Recommendation(PromptModel):
     budget: float | None = None
 
 
-class PolicyTarget(PromptModel):
-    """What a policy question was about: a product (with its sku), a brand or a category."""
+class Subject(PromptModel):
+    """What the question was about: a product (with its sku), a brand or a category."""
 
     for_: str | None = Field(None, serialization_alias="for")
     sku: str | None = None
@@ -166,4 +166,4 @@ class RefundRequests(PromptModel):
 
 Prompt = (Clarification | ConfirmAction | ActionRefusal | ActionTaken | OrderNotFound | NoOrders | ProductNotFound
           | MissingVariant | NoProducts | OfferHuman | ProcedureMatch | SmallTalk | PromotionsAsOf | Recommendation
-          | PolicyTarget | RefundRequests)
+          | Subject | RefundRequests)

@@ -19,7 +19,7 @@ from nlu.labels import INTENTS
 from qa import registry
 from qa.facts import Fact, FactModel, OrderFact, PolicyFact, RequestFact, make_fact
 from qa.handlers.base import SHARED_QUERIES, Context
-from qa.prompts import PolicyTarget
+from qa.prompts import Subject
 from qa.retrieval import Retriever
 from qa.types import ChatResponse, Retrieval, TurnResult
 
@@ -133,5 +133,5 @@ def test_the_chat_reply_is_one_model_shared_with_the_api():
 
 
 def test_prompts_keep_the_keys_the_guard_reads():
-    r = Retrieval(intent="check_refund_policy", status="ok", prompt=PolicyTarget(for_="Nordic Audio"))
+    r = Retrieval(intent="check_refund_policy", status="ok", prompt=Subject(for_="Nordic Audio"))
     assert r.prompt is not None and r.prompt.as_dict() == {"for": "Nordic Audio", "sku": None}

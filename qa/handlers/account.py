@@ -70,5 +70,5 @@ class AccountAndService(Handler):
     queries = frozenset({"procedures.corpus"})
 
     def retrieve(self, ask: Ask, ctx: Context) -> Outcome:
-        spec = next(s for s in self.intents if s.name == ask.intent)
+        spec = self.spec(ask.intent)
         return procedure_answer(ctx, ask.intent, ask.entities, ask.message, spec.topics)

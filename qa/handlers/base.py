@@ -115,6 +115,10 @@ class Handler:
     def retrieve(self, ask: Ask, ctx: Context) -> Outcome:
         raise NotImplementedError
 
+    def spec(self, intent: str) -> IntentSpec:
+        """The properties of one of this handler's intents."""
+        return next(s for s in self.intents if s.name == intent)
+
     def write(self, r: Retrieval, pick: Picker) -> str | None:
         """The reply for a status this handler words itself (its own prompts); None: the shared
         writer of the status (or, for "ok", the intent's `write`)."""

@@ -62,7 +62,7 @@ class OrderActions(Handler):
     })
 
     def retrieve(self, ask: Ask, ctx: Context) -> Outcome:
-        spec = next(s for s in self.intents if s.name == ask.intent)
+        spec = self.spec(ask.intent)
         need = sign_in_first(ask)
         if need is not None:
             return need

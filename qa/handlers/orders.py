@@ -169,7 +169,7 @@ class Orders(Handler):
     })
 
     def retrieve(self, ask: Ask, ctx: Context) -> Outcome:
-        spec = next(s for s in self.intents if s.name == ask.intent)
+        spec = self.spec(ask.intent)
         if spec in (GET_INVOICE, CHANGE_ORDER) and entity_of(ask.entities, "ORDER_ID") is None:
             # How-to questions: answered from the FAQs, signed in or not; no order is read.
             return procedure_answer(ctx, ask.intent, strip_orders(ask.entities), ask.message, spec.topics)

@@ -44,7 +44,7 @@ from qa.handlers.shared import (
     strip_orders,
 )
 from qa.handlers.wording import Picker, day, display, money
-from qa.prompts import PolicyTarget
+from qa.prompts import Subject
 from qa.state import Ref
 from qa.types import Retrieval
 
@@ -82,7 +82,7 @@ def write_policy(r: Retrieval, pick: Picker) -> str:
     pols = facts_of(r.facts, PolicyFact)
     if not pols:
         return "I couldn't find a policy for that."
-    target = r.prompt if isinstance(r.prompt, PolicyTarget) else None
+    target = r.prompt if isinstance(r.prompt, Subject) else None
     about = target.for_ if target is not None else None
     subject = (f"the {display(about)}" if target is not None and target.sku else about) if about else ""
     out = []
@@ -212,19 +212,19 @@ class Policies(Handler):
         brand = entity_value(entity_of(entities, "BRAND"))
         category = entity_value(entity_of(entities, "CATEGORY"))
         mentioned: list[Ref] = []
-        target: PolicyTarget | None = None
+        target: Subject | None = None
         if rows:
             found = ctx.run("policies.for_product", sku=rows[0]["sku"], types=types)
             query = "policies.for_product"
             mentioned = [product_ref(rows[0])]
-            target = PolicyTarget(for_=rows[0].get("name"), sku=rows[0]["sku"])
+            target = Subject(for_=rows[0].get("name"), sku=rows[0]["sku"])
         elif brand:
             found, query = ctx.run("policies.for_brand", brand=brand, types=types), "policies.for_brand"
-            target = PolicyTarget(for_=brand)
+            target = Subject(for_=brand)
             mentioned = [Ref(type="BRAND", node_id=brand, name=brand, label="Brand")]
         elif category:
             found, query = ctx.run("policies.for_category", category=category, types=types), "policies.for_category"
-            target = PolicyTarget(for_=category)
+            target = Subject(for_=category)
             mentioned = [Ref(type="CATEGORY", node_id=category, name=category, label="Category")]
         else:
             found, query = ctx.run("policies.store_wide", types=types), "policies.store_wide"

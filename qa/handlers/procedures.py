@@ -33,5 +33,5 @@ class Procedures(Handler):
     queries = frozenset({"procedures.corpus"})
 
     def retrieve(self, ask: Ask, ctx: Context) -> Outcome:
-        spec = next(s for s in self.intents if s.name == ask.intent)
+        spec = self.spec(ask.intent)
         return procedure_answer(ctx, ask.intent, strip_orders(ask.entities), ask.message, spec.topics)
