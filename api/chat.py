@@ -22,6 +22,7 @@ from api.errors import NotFound, handle_error
 from api.openapi import doc
 from api.privacy import mask_id
 from common.errors import KGQAError
+from qa.types import TurnResult
 
 log = logging.getLogger("kgqa.api")
 
@@ -37,11 +38,11 @@ def _services() -> Any:
     return current_app.extensions["kgqa"]
 
 
-def _reply(result: Any, token_status: str | None) -> dict[str, Any]:
-    """The reply object; `customer_token` says when a token was sent and refused (DESIGN section 6)."""
-    data = result.model_dump(mode="json")
-    data["customer_token"] = token_status if token_status in ("expired", "invalid") else None
-    return S.ChatResponse.model_validate(data).model_dump(mode="json")
+def _reply(result: TurnResult, token_status: str | None) -> dict[str, Any]:
+    """The reply body; `customer_token` says when a token was sent and refused (DESIGN section 6)."""
+    body = result.public()
+    body["customer_token"] = token_status if token_status in ("expired", "invalid") else None
+    return body
 
 
 def _after_turn(result: Any, message: str) -> None:

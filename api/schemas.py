@@ -13,6 +13,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from api.errors import BadRequest, InvalidJSON, PayloadTooLarge, UnsupportedMediaType
 from kg.loader import ImportReport
+from qa.types import ChatResponse as ChatResponse  # the chat reply is the dialogue layer's model, re-used
+from qa.types import Status
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -86,75 +88,8 @@ class ChatRequest(Strict):
     message: Message
 
 
-class IntentOut(Reply):
-    name: str
-    confidence: float
-
-
-class CandidateOut(Reply):
-    node_id: str
-    label: str
-    name: str
-    score: float
-
-
-class EntityOut(Reply):
-    type: str
-    text: str
-    start: int | None = None
-    end: int | None = None
-    node_id: str | None = None
-    score: float | None = None
-    candidates: list[CandidateOut] = Field(default_factory=list)
-    ambiguous: bool = False
-    source: str = "message"
-
-
-class FactOut(Reply):
-    kind: str
-    data: dict[str, Any] = Field(default_factory=dict)
-
-
-# What a chat reply's `status` says about the turn: the dialogue engine's own statuses
-# (qa.types.Status; a test keeps the two lists equal).
-ChatStatus = Literal[
-    "ok",  # the facts answer the question
-    "not_found",  # nothing matched (also: an order that is not the caller's)
-    "need_sign_in",  # an order question without a valid customer token
-    "clarify",  # an ambiguous mention or a missing detail: a question back to the shopper
-    "action_proposed",  # an action is described and awaits yes or no
-    "action_done",  # the confirmed action was carried out
-    "action_cancelled",  # a no, or a change of topic, dropped a pending action
-    "action_refused",  # the action is not possible (shipped already, outside the window)
-    "handoff",  # passed to a person
-    "procedure",  # answered from FAQ or policy text
-    "no_answer",  # nothing understood well enough; a person is offered
-    "chitchat",  # greeting, thanks, goodbye
-]
-STATUS_HELP = (
-    "What the turn came to: `ok` (the facts answer it), `not_found` (nothing matched, or not yours), "
-    "`need_sign_in` (an order question without a valid customer token), `clarify` (a question back), "
-    "`action_proposed` (awaits yes or no), `action_done`, `action_cancelled`, `action_refused`, "
-    "`handoff` (passed to a person), `procedure` (answered from FAQ or policy text), `no_answer` "
-    "(a person is offered), `chitchat` (greeting, thanks, goodbye)."
-)
-
-
-class ChatResponse(Reply):
-    session_id: str
-    turn: int = Field(description="This reply's number in the session (1 for the first); feedback names it.")
-    answer: str = Field(description="Plain text: clients must escape it, never insert it as HTML.")
-    intent: IntentOut
-    entities: list[EntityOut] = Field(default_factory=list)
-    facts: list[FactOut] = Field(default_factory=list)
-    handoff: bool = False
-    verbalizer: Literal["template", "llm"] = "template"
-    suggestions: list[str] = Field(default_factory=list)
-    query_name: str | None = Field(None, description="The named Cypher query that produced the facts.")
-    status: ChatStatus = Field("ok", description=STATUS_HELP)
-    customer_token: Literal["expired", "invalid"] | None = Field(
-        None, description="Set when an `X-Customer-Token` was sent and refused: the shopper was answered as "
-                          "anonymous; `expired` means a fresh token will do.")
+# What a chat reply's `status` says about the turn: the dialogue engine's own statuses.
+ChatStatus = Status
 
 
 class TokenEvent(Reply):

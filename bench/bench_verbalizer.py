@@ -45,12 +45,13 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from common.settings import Settings  # noqa: E402
+from qa.facts import make_fact  # noqa: E402
 from qa.guard import GroundingGuard  # noqa: E402
 from qa.llm.base import Messages, resolve_model_path  # noqa: E402
 from qa.llm.batching import BatchingLM  # noqa: E402
 from qa.llm.local import LocalLM, Row  # noqa: E402
 from qa.safety import SafetyFilter  # noqa: E402
-from qa.types import Fact, Reply, Retrieval, Turn  # noqa: E402
+from qa.types import Reply, Retrieval, Turn  # noqa: E402
 from qa.verbalizer import LLMVerbalizer  # noqa: E402
 
 RETRIEVALS = [
@@ -59,7 +60,7 @@ RETRIEVALS = [
             intent="product_price",
             status="ok",
             facts=[
-                Fact(
+                make_fact(
                     kind="product",
                     data={
                         "sku": "AX2-128",
@@ -85,7 +86,7 @@ RETRIEVALS = [
             intent="track_order",
             status="ok",
             facts=[
-                Fact(
+                make_fact(
                     kind="order",
                     data={
                         "order_id": "10452",
@@ -109,7 +110,7 @@ RETRIEVALS = [
             intent="check_refund_policy",
             status="procedure",
             facts=[
-                Fact(
+                make_fact(
                     kind="policy",
                     data={
                         "type": "return",

@@ -21,14 +21,17 @@ Rules:
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from kg.queries import get
 from kg.store import GraphStore
+from qa.facts import ActionFact, ActionKind, ActionRefusedFact
+from qa.prompts import ActionRefusal, ActionTaken
 from qa.state import PendingAction
-from qa.types import Fact, Retrieval
+from qa.types import Retrieval
 
 CANCELLABLE = ("placed", "paid")
 
@@ -62,7 +65,7 @@ def iso(dt: datetime) -> str:
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _status_refusal(status: str | None, *, for_return: bool = False) -> Refusal:
+def status_refusal(status: str | None, *, for_return: bool = False) -> Refusal:
     if for_return:
         if status in ("placed", "paid", "shipped"):
             return Refusal("not_delivered", {"status": status})
@@ -75,12 +78,16 @@ def _status_refusal(status: str | None, *, for_return: bool = False) -> Refusal:
 
 
 # -- cancel -----------------------------------------------------------------------------------------
-def cancellation_fee(order: dict[str, Any], policies: list[dict[str, Any]], now: datetime) -> tuple[float, dict | None]:
-    """The order's fee under the most specific cancellation policy of each item (the highest wins)."""
+def cancellation_fee(order: dict[str, Any], policies: Sequence[dict[str, Any] | None], now: datetime
+                     ) -> tuple[float, dict[str, Any] | None]:
+    """The order's fee under the most specific cancellation policy of each item (the highest wins;
+    an item without one costs nothing)."""
     placed = parse_when(order.get("placed_at")) or now
     age_days = (now - placed).total_seconds() / 86400
     fee, which = 0.0, None
     for pol in policies:
+        if pol is None:
+            continue
         days, pol_fee = pol.get("days"), pol.get("fee")
         if pol_fee is None or days is None:
             continue
@@ -89,10 +96,10 @@ def cancellation_fee(order: dict[str, Any], policies: list[dict[str, Any]], now:
     return round(fee, 2), which
 
 
-def propose_cancel(order: dict[str, Any], policies: list[dict[str, Any]], now: datetime,
+def propose_cancel(order: dict[str, Any], policies: Sequence[dict[str, Any] | None], now: datetime,
                    currency: str) -> PendingAction | Refusal:
     if order.get("status") not in CANCELLABLE:
-        return _status_refusal(order.get("status"))
+        return status_refusal(order.get("status"))
     fee, policy = cancellation_fee(order, policies, now)
     return PendingAction(kind="cancel_order", intent="cancel_order", order_id=str(order["order_id"]),
                          request_id=new_request_id(), fee=fee, currency=order.get("currency") or currency,
@@ -102,14 +109,14 @@ def propose_cancel(order: dict[str, Any], policies: list[dict[str, Any]], now: d
 # -- change address --------------------------------------------------------------------------------
 def propose_address_change(order: dict[str, Any], new_address: str, now: datetime) -> PendingAction | Refusal:
     if order.get("status") not in CANCELLABLE:
-        return _status_refusal(order.get("status"))
+        return status_refusal(order.get("status"))
     return PendingAction(kind="change_shipping_address", intent="change_shipping_address",
                          order_id=str(order["order_id"]), request_id=new_request_id(),
                          new_address=new_address, old_address=order.get("ship_to"), proposed_at=iso(now))
 
 
 # -- returns ---------------------------------------------------------------------------------------
-def return_windows(order: dict[str, Any], items: list[dict[str, Any]], policy_by_sku: dict[str, dict | None],
+def return_windows(order: dict[str, Any], items: list[dict[str, Any]], policy_by_sku: dict[str, dict[str, Any] | None],
                    today: date) -> list[dict[str, Any]]:
     """Per item: the return policy that applies, its deadline (delivered_at + days) and whether it is open."""
     delivered = parse_when(order.get("delivered_at"))
@@ -132,7 +139,7 @@ def return_windows(order: dict[str, Any], items: list[dict[str, Any]], policy_by
 def propose_return(order: dict[str, Any], windows: list[dict[str, Any]], existing: list[dict[str, Any]],
                    now: datetime, currency: str, reason: str = "") -> PendingAction | Refusal:
     if order.get("status") != "delivered":
-        return _status_refusal(order.get("status"), for_return=True)
+        return status_refusal(order.get("status"), for_return=True)
     if any(r.get("kind") == "return" for r in existing):
         return Refusal("already_requested", {"request_id": existing[0].get("request_id"),
                                              "status": existing[0].get("status")})
@@ -151,24 +158,28 @@ def propose_return(order: dict[str, Any], windows: list[dict[str, Any]], existin
 
 
 # -- facts ---------------------------------------------------------------------------------------
-def action_fact(action: PendingAction) -> Fact:
-    data: dict[str, Any] = {"action": action.kind, "order_id": action.order_id}
+def action_fact(action: PendingAction) -> ActionFact:
+    fact = ActionFact(action=action.kind, order_id=action.order_id)
     if action.kind == "cancel_order":
-        data.update(fee=action.fee or 0.0, currency=action.currency)
+        fact.fee = action.fee or 0.0
+        fact.currency = action.currency
         if action.reason:
-            data["policy"] = action.reason
+            fact.policy = action.reason
     elif action.kind == "change_shipping_address":
-        data.update(new_address=action.new_address, old_address=action.old_address)
+        fact.new_address = action.new_address
+        fact.old_address = action.old_address
     else:
-        data.update(items=action.items, deadline=action.deadline, fee=action.fee or 0.0, currency=action.currency)
+        fact.items = action.items
+        fact.deadline = action.deadline
+        fact.fee = action.fee or 0.0
+        fact.currency = action.currency
         if action.reason:
-            data["reason"] = action.reason
-    return Fact(kind="action", data=data)
+            fact.reason = action.reason
+    return fact
 
 
-def refusal_fact(kind: str, order_id: str | None, refusal: Refusal) -> Fact:
-    return Fact(kind="action_refused", data={"action": kind, "order_id": order_id, "reason": refusal.reason,
-                                             **refusal.details})
+def refusal_fact(kind: ActionKind, order_id: str | None, refusal: Refusal) -> ActionRefusedFact:
+    return ActionRefusedFact(action=kind, order_id=order_id, reason=refusal.reason, **refusal.details)
 
 
 # -- execution -----------------------------------------------------------------------------------
@@ -189,8 +200,9 @@ def execute(store: GraphStore, action: PendingAction, customer_id: str, now: dat
         refusal = Refusal("state_changed")
         return Retrieval(intent=action.intent, status="action_refused", query_name=query.name,
                          facts=[refusal_fact(action.kind, action.order_id, refusal)],
-                         prompt={"refusal": refusal.reason, "action": action.kind})
+                         prompt=ActionRefusal(refusal=refusal.reason, action=action.kind))
     fact = action_fact(action)
-    fact.data.update(request_id=rows[0]["request_id"], done=True)
+    fact.request_id = rows[0]["request_id"]
+    fact.done = True
     return Retrieval(intent=action.intent, status="action_done", query_name=query.name, facts=[fact],
-                     prompt={"action": action.kind})
+                     prompt=ActionTaken(action=action.kind))

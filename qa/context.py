@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 
 from nlu.labels import FAMILY_OF
 from nlu.types import Entity, Understanding
+from qa.registry import spec_for
 from qa.state import DialogueState, PendingClarification, Ref
+from qa.text import extract_address, has_phrase, norm
 
 CONTENT_FAMILIES = ("products", "orders", "policies")
-CONVERSATION = ("greeting", "goodbye", "thanks", "affirm", "deny", "out_of_scope")
 
 _ORDINALS = {
     "first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, "fourth": 3, "4th": 3,
@@ -44,37 +45,6 @@ _ELLIPSIS_RE = re.compile(
     r"and what about|and how about|and for|and in|and the|plus)\b"
 )
 _NEGATION_ONLY_RE = re.compile(r"^\s*(no|nope|nah|never ?mind|cancel|forget it|stop)\b")
-
-# Words that carry an intent of their own; an elliptical message containing one keeps the model's
-# intent instead of the previous one ("and how much is it?" asks for a price).
-INTENT_CUES: dict[str, re.Pattern[str]] = {
-    "product_price": re.compile(r"\b(price|prices|cost|costs|how much|expensive|cheap)\b"),
-    "product_availability": re.compile(r"\b(stock|available|availability|sold out|in store)\b"),
-    "product_details": re.compile(r"\b(spec|specs|details?|features?|weigh|weight|battery|describe|dimensions?)\b"),
-    "product_compare": re.compile(r"\b(compare|comparison|vs|versus|difference|better)\b"),
-    "product_recommend": re.compile(r"\b(recommend|suggest|similar|alternatives?|accessor(y|ies)|compatible|"
-                                    r"also bought|goes with)\b"),
-    "product_warranty": re.compile(r"\b(warranty|guarantee)\b"),
-    "product_promotions": re.compile(r"\b(discount|promo|promotion|promotions|deal|deals|sale|coupon|offer)\b"),
-    "check_refund_policy": re.compile(r"\b(return|returns|refund policy|send it back)\b"),
-    "check_cancellation_fee": re.compile(r"\b(cancellation fee|cost to cancel|fee)\b"),
-    "track_order": re.compile(r"\b(where is|track|tracking|arrive|when will)\b"),
-    "order_details": re.compile(r"\b(what did i order|items|contents)\b"),
-    "delivery_period": re.compile(r"\b(how long|delivery time|days)\b"),
-    "delivery_options": re.compile(r"\b(shipping options|delivery options|express|shipping methods?)\b"),
-}
-
-
-def norm(text: str) -> str:
-    return re.sub(r"\s+", " ", text.lower()).strip()
-
-
-def has_phrase(text: str, phrase: str) -> bool:
-    phrase = phrase.strip().lower()
-    if not phrase:
-        return False
-    return re.search(r"(?<![a-z0-9])" + re.escape(phrase) + r"(?![a-z0-9])", text) is not None
-
 
 def ref_to_entity(ref: Ref, score: float = 1.0) -> Entity:
     return Entity(type=ref.type, text=ref.name, node_id=ref.node_id, score=score, source="context")
@@ -172,13 +142,15 @@ def resolve(u: Understanding, state: DialogueState, *, threshold: float) -> Reso
     # Ellipsis: keep the previous content intent unless the message names its own.
     elliptical = False
     last = state.last_intent
-    if last and FAMILY_OF.get(last) in CONTENT_FAMILIES and intent not in ("affirm", "deny", "greeting",
-                                                                          "goodbye", "thanks"):
+    if last and FAMILY_OF.get(last) in CONTENT_FAMILIES and intent not in ("affirm", "deny") and \
+            not _small_talk(intent):
         cued = bool(_ELLIPSIS_RE.search(text))
         low = conf < threshold
         bare = bool(entities) and len(text.split()) <= 5 and (low or intent == "out_of_scope")
         if cued or bare:
-            own_cue = INTENT_CUES.get(intent)
+            # A message with words that ask for its own intent keeps it ("and how much is it?").
+            spec = spec_for(intent)
+            own_cue = spec.cue if spec is not None else None
             if not (own_cue and own_cue.search(text) and conf >= threshold):
                 intent, conf = last, max(conf, threshold)
             elliptical = True
@@ -229,12 +201,17 @@ def _answer_clarification(u: Understanding, state: DialogueState, pending: Pendi
 
     # No answer to the question: a clear new question drops it, anything else asks again (twice).
     confident = u.intent.confidence >= threshold
-    new_topic = intent not in CONVERSATION and confident and len(text.split()) > 2
-    chitchat = intent in ("greeting", "goodbye", "thanks") and confident
+    new_topic = FAMILY_OF.get(intent) != "conversation" and confident and len(text.split()) > 2
+    chitchat = _small_talk(intent) and confident
     if new_topic or chitchat or pending.attempts >= 1:
         return None
     return Resolution(intent=pending.intent, confidence=pending.confidence, entities=resolved_entities,
                       clarification_repeat=pending.model_copy(update={"attempts": pending.attempts + 1}))
+
+
+def _small_talk(intent: str) -> bool:
+    spec = spec_for(intent)
+    return spec is not None and spec.small_talk
 
 
 def _settle_ambiguity(entities: list[Entity], state: DialogueState, text: str) -> list[Entity]:
@@ -326,8 +303,8 @@ def _fill_from_context(intent: str, family: str | None, entities: list[Entity], 
         # "and can I still return it?": the product or order the conversation is about.
         if not types & {"PRODUCT", "BRAND", "CATEGORY", "ORDER_ID"}:
             recent = _most_recent_kind(state)
-            if recent == "ORDER_ID" and intent in ("check_refund_policy", "check_cancellation_fee",
-                                                   "delivery_period"):
+            spec = spec_for(intent)
+            if recent == "ORDER_ID" and spec is not None and spec.order_context:
                 add(last.get("ORDER_ID"))
             elif last.get("PRODUCT") is not None:
                 add(last["PRODUCT"])
@@ -343,35 +320,4 @@ def _most_recent_kind(state: DialogueState) -> str | None:
         return "ORDER_ID"
     if fam == "products":
         return "PRODUCT"
-    return None
-
-
-# -- addresses ----------------------------------------------------------------------------------
-_ADDRESS_MARKER = re.compile(r"\b(?:to|is|new address|address|ship it to|send it to)\b\s*[:\-]?\s*|:\s*", re.IGNORECASE)
-
-
-def _valid_address(text: str) -> str | None:
-    candidate = text.strip(" .,;:\"'!?")
-    if re.search(r"\border\b", candidate, re.IGNORECASE) or re.fullmatch(r"#?\d+", candidate):
-        return None  # "for order 10452" is an order, not an address
-    if re.search(r"\d", candidate) and len(re.findall(r"[^\W\d_]", candidate)) >= 4 and 6 <= len(candidate) <= 200:
-        return candidate
-    return None
-
-
-def extract_address(message: str, *, whole_message: bool = False) -> str | None:
-    """The new address in a message ("... of order 10452 to 12 Baker Street, London"), or None.
-
-    The text after the right-most marker ("to", "is", ":") that reads as an address (a digit, a few
-    letters, no order number) wins. With `whole_message` (the answer to "what is the new
-    address?") the message itself is the address once polite lead-ins are dropped."""
-    text = message.strip()
-    for m in reversed(list(_ADDRESS_MARKER.finditer(text))):
-        found = _valid_address(text[m.end():])
-        if found:
-            return found
-    if whole_message:
-        lead = re.sub(r"^(please\s+)?(use|send it to|ship it to|deliver (it )?to|it'?s|it is|the new address is)\s+",
-                      "", text, flags=re.IGNORECASE)
-        return _valid_address(lead)
     return None

@@ -14,7 +14,7 @@ One turn:
 3. context resolution (qa/context.py): clarification answers, pronouns, ellipsis;
 4. hand-off on complaint, a request for a person, clearly negative sentiment, or a second failed
    turn in a row; otherwise a clarifying question for an ambiguous mention, or intent -> named
-   query -> facts (qa/retrieval.py);
+   query -> facts (qa/retrieval.py: the intent's handler, qa/registry.py);
 5. the verbalizer words the `Retrieval`; the state is saved; a `TurnResult` is returned.
 """
 
@@ -24,9 +24,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
-
-from pydantic import BaseModel, Field
+from typing import Any, Protocol
 
 from common.errors import ConfigError, InvalidMessage, KGQAError
 from common.settings import Settings
@@ -34,10 +32,12 @@ from nlu.labels import FAMILY_OF, INTENTS
 from nlu.types import Entity, Understanding
 from qa import actions, handoff
 from qa.context import CONTENT_FAMILIES, Resolution, ref_to_entity, resolve
+from qa.facts import ActionCancelledFact, ActionDroppedFact, CandidateFact, Fact, OrderFact, OrderOptionFact
+from qa.prompts import AskFor, NewAddress, WhichOne, WhichOrder
 from qa.retrieval import Outcome, ProcedureSearch, Retriever
 from qa.state import DialogueState, PendingClarification, SessionStore, TurnRecord, utcnow_iso
 from qa.templates import suggestions, variant_seed
-from qa.types import Fact, Reply, Retrieval, Turn
+from qa.types import IntentOut, Reply, Retrieval, Turn, TurnResult
 
 log = logging.getLogger(__name__)
 
@@ -67,31 +67,6 @@ class ExampleRefresher(Protocol):
     """Keeps the understander's shop examples current (nlu/example_store.py `ExampleSync`); never raises."""
 
     def refresh(self, force: bool = False) -> bool: ...
-
-
-# -- the reply -----------------------------------------------------------------------------------
-class IntentOut(BaseModel):
-    name: str
-    confidence: float
-
-
-class TurnResult(BaseModel):
-    """DESIGN section 6's /chat reply, plus `status` and `query_name` (the executed named query)."""
-
-    session_id: str
-    answer: str
-    intent: IntentOut
-    entities: list[Entity] = Field(default_factory=list)
-    facts: list[Fact] = Field(default_factory=list)
-    handoff: bool = False
-    verbalizer: Literal["template", "llm"] = "template"
-    suggestions: list[str] = Field(default_factory=list)
-    query_name: str | None = None
-    status: str = "ok"
-    guard_passed: bool | None = None  # the LLM writer's grounding guard (None: nothing was checked)
-    guard_reasons: list[str] = Field(default_factory=list)
-    llm_draft: str | None = None  # the model's own text before the guard: evaluation only, never sent
-    turn: int = 0  # this reply's number among the session's stored replies (what feedback names)
 
 
 @dataclass
@@ -214,10 +189,10 @@ class Engine:
                 return asked, conf, Outcome(retrieval, [order_ent])
             if asked == "deny":
                 state.pending_clarification = None
-                fact = Fact(kind="action_cancelled", data={"action": pending.kind, "order_id": pending.order_id})
+                fact = ActionCancelledFact(action=pending.kind, order_id=pending.order_id)
                 return asked, conf, Outcome(Retrieval(intent=pending.intent, status="action_cancelled",
                                                       facts=[fact]), [order_ent])
-            dropped = Fact(kind="action_dropped", data={"action": pending.kind, "order_id": pending.order_id})
+            dropped = ActionDroppedFact(action=pending.kind, order_id=pending.order_id)
 
         # 2. "yes" to "shall I connect you with a colleague?"
         if asked == "affirm" and state.last_status == "no_answer" and state.pending_clarification is None:
@@ -255,32 +230,26 @@ class Engine:
                  res: Resolution | None = None) -> Outcome:
         summary = handoff.summary(state, message, reason, intent)
         entities = res.entities if res is not None else list(u.entities)
-        return Outcome(Retrieval(intent=intent, status="handoff", facts=[Fact(kind="handoff", data=summary)]),
-                       entities)
+        return Outcome(Retrieval(intent=intent, status="handoff", facts=[summary]), entities)
 
     def _repeat_clarification(self, pending: PendingClarification, res: Resolution) -> Outcome:
         if pending.kind == "address":
             order = pending.resolved[0].node_id if pending.resolved else ""
-            retrieval = Retrieval(intent=pending.intent, status="clarify",
-                                  facts=[Fact(kind="order", data={"order_id": order})],
-                                  prompt={"question": "new_address"})
+            retrieval = Retrieval(intent=pending.intent, status="clarify", facts=[OrderFact(order_id=order or "")],
+                                  prompt=NewAddress())
         elif pending.kind == "order":
-            facts = [Fact(kind="order_option", data={"order_id": c.node_id, "status": c.status,
-                                                     "total": c.price, "currency": c.currency})
-                     for c in pending.candidates]
-            retrieval = Retrieval(intent=pending.intent, status="clarify", facts=facts,
-                                  prompt={"question": "which_order", "entity_type": "ORDER_ID"})
+            options: list[Fact] = [OrderOptionFact(order_id=c.node_id or "", status=c.status, total=c.price,
+                                                   currency=c.currency) for c in pending.candidates]
+            retrieval = Retrieval(intent=pending.intent, status="clarify", facts=options, prompt=WhichOrder())
         elif pending.candidates:
-            retrieval = Retrieval(intent=pending.intent, status="clarify",
-                                  facts=[Fact(kind="candidate", data={"node_id": c.node_id, "name": c.name,
-                                                                      "label": c.label})
-                                         for c in pending.candidates],
-                                  prompt={"question": "which", "entity_type": pending.entity_type,
-                                          "mention": pending.mention, "options": [c.name for c in pending.candidates]})
+            candidates: list[Fact] = [CandidateFact(node_id=c.node_id, name=c.name, label=c.label)
+                                      for c in pending.candidates]
+            retrieval = Retrieval(intent=pending.intent, status="clarify", facts=candidates,
+                                  prompt=WhichOne(entity_type=pending.entity_type or "", mention=pending.mention,
+                                                  options=[c.name for c in pending.candidates]))
         else:
-            question = {"PRODUCT": "which_product"}.get(pending.entity_type or "", "which_product")
             retrieval = Retrieval(intent=pending.intent, status="clarify",
-                                  prompt={"question": question, "entity_type": pending.entity_type})
+                                  prompt=AskFor(question="which_product", entity_type=pending.entity_type))
         return Outcome(retrieval, [ref_to_entity(r) for r in pending.resolved], listed=list(pending.candidates),
                        clarification=pending)
 
@@ -334,7 +303,7 @@ class Engine:
             turn=sum(1 for t in saved.turns if t.role == "assistant"))
 
 
-def _with_note(outcome: Outcome, dropped: Fact | None) -> Outcome:
+def _with_note(outcome: Outcome, dropped: ActionDroppedFact | None) -> Outcome:
     if dropped is not None:
         outcome.retrieval.facts.insert(0, dropped)
     return outcome
@@ -391,7 +360,7 @@ def _default_linker(settings: Settings, store: Any) -> Linker | None:
     try:
         from nlu.linking import EntityLinker
     except ImportError:
-        log.info("nlu.linking not available; unlinked mentions use the name look-up in qa/retrieval.py")
+        log.info("nlu.linking not available; unlinked mentions use the name look-up in qa/handlers/shared.py")
         return None
     return EntityLinker.from_settings(settings, store)
 

@@ -39,7 +39,7 @@ from typing import Any
 from common.errors import KGQAError
 from kg.queries import get
 from qa.engine import Engine, TurnResult
-from qa.templates import money
+from qa.handlers.wording import money
 
 DEFAULT_DATA = Path(__file__).resolve().parent / "data" / "eval_dialogues.jsonl"
 

@@ -55,6 +55,7 @@ from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
+from qa.registry import spec_for
 from qa.types import Retrieval
 
 log = logging.getLogger(__name__)
@@ -155,24 +156,6 @@ _PAST_FORMS = sorted(
     {f for forms in _ACTION_FORMS.values() for f in forms if f.endswith(("ed", "sent", "reset"))}
 )
 _BASE_FORMS = sorted(_ACTION_FORMS)
-# Which claimed actions each intent's completed action may report.
-_INTENT_ACTIONS: dict[str, set[str]] = {
-    "cancel_order": {"cancel", "process", "refund", "issue", "initiate", "credit"},
-    "change_order": {"change", "update", "modify", "process", "add", "remove"},
-    "change_shipping_address": {"change", "update", "modify"},
-    "set_up_shipping_address": {"add", "create", "update", "change"},
-    "get_refund": {"refund", "issue", "process", "initiate", "credit", "approve", "submit"},
-    "get_invoice": {"send", "email"},
-    "place_order": {"place", "create", "process", "submit"},
-    "delete_account": {"delete", "remove", "process"},
-    "edit_account": {"change", "update", "modify"},
-    "create_account": {"create"},
-    "newsletter_subscription": {"subscribe", "unsubscribe", "update", "remove", "add"},
-    "recover_password": {"send", "email", "reset"},
-    "complaint": {"submit", "escalate", "process"},
-    "review": {"submit", "process", "add"},
-}
-
 _NUM = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
 _NUM_RE = re.compile(rf"(?<![\w.,])(?:{_NUM})(?![\w]|[.,]\d)")
 _MONEY_NUM = rf"\d+,\d{{1,2}}(?!\d)|{_NUM}"
@@ -375,7 +358,7 @@ class _Support:
             texts.append(fact.kind)
             self._walk(fact.data, "", texts)
         n_fact_texts = len(texts)
-        self._walk(retrieval.prompt, "", texts)
+        self._walk(retrieval.prompt.as_dict() if retrieval.prompt is not None else {}, "", texts)
         if draft:
             self._text(draft, "draft", texts)
         for t in texts[:n_fact_texts]:
@@ -686,7 +669,8 @@ class GroundingGuard:
     @staticmethod
     def _check_actions(text: str, retrieval: Retrieval, support: _Support, fail: Any) -> None:
         status = retrieval.status
-        allowed = _INTENT_ACTIONS.get(retrieval.intent, set())
+        spec = spec_for(retrieval.intent)  # which claimed actions this intent's completed action may report
+        allowed = spec.action_words if spec is not None else frozenset()
 
         def negated(m: re.Match[str]) -> bool:
             return bool(re.search(_NEG, m.group(), re.I))

@@ -10,13 +10,12 @@ asked, which products and orders came up, and the last messages, shortened.
 from __future__ import annotations
 
 import re
-from typing import Any
 
+from qa.facts import HandoffFact
+from qa.registry import spec_for
 from qa.state import DialogueState
 
-HANDOFF_INTENTS = {"complaint": "complaint", "contact_human_agent": "asked_for_agent"}
 FAILED_STATUSES = ("no_answer",)
-FAILED_INTENTS = ("out_of_scope",)
 MAX_FAILED = 2
 
 _STRONG = (
@@ -55,15 +54,17 @@ def negative_sentiment(message: str) -> bool:
 
 def handoff_reason(intent: str, message: str) -> str | None:
     """Why this message alone hands the conversation off, or None."""
-    if intent in HANDOFF_INTENTS:
-        return HANDOFF_INTENTS[intent]
-    if intent not in ("affirm", "thanks", "greeting", "goodbye") and negative_sentiment(message):
+    spec = spec_for(intent)
+    if spec is not None and spec.handoff:
+        return spec.handoff
+    if intent != "affirm" and not (spec is not None and spec.small_talk) and negative_sentiment(message):
         return "negative_sentiment"
     return None
 
 
 def is_failed(intent: str, status: str) -> bool:
-    return intent in FAILED_INTENTS or status in FAILED_STATUSES
+    spec = spec_for(intent)
+    return (spec is not None and spec.failed) or status in FAILED_STATUSES
 
 
 def _short(text: str, n: int = 160) -> str:
@@ -71,12 +72,13 @@ def _short(text: str, n: int = 160) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def summary(state: DialogueState, message: str, reason: str, intent: str) -> dict[str, Any]:
+def summary(state: DialogueState, message: str, reason: str, intent: str) -> HandoffFact:
     """The agent's view of the conversation so far, this message included."""
     asked = [t.intent for t in state.turns if t.role == "user" and t.intent] + [intent]
     seen: list[str] = []
     for i in reversed(asked):  # the most recent distinct intents, in the order they were asked
-        if i not in seen and i not in ("affirm", "deny", "greeting", "thanks", "goodbye"):
+        spec = spec_for(i)
+        if i not in seen and i not in ("affirm", "deny") and not (spec is not None and spec.small_talk):
             seen.insert(0, i)
     seen = seen[-6:]
     products = [r.name for t, r in state.last_entities.items() if t == "PRODUCT"]
@@ -92,13 +94,13 @@ def summary(state: DialogueState, message: str, reason: str, intent: str) -> dic
     if state.pending_action is not None:
         text_parts.append(f"Pending action: {state.pending_action.kind} on order {state.pending_action.order_id}.")
     text_parts.append("Last message: " + _short(message))
-    return {
-        "reason": reason,
-        "customer_id": state.customer_id,
-        "turns": state.turn_index + 1,
-        "intents": seen,
-        "products": products,
-        "orders": orders,
-        "recent_messages": [_short(m) for m in last_user],
-        "summary": " ".join(text_parts),
-    }
+    return HandoffFact(
+        reason=reason,
+        customer_id=state.customer_id,
+        turns=state.turn_index + 1,
+        intents=seen,
+        products=products,
+        orders=orders,
+        recent_messages=[_short(m) for m in last_user],
+        summary=" ".join(text_parts),
+    )

@@ -5,8 +5,8 @@ Two jobs:
 1. Personal data that is not the asking customer's is masked: e-mail addresses, phone numbers
    and street addresses in a reply must appear in facts the shopper may see. Those are facts
    of a public kind (product, supplier, policy, FAQ, shipping method: a store's or supplier's
-   contact line is business data) and personal facts (customer, order, shipment, refund,
-   invoice, address, account, payment) that carry ``customer_id`` equal to the signed-in
+   contact line is business data) and personal facts (an ``OwnedFact`` of qa/facts.py:
+   customer, order, order item, invoice) that carry ``customer_id`` equal to the signed-in
    customer's. A personal fact without a ``customer_id`` is not trusted: its data is masked
    (fail safe: a visibly masked own address is a bug report, a leaked one is an incident).
    Anything else (an address the model made up, another customer's e-mail a template bug let
@@ -27,11 +27,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from qa.types import Fact, Retrieval
-
-PERSONAL_KINDS = frozenset(
-    {"customer", "order", "order_item", "shipment", "refund", "invoice", "address", "account", "payment"}
-)
+from qa.facts import Fact, OwnedFact
+from qa.types import Retrieval
 
 _EMAIL_RE = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _PHONE_RE = re.compile(r"(?<![\w+])(?:\+|00)?\(?\d[\d\s().-]{5,}\d(?![\w])")
@@ -101,8 +98,8 @@ class _Allowed:
     def __init__(self, facts: Iterable[Fact], customer_id: str | None) -> None:
         texts: list[str] = []
         for fact in facts:
-            if fact.kind.lower() in PERSONAL_KINDS:
-                owner = fact.data.get("customer_id")
+            if isinstance(fact, OwnedFact):
+                owner = fact.customer_id
                 if customer_id is None or owner is None or str(owner) != customer_id:
                     continue
             texts.extend(_strings(fact.data))

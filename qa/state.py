@@ -27,6 +27,7 @@ import redis
 from pydantic import BaseModel, Field, ValidationError
 
 from common.errors import KGQAError, SessionConflict, SessionNotFound, SessionStoreUnavailable
+from qa.facts import ActionKind
 from qa.types import Turn
 
 KEY_PREFIX = "kgqa:session:"
@@ -77,7 +78,7 @@ class PendingClarification(BaseModel):
 class PendingAction(BaseModel):
     """An action the bot described and awaits `affirm` or `deny` for."""
 
-    kind: Literal["cancel_order", "change_shipping_address", "return_request"]
+    kind: ActionKind
     intent: str
     order_id: str
     request_id: str

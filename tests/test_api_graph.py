@@ -8,7 +8,7 @@ import pytest
 
 import tests.api_support as support
 from qa.engine import IntentOut, TurnResult
-from qa.types import Fact
+from qa.facts import make_fact
 from tests.api_support import error_shape
 
 sample_store_dir, shop_api = support.sample_store_dir, support.shop_api
@@ -140,7 +140,7 @@ def test_conversation_reports_mask_personal_data(shop_api):
     analytics.record_turn(s, _turn("sess-b", "out_of_scope", "no_answer", 0.2), customer_id="C00003",
                           message="email me at jane.doe@example.com or call +44 7700 900123", threshold=0.5)
     analytics.record_turn(s, _turn("sess-c", "complaint", "handoff", 0.95, True,
-                                   [Fact(kind="handoff", data={"reason": "complaint"})]),
+                                   [make_fact(kind="handoff", data={"reason": "complaint"})]),
                           customer_id="C00004", message="this is terrible, my card 4111111111111111", threshold=0.5)
     h = shop_api.h()
     intents = shop_api.client.get("/api/v1/analytics/intents", headers=h).get_json()["rows"]

@@ -96,10 +96,10 @@ def test_run_binds_real_nodes_and_scores_turns(shop, encoder):
 
 def _result(answer: str, facts: list[dict], *, llm_draft: str | None = None):
     from qa.engine import IntentOut, TurnResult
-    from qa.types import Fact
+    from qa.facts import make_fact
 
     return TurnResult(session_id="s", answer=answer, intent=IntentOut(name="product_price", confidence=0.9),
-                      facts=[Fact(kind=f["kind"], data=f["data"]) for f in facts], llm_draft=llm_draft,
+                      facts=[make_fact(kind=f["kind"], data=f["data"]) for f in facts], llm_draft=llm_draft,
                       guard_passed=False if llm_draft else None)
 
 

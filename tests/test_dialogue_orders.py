@@ -242,7 +242,7 @@ def test_an_invoice_is_the_shoppers_own_data(chat_factory):
     chat = chat_factory("C00001")
     r = chat.say("invoice for order 10001", "check_invoice", ("10001", "ORDER_ID", None))
     assert r.status == "ok" and r.facts[0].kind == "invoice" and r.facts[0].data["customer_id"] == "C00001"
-    invoice = r.facts[0].model_copy(update={"data": {**r.facts[0].data, "order_id": "2026-000123"}})
+    invoice = r.facts[0].model_copy(update={"order_id": "2026-000123"})
     retrieval = Retrieval(intent="check_invoice", status="ok", facts=[invoice])
     text = "The invoice for order 2026-000123: total 279.98 USD."
     assert SafetyFilter().apply(text, retrieval, customer_id="C00001").text == text

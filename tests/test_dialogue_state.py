@@ -10,9 +10,10 @@ import pytest
 
 from kg.backends.embedded import free_port
 from qa.engine import InvalidMessage, TurnResult
+from qa.facts import make_fact
 from qa.state import SessionConflict, SessionNotFound, SessionStore, SessionStoreUnavailable
 from qa.templates import TemplateVerbalizer, render, variant_seed
-from qa.types import Fact, Retrieval
+from qa.types import Retrieval
 from tests import test_dialogue_support as support
 from tests.test_dialogue_support import Chat
 
@@ -155,7 +156,7 @@ def test_wording_is_deterministic_per_session_and_turn_but_varies_across_session
 
 def test_templates_cover_every_status_and_format_money():
     v = TemplateVerbalizer()
-    product = Fact(kind="product", data={"sku": "X", "name": "Widget, Red", "price": 18, "currency": "USD",
+    product = make_fact(kind="product", data={"sku": "X", "name": "Widget, Red", "price": 18, "currency": "USD",
                                          "status": "active"})
     for status in ("ok", "not_found", "need_sign_in", "clarify", "action_proposed", "action_done",
                    "action_cancelled", "action_refused", "handoff", "procedure", "no_answer", "chitchat"):
@@ -198,7 +199,7 @@ def test_build_engine_has_the_guard_follow_the_catalogue(shop):
                                                       "llm_remote_url": f"http://127.0.0.1:{free_port()}"}),
                           store=store, understander=support.ScriptedUnderstander(), clock=lambda: support.NOW)
     assert isinstance(engine.verbalizer, LLMVerbalizer)
-    aurora = Retrieval(intent="product_price", status="ok", facts=[Fact(kind="product", data={
+    aurora = Retrieval(intent="product_price", status="ok", facts=[make_fact(kind="product", data={
         "sku": "NA-HP-000001", "name": "Nordic Audio Aurora X2 Wireless Headphones, Black", "price": 249.99,
         "currency": "USD"})])
     guard = engine.verbalizer.guard

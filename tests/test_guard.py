@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from common.settings import Settings
+from qa.facts import make_fact
 from qa.guard import GroundingGuard, facts_json_lines
 from qa.safety import SafetyFilter
-from qa.types import Fact, Retrieval
+from qa.types import Retrieval
 
 CATALOGUE = ["Aurora X2", "Aurora X2 Pro", "Nimbus Pro", "Aurora", "Nimbus", "Apple", "Headphones"]
 
@@ -24,7 +25,7 @@ def product() -> Retrieval:
         status="ok",
         query_name="products.by_sku",
         facts=[
-            Fact(
+            make_fact(
                 kind="product",
                 data={
                     "sku": "AX2-128",
@@ -48,7 +49,7 @@ def order() -> Retrieval:
         intent="track_order",
         status="ok",
         facts=[
-            Fact(
+            make_fact(
                 kind="order",
                 data={
                     "order_id": "10452",
@@ -71,7 +72,7 @@ def policy() -> Retrieval:
         intent="check_refund_policy",
         status="procedure",
         facts=[
-            Fact(
+            make_fact(
                 kind="policy",
                 data={
                     "type": "return",
@@ -192,7 +193,7 @@ def test_actions_allowed_only_when_done(guard, order):
     assert not ok and "claims an action" in reasons[0]
     # a state the facts show is a fact, not a claim
     cancelled = order.model_copy(deep=True)
-    cancelled.facts[0].data["status"] = "cancelled"
+    cancelled.facts[0].status = "cancelled"
     assert guard.check("Order 10452 was cancelled.", cancelled).ok
     assert guard.check("I have not cancelled your order 10452.", order).ok
     proposed = order.model_copy(update={"intent": "cancel_order", "status": "action_proposed"})
@@ -212,7 +213,7 @@ def test_catalogue_can_be_replaced(product):
 
 
 def test_a_name_inside_a_name_of_the_facts_is_supported():
-    full = Retrieval(intent="product_price", status="ok", facts=[Fact(kind="product", data={
+    full = Retrieval(intent="product_price", status="ok", facts=[make_fact(kind="product", data={
         "sku": "NA-AX2-BLK", "name": "Nordic Audio Aurora X2 Wireless Headphones, Black", "price": 199.0,
         "currency": "USD"})])
     g = GroundingGuard(["Nordic Audio", "Aurora X2", "Aurora X2 Pro", "Nordic Audio Aurora X2 Wireless Headphones, Black"],
@@ -266,7 +267,7 @@ def personal() -> Retrieval:
         intent="track_order",
         status="ok",
         facts=[
-            Fact(
+            make_fact(
                 kind="order",
                 data={
                     "order_id": "10452",
@@ -276,11 +277,11 @@ def personal() -> Retrieval:
                     "total": "1299.99",
                 },
             ),
-            Fact(
+            make_fact(
                 kind="customer",
                 data={"customer_id": "C1", "email": "ann@example.com", "phone": "+44 20 7946 0958"},
             ),
-            Fact(kind="supplier", data={"name": "Acme", "phone": "+1 555 010 2030"}),
+            make_fact(kind="supplier", data={"name": "Acme", "phone": "+1 555 010 2030"}),
         ],
     )
 
@@ -327,7 +328,7 @@ def test_personal_fact_without_owner_is_not_trusted():
     r = Retrieval(
         intent="track_order",
         status="ok",
-        facts=[Fact(kind="order", data={"order_id": "1", "ship_to": "12 Baker Street"})],
+        facts=[make_fact(kind="order", data={"order_id": "1", "ship_to": "12 Baker Street"})],
     )
     assert (
         SafetyFilter().apply("It goes to 12 Baker Street.", r, customer_id="C1").text

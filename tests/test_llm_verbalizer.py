@@ -23,13 +23,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from common.errors import MissingDependency, Retryable  # noqa: E402
 from common.settings import Settings  # noqa: E402
+from qa.facts import make_fact  # noqa: E402
 from qa.guard import GroundingGuard  # noqa: E402
 from qa.llm.base import LLMError, LLMUnavailable  # noqa: E402
 from qa.llm.batching import BatchingLM  # noqa: E402
 from qa.llm.local import LocalLM  # noqa: E402
 from qa.llm.remote import RemoteLM  # noqa: E402
 from qa.safety import SafetyFilter  # noqa: E402
-from qa.types import Fact, Reply, Retrieval, Turn  # noqa: E402
+from qa.types import Reply, Retrieval, Turn  # noqa: E402
 from qa.verbalizer import LLMVerbalizer, Verbalizer, chunk_text, clean_reply, echoes_prompt  # noqa: E402
 
 N = 24  # new tokens per generation: enough for a sentence, cheap on two CPU cores
@@ -395,7 +396,7 @@ PRODUCT = Retrieval(
     intent="product_price",
     status="ok",
     facts=[
-        Fact(
+        make_fact(
             kind="product",
             data={
                 "sku": "AX2",
@@ -412,7 +413,7 @@ ORDER = Retrieval(
     intent="track_order",
     status="ok",
     facts=[
-        Fact(
+        make_fact(
             kind="order",
             data={
                 "order_id": "10452",
@@ -547,7 +548,7 @@ def test_model_error_falls_back(lm):
 
 def test_transactional_statuses_use_the_template_and_safety_applies(lm):
     proposed = ORDER.model_copy(update={"intent": "cancel_order", "status": "action_proposed"})
-    proposed.facts.append(Fact(kind="customer", data={"customer_id": "C1", "email": "ann@example.com"}))
+    proposed.facts.append(make_fact(kind="customer", data={"customer_id": "C1", "email": "ann@example.com"}))
     v = _verbalizer(lm)
     mine = v.verbalize(proposed, TURNS["order"], customer_id="C1")
     assert mine == Reply(
@@ -613,7 +614,7 @@ def test_build_verbalizer_from_settings(fresh):
         intent="product_price",
         status="ok",
         facts=[
-            Fact(kind="product", data={"name": "Darn Good Mug", "price": 5, "currency": "USD", "stock": 1})
+            make_fact(kind="product", data={"sku": "MUG-1", "name": "Darn Good Mug", "price": 5, "currency": "USD", "stock": 1})
         ],
     )
     assert plain.verbalize(darn, [], customer_id=None).text.startswith("The **** Good Mug costs 5.00 USD")

@@ -1,0 +1,131 @@
+"""What a handler is: the intents it answers (one `IntentSpec` each), the named queries it runs,
+and how it turns a resolved question (`Ask`) into an `Outcome` (its retrieval).
+
+The registry (qa/registry.py) is the index of handlers; retrieval dispatch, the template
+writer, context resolution, hand-off and the grounding guard read intent properties from it, so a
+new kind of question is one module (plus its training phrasings in nlu/data).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from common.errors import UnknownQuery
+from kg.queries import get
+from kg.store import GraphStore
+from nlu.types import Entity
+from qa.handlers.wording import Picker, Writer
+from qa.state import DialogueState, PendingAction, PendingClarification, Ref
+from qa.types import Retrieval
+
+if TYPE_CHECKING:
+    from qa.search import ProcedureSearch
+
+
+@dataclass(frozen=True)
+class IntentSpec:
+    """Everything about one intent except its phrasings (those are training data, nlu/data)."""
+
+    name: str  # an intent of nlu/labels.py
+    # The reply when facts answer the question (status "ok"); other statuses have shared writers.
+    write: Writer | None = None
+    # Follow-up questions the client may offer after an answer.
+    suggestions: tuple[str, ...] = ("Talk to a person",)
+    # Words that ask for this intent in a follow-up: an elliptical message ("and how much is it?")
+    # that contains them keeps its own intent instead of the previous one.
+    cue: re.Pattern[str] | None = None
+    # Actions a reply may claim once this intent's action is done ("I have cancelled ..."): the guard.
+    action_words: frozenset[str] = frozenset()
+    # Asking this hands the conversation to a person, for this reason.
+    handoff: str | None = None
+    # A turn with this intent counts as a failed one (two in a row hand the conversation off).
+    failed: bool = False
+    # FAQ topics that answer it: a small boost in procedure search, never a filter.
+    topics: tuple[str, ...] = ()
+    # Asked without an order number: the orders it is plausibly about (by status).
+    order_statuses: tuple[str, ...] = ()
+    # "it" after an order question means that order (policy questions that take an order).
+    order_context: bool = False
+    # An empty answer is still an answer ("no promotions right now") rather than "nothing found".
+    answers_without_facts: bool = False
+    # A pleasantry (hello, thanks, bye): not a question, never a follow-up, never a complaint.
+    small_talk: bool = False
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One resolved question: the intent, the entities (message and context), and who asks."""
+
+    intent: str
+    entities: list[Entity]
+    message: str
+    customer_id: str | None
+    state: DialogueState
+    address: str | None = None  # a new address given in answer to "what is the new address?"
+
+
+@dataclass
+class Outcome:
+    """A handler's result: the `Retrieval` the verbalizers word, the entities as they should be
+    reported, what was mentioned and listed (the next turn's context), and a clarification or an
+    action to keep pending."""
+
+    retrieval: Retrieval
+    entities: list[Entity]
+    mentioned: list[Ref] = field(default_factory=list)  # becomes the state's last entity of each type
+    listed: list[Ref] = field(default_factory=list)  # what "the first one" refers to next
+    clarification: PendingClarification | None = None
+    action: PendingAction | None = None
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a handler may use: the graph (only through the named queries it declared), procedure
+    search, the store's currency and the clock ("now" for promotions, windows and fees)."""
+
+    store: GraphStore
+    procedures: ProcedureSearch | None
+    currency: str
+    clock: Callable[[], datetime]
+    queries: frozenset[str]
+    handler: str = ""
+
+    def run(self, name: str, **params: Any) -> list[dict[str, Any]]:
+        if name not in self.queries:
+            raise UnknownQuery(f"handler {self.handler!r} runs the named query {name!r} without declaring it")
+        return self.store.run(get(name), params)
+
+
+# Every handler may ask which product an ambiguous mention meant (the candidates are read by sku).
+SHARED_QUERIES = frozenset({"products.by_skus"})
+
+
+class Handler:
+    """One family of intents. Subclasses set `family`, `intents` and `queries` and implement
+    `retrieve`; `write` and `clarify_mention` are optional hooks."""
+
+    family: ClassVar[str]
+    intents: ClassVar[tuple[IntentSpec, ...]]
+    queries: ClassVar[frozenset[str]]  # every named query its retrieval runs
+
+    def retrieve(self, ask: Ask, ctx: Context) -> Outcome:
+        raise NotImplementedError
+
+    def spec(self, intent: str) -> IntentSpec:
+        """The properties of one of this handler's intents."""
+        return next(s for s in self.intents if s.name == intent)
+
+    def write(self, r: Retrieval, pick: Picker) -> str | None:
+        """The reply for a status this handler words itself (its own prompts); None: the shared
+        writer of the status (or, for "ok", the intent's `write`)."""
+        return None
+
+    def clarify_mention(self, intent: str, confidence: float, entity: Entity, others: list[Entity],
+                        ctx: Context) -> Outcome | None:
+        """A question back for an ambiguous mention, when this handler asks it differently;
+        None: the shared "which one do you mean?"."""
+        return None

@@ -1,0 +1,424 @@
+"""Retrieval helpers every handler family shares, each written once: typed facts from graph rows,
+product resolution (linked mentions, name look-up, clarifying questions), order resolution
+(through the signed-in customer only), policy precedence, and procedure search.
+
+Orders are only ever read through the signed-in customer (kg/queries/orders.py). An order id that
+is not the caller's takes exactly the path of one that does not exist: same query, same empty
+rows, same reply, and the mention is reported without a node.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from nlu.linking import text as linking_text
+from nlu.types import Entity
+from qa.facts import (
+    CandidateFact,
+    Fact,
+    FaqFact,
+    InvoiceFact,
+    OrderFact,
+    OrderOptionFact,
+    OwnedFact,
+    PolicyFact,
+    PolicyTextFact,
+    ProductFact,
+    RecommendationFact,
+    ReturnWindowFact,
+)
+from qa.handlers.base import Ask, Context, IntentSpec, Outcome
+from qa.prompts import (
+    AskFor,
+    AskQuestion,
+    NoOrders,
+    OfferHuman,
+    OrderNotFound,
+    ProcedureMatch,
+    ProductNotFound,
+    WhichOne,
+    WhichOrder,
+)
+from qa.search import Hit
+from qa.state import PendingClarification, Ref
+from qa.text import has_phrase, norm
+from qa.types import Retrieval
+
+MAX_LIST = 5
+MAX_CANDIDATES = 6
+
+# Asks which node an ambiguous mention means: (ctx, intent, confidence, the mention, all entities).
+Clarify = Callable[[Context, str, float, Entity, list[Entity]], Outcome]
+
+
+# -- values from rows ------------------------------------------------------------------------------
+def round_money(v: Any) -> float | None:
+    """An amount rounded to the cent (None when there is none)."""
+    try:
+        return None if v is None or v == "" else round(float(v), 2)
+    except (TypeError, ValueError):
+        return None
+
+
+def attributes(row: dict[str, Any]) -> dict[str, Any]:
+    """A product row's attributes (stored as a JSON string) as scalars."""
+    raw = row.get("attributes")
+    if isinstance(raw, dict):
+        data = raw
+    else:
+        try:
+            data = json.loads(raw) if raw else {}
+        except (TypeError, ValueError):
+            data = {}
+    return {k: v for k, v in data.items() if isinstance(v, (str, int, float, bool))} if isinstance(data, dict) else {}
+
+
+# -- products ------------------------------------------------------------------------------------
+def product_ref(row: dict[str, Any]) -> Ref:
+    return Ref(type="PRODUCT", node_id=row["sku"], name=row.get("name") or row["sku"], label="Product",
+               price=round_money(row.get("price")), currency=row.get("currency"), brand=row.get("brand"),
+               category=row.get("category"), status=row.get("status"),
+               values=[str(v).lower() for v in (row.get("attr_values") or [])])
+
+
+def _product_data(row: dict[str, Any], fields: Sequence[str] | None) -> dict[str, Any]:
+    attrs = attributes(row)
+    stock = row.get("stock")
+    data: dict[str, Any] = {
+        "sku": row["sku"], "name": row.get("name"), "brand": row.get("brand"), "category": row.get("category"),
+        "price": round_money(row.get("price")), "currency": row.get("currency"), "stock": stock,
+        "in_stock": bool(stock and stock > 0 and row.get("status") != "discontinued"),
+        "status": row.get("status"), "rating": row.get("rating"), "warranty_months": row.get("warranty_months"),
+        "description": row.get("description"),
+        "attributes": {k: v for k, v in attrs.items() if k not in ("model_line",)},
+    }
+    if fields is not None:
+        data = {k: v for k, v in data.items() if k in fields or k in ("sku", "name")}
+    return data
+
+
+def product_fact(row: dict[str, Any], fields: Sequence[str] | None = None) -> ProductFact:
+    """A product row as a fact: every field, or only `fields` (sku and name always)."""
+    return ProductFact(**_product_data(row, fields))
+
+
+def recommendation_fact(row: dict[str, Any], fields: Sequence[str], reason: str, **extra: Any) -> RecommendationFact:
+    return RecommendationFact(**_product_data(row, fields), reason=reason, **extra)
+
+
+def lookup_name(ctx: Context, mention: str, attrs: list[str]) -> list[dict[str, Any]]:
+    """Products whose name matches an unlinked mention, narrowed by exact name, model line,
+    device-not-accessory and the attributes of the message."""
+    tokens = [t for t in re.findall(r"[a-z0-9][a-z0-9\-]*", mention.lower()) if t not in ("the", "a", "an")]
+    if not tokens:
+        return []
+    rows = ctx.run("products.search_by_name", tokens=tokens, limit=40)
+    if not rows:
+        return []
+    wanted = " ".join(tokens)
+    exact = [r for r in rows if r["sku"].lower() == wanted or (r.get("name") or "").lower() == wanted]
+    if exact:
+        return exact
+    line = [r for r in rows if wanted in [str(v).lower() for v in (r.get("attr_values") or [])]
+            or str(attributes(r).get("model_line", "")).lower() == wanted]
+    if line:
+        rows = line
+    if " for " not in f" {wanted} ":
+        devices = [r for r in rows if " for " not in (r.get("name") or "").lower()]
+        rows = devices or rows
+    if attrs:
+        narrowed = [r for r in rows if all(has_phrase((r.get("name") or "").lower(), a) or
+                                           a in [str(v).lower() for v in (r.get("attr_values") or [])]
+                                           for a in attrs)]
+        rows = narrowed or rows
+    return rows
+
+
+def resolve_products(ctx: Context, intent: str, entities: list[Entity], clarify: Clarify | None = None
+                     ) -> tuple[list[dict[str, Any]], list[Entity], Outcome | None]:
+    """Rows for the PRODUCT mentions; unlinked ones go through a name look-up. Returns an Outcome
+    instead when a mention needs a clarification (`clarify`, by default `clarify_mention`) or
+    matches nothing."""
+    clarify = clarify or clarify_mention
+    rows: list[dict[str, Any]] = []
+    out_entities = list(entities)
+    attrs = [norm(e.node_id or e.text) for e in entities if e.type == "ATTRIBUTE"]
+    for idx, e in enumerate(entities):
+        if e.type != "PRODUCT":
+            continue
+        if e.node_id:
+            found = ctx.run("products.by_skus", skus=[e.node_id])
+            if found:
+                rows.append(found[0])
+                continue
+        if e.ambiguous and e.candidates:
+            return rows, out_entities, clarify(ctx, intent, 1.0, e, entities)
+        matches = lookup_name(ctx, e.text, attrs)
+        if len(matches) == 1:
+            rows.append(matches[0])
+            out_entities[idx] = e.model_copy(update={"node_id": matches[0]["sku"], "score": 0.9})
+        elif not matches:
+            return rows, out_entities, Outcome(
+                Retrieval(intent=intent, status="not_found", query_name="products.search_by_name",
+                          prompt=ProductNotFound(product=e.text)), out_entities)
+        else:
+            refs = [product_ref(r) for r in matches[:MAX_CANDIDATES]]
+            return rows, out_entities, clarify_choice(intent, 1.0, e, refs, entities, "products.search_by_name")
+    return rows, out_entities, None
+
+
+# -- clarifying questions --------------------------------------------------------------------------
+def entity_ref(e: Entity) -> Ref:
+    label = {"PRODUCT": "Product", "BRAND": "Brand", "CATEGORY": "Category", "ORDER_ID": "Order"}.get(e.type)
+    return Ref(type=e.type, node_id=e.node_id, name=e.text, label=label)
+
+
+def candidate_facts(refs: Sequence[Ref]) -> list[Fact]:
+    return [CandidateFact(node_id=r.node_id, name=r.name, label=r.label) for r in refs]
+
+
+def clarify_mention(ctx: Context, intent: str, confidence: float, entity: Entity, others: list[Entity]) -> Outcome:
+    """"Which one do you mean?" for an ambiguous mention, listing its candidates."""
+    cands = entity.candidates[:MAX_CANDIDATES]
+    refs: list[Ref] = []
+    if entity.type == "PRODUCT":
+        rows = {r["sku"]: r for r in ctx.run("products.by_skus", skus=[c.node_id for c in cands])}
+        refs = [product_ref(rows[c.node_id]) if c.node_id in rows else
+                Ref(type="PRODUCT", node_id=c.node_id, name=c.name, label=c.label) for c in cands]
+    else:
+        refs = [Ref(type=entity.type, node_id=c.node_id, name=c.name, label=c.label) for c in cands]
+    return clarify_choice(intent, confidence, entity, refs, others, "products.by_skus")
+
+
+def clarify_choice(intent: str, confidence: float, entity: Entity, refs: list[Ref], others: list[Entity],
+                   query_name: str | None) -> Outcome:
+    pending = PendingClarification(
+        kind="entity", intent=intent, confidence=confidence, entity_type=entity.type, mention=entity.text,
+        candidates=refs, resolved=[entity_ref(e) for e in others if e.node_id and e is not entity])
+    reported = [e for e in others if e is not entity] + [entity.model_copy(update={"node_id": None})]
+    return Outcome(
+        Retrieval(intent=intent, status="clarify", facts=candidate_facts(refs), query_name=query_name,
+                  prompt=WhichOne(entity_type=entity.type, mention=entity.text, options=[r.name for r in refs])),
+        reported, listed=refs, clarification=pending)
+
+
+def ask_for(intent: str, confidence: float, entity_type: str, entities: list[Entity], question: AskQuestion
+            ) -> Outcome:
+    """A question for a missing slot (which product, compare with what, what kind)."""
+    pending = PendingClarification(kind="entity", intent=intent, confidence=confidence, entity_type=entity_type,
+                                   resolved=[entity_ref(e) for e in entities if e.node_id])
+    return Outcome(Retrieval(intent=intent, status="clarify", prompt=AskFor(question=question, entity_type=entity_type)),
+                   entities, clarification=pending)
+
+
+# -- entities --------------------------------------------------------------------------------------
+def entity_of(ents: list[Entity], type_: str) -> Entity | None:
+    return next((e for e in ents if e.type == type_), None)
+
+
+def entity_value(e: Entity | None) -> str | None:
+    if e is None:
+        return None
+    return e.node_id or e.text
+
+
+def strip_orders(entities: list[Entity]) -> list[Entity]:
+    """Order mentions as typed, with no node, score or candidates (nothing to tell 'not yours' apart)."""
+    return [e.model_copy(update={"node_id": None, "score": None, "candidates": [], "ambiguous": False})
+            if e.type == "ORDER_ID" else e for e in entities]
+
+
+def normalise_order_id(text: str) -> str:
+    """The linker's reading of an order mention ("#10452", "order 10 452"); text without an id is
+    looked up as typed (it will simply not be found)."""
+    return linking_text.normalise_order_id(text) or (text or "").strip().lstrip("#").strip()
+
+
+def parse_budget(text: str) -> float | None:
+    """The amount of a MONEY mention ("under $150", "20k"); the currency is the store's."""
+    money = linking_text.parse_money(text)
+    return float(money.amount) if money is not None else None
+
+
+# -- orders --------------------------------------------------------------------------------------
+def order_ref(row: dict[str, Any]) -> Ref:
+    values = [str(row.get("status") or ""), str(row.get("placed_at") or "")[:10]]
+    if row.get("first_item"):
+        values.append(str(row["first_item"]).lower())
+    return Ref(type="ORDER_ID", node_id=str(row["order_id"]), name=str(row["order_id"]), label="Order",
+               price=round_money(row.get("total")), currency=row.get("currency"), status=row.get("status"),
+               values=[v.lower() for v in values if v])
+
+
+ORDER_FIELDS = ("order_id", "status", "placed_at", "shipped_at", "delivered_at", "eta", "carrier",
+                "tracking_number", "shipping_method", "payment_method", "ship_to", "total", "currency")
+
+
+def _order_data(row: dict[str, Any], fields: Sequence[str]) -> dict[str, Any]:
+    data = {k: row.get(k) for k in fields}
+    if "total" in data:
+        data["total"] = round_money(data["total"])
+    data["order_id"] = str(row["order_id"])
+    return {k: v for k, v in data.items() if v not in (None, "")}
+
+
+def order_fact(row: dict[str, Any], fields: Sequence[str] = ORDER_FIELDS) -> OrderFact:
+    """An order row as a fact: `fields` that have a value."""
+    return OrderFact(**_order_data(row, fields))
+
+
+def invoice_fact(row: dict[str, Any]) -> InvoiceFact:
+    return InvoiceFact(**_order_data(row, ("order_id", "status", "placed_at", "total", "currency",
+                                           "payment_method")))
+
+
+def order_not_found(intent: str, entities: list[Entity], oid: str) -> Outcome:
+    """The one reply for 'no such order' and 'not your order': no node, no fact, no hint."""
+    return Outcome(Retrieval(intent=intent, status="not_found", query_name="orders.by_id_for_customer",
+                             prompt=OrderNotFound(order_id=oid)), strip_orders(entities))
+
+
+def pick_recent(ctx: Context, spec: IntentSpec, entities: list[Entity], customer_id: str, *,
+                any_status: bool = False) -> dict[str, Any] | Outcome:
+    """The order a question without an order number is about: the one recent order in a plausible
+    status (`spec.order_statuses`; with `any_status`, any recent order when none is), or a
+    question listing them."""
+    intent = spec.name
+    statuses = list(spec.order_statuses)
+    rows = ctx.run("orders.recent_for_customer", customer_id=customer_id, statuses=statuses, limit=MAX_LIST)
+    if not rows and statuses and any_status:
+        rows = ctx.run("orders.recent_for_customer", customer_id=customer_id, statuses=[], limit=MAX_LIST)
+    if not rows:
+        return Outcome(Retrieval(intent=intent, status="not_found", query_name="orders.recent_for_customer",
+                                 prompt=NoOrders(statuses=statuses)), entities)
+    if len(rows) == 1:
+        return rows[0]
+    refs = [order_ref(r) for r in rows]
+    pending = PendingClarification(kind="order", intent=intent, entity_type="ORDER_ID", candidates=refs,
+                                   resolved=[entity_ref(e) for e in entities if e.node_id])
+    facts: list[Fact] = []
+    for r in rows:
+        option = OrderOptionFact(**_order_data(r, ("order_id", "status", "placed_at", "total", "currency")))
+        if r.get("first_item"):
+            option.first_item = r["first_item"]
+            option.item_count = r.get("item_count")
+        facts.append(option)
+    return Outcome(Retrieval(intent=intent, status="clarify", facts=facts, query_name="orders.recent_for_customer",
+                             prompt=WhichOrder(options=[r.name for r in refs])),
+                   entities, listed=refs, clarification=pending)
+
+
+def sign_in_first(ask: Ask) -> Outcome | None:
+    """Without a signed-in customer nothing about any order is looked up, and order mentions are
+    reported without a node: the shopper is asked to sign in."""
+    if ask.customer_id:
+        return None
+    return Outcome(Retrieval(intent=ask.intent, status="need_sign_in"), strip_orders(ask.entities))
+
+
+def find_order(ask: Ask, ctx: Context, spec: IntentSpec, customer_id: str, *, any_status: bool = False
+               ) -> tuple[dict[str, Any], list[Entity]] | Outcome:
+    """The order an order question is about, read through the signed-in customer: the one named
+    (or "not found", the same for someone else's), or a recent one in a plausible status. Returns
+    the order row and the entities as they should be reported, or an Outcome to reply with."""
+    entities = ask.entities
+    oid_e = entity_of(entities, "ORDER_ID")
+    if oid_e is None:
+        picked = pick_recent(ctx, spec, entities, customer_id, any_status=any_status)
+        if isinstance(picked, Outcome):
+            return picked
+        entities = entities + [Entity(type="ORDER_ID", text=str(picked["order_id"]),
+                                      node_id=str(picked["order_id"]), score=1.0, source="context")]
+        return picked, entities
+    oid = normalise_order_id(oid_e.node_id or oid_e.text)
+    found = ctx.run("orders.by_id_for_customer", customer_id=customer_id, order_id=oid)
+    if not found:
+        return order_not_found(ask.intent, entities, oid)
+    entities = [e.model_copy(update={"node_id": oid, "score": 1.0, "candidates": [], "ambiguous": False})
+                if e is oid_e else e for e in entities]
+    return found[0], entities
+
+
+def owned(facts: list[Fact], customer_id: str) -> list[Fact]:
+    """Marks personal facts as the signed-in customer's: they were reached through that customer,
+    and saying so lets the safety filter show the shopper their own address instead of masking it."""
+    for f in facts:
+        if isinstance(f, OwnedFact) and "customer_id" not in f.model_fields_set:
+            f.customer_id = customer_id
+    return facts
+
+
+# -- policies ------------------------------------------------------------------------------------
+def policy_fact(row: dict[str, Any], currency: str, *, for_: str | None = None, sku: str | None = None
+                ) -> PolicyFact:
+    """A policy row as a fact, with what the question was about (`for_`, `sku`) when given."""
+    data: dict[str, Any] = {k: row.get(k) for k in ("policy_id", "type", "title", "text", "days", "fee", "scope")}
+    data["fee"] = round_money(data.get("fee"))
+    if data["fee"] is not None:
+        data["currency"] = currency
+    data["applies_to"] = row.get("target") or "store"
+    data["for_"] = for_
+    data["sku"] = sku
+    return PolicyFact(**{k: v for k, v in data.items() if v is not None})
+
+
+def best_by_type(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The most specific policy of each type (lowest rank; policy id breaks ties): a sku policy
+    beats a brand one, which beats a category one (nearest first), which beats the store-wide one."""
+    best: dict[str, dict[str, Any]] = {}
+    for r in sorted(rows, key=lambda r: (r["rank"], r.get("policy_id") or "")):
+        best.setdefault(r["type"], r)
+    return best
+
+
+def item_policies(ctx: Context, customer_id: str, order_id: str, type_: str,
+                  items: list[dict[str, Any]] | None = None) -> dict[str, dict[str, Any] | None]:
+    """The most specific policy of a type for each item of an order (the store-wide one for an
+    order without items, under the key "")."""
+    if items is None:
+        items = ctx.run("orders.items_for_customer", customer_id=customer_id, order_id=order_id)
+    out: dict[str, dict[str, Any] | None] = {}
+    for it in items:
+        out[it["sku"]] = best_by_type(ctx.run("policies.for_product", sku=it["sku"], types=[type_])).get(type_)
+    if not items:
+        store = ctx.run("policies.store_wide", types=[type_])
+        if store:
+            out[""] = store[0]
+    return out
+
+
+def return_window_facts(windows: list[dict[str, Any]]) -> list[Fact]:
+    """qa/actions.return_windows as facts."""
+    return [ReturnWindowFact(**{k: v for k, v in w.items() if v is not None}) for w in windows]
+
+
+# -- procedures ------------------------------------------------------------------------------------
+def hit_fact(h: Hit) -> Fact:
+    if h.kind == "faq":
+        return FaqFact(question=h.title, answer=h.text, topic=h.topic, score=h.score)
+    return PolicyTextFact(policy_id=h.id, title=h.title, text=h.text, type=h.topic, score=h.score)
+
+
+def procedure_facts(ctx: Context, text: str, topics: Sequence[str], limit: int = 1) -> list[Fact]:
+    """The best FAQ or policy texts for a question, above the search's threshold."""
+    if ctx.procedures is None:
+        return []
+    hits = [h for h in ctx.procedures.search(text, topics=topics, k=3) if h.score >= ctx.procedures.threshold]
+    return [hit_fact(h) for h in hits[:limit]]
+
+
+def procedure_answer(ctx: Context, intent: str, entities: list[Entity], message: str,
+                     topics: Sequence[str]) -> Outcome:
+    """A how-to question answered from the best FAQ or policy text, or a person offered."""
+    if ctx.procedures is None:
+        return Outcome(Retrieval(intent=intent, status="no_answer", prompt=OfferHuman()), entities)
+    hits = ctx.procedures.search(message, topics=topics, k=3)
+    good = [h for h in hits if h.score >= ctx.procedures.threshold]
+    if not good:
+        return Outcome(Retrieval(intent=intent, status="no_answer", query_name="procedures.corpus",
+                                 prompt=OfferHuman(best_score=hits[0].score if hits else None)), entities)
+    return Outcome(Retrieval(intent=intent, status="procedure", facts=[hit_fact(good[0])],
+                             query_name="procedures.corpus", prompt=ProcedureMatch(score=good[0].score)), entities)

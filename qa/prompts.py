@@ -1,0 +1,169 @@
+"""Typed prompts: what the bot is waiting for, or why a reply reads as it does.
+
+A `Retrieval` carries at most one prompt next to its facts: the question of a clarification
+(which product, which order, the new address), the action awaiting a yes or no, the reason
+nothing was found, the mode of a recommendation. The template writer words it; the LLM writer
+may only rephrase it; the grounding guard counts its values as supported (`as_dict`, the same
+keys the dialogue has always used).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from qa.facts import ActionKind
+
+
+class PromptModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values for the grounding guard (keys as the guard has always read them)."""
+        return self.model_dump(by_alias=True)
+
+
+# -- clarifications (status "clarify") ------------------------------------------------------------
+class WhichOne(PromptModel):
+    """An ambiguous mention: the candidates, in the order offered."""
+
+    question: Literal["which"] = "which"
+    entity_type: str
+    mention: str
+    options: list[str] = Field(default_factory=list)
+
+
+class WhichOrder(PromptModel):
+    """An order question without an order number and several orders that could be meant."""
+
+    question: Literal["which_order"] = "which_order"
+    entity_type: Literal["ORDER_ID"] = "ORDER_ID"
+    options: list[str] = Field(default_factory=list)
+
+
+class NewAddress(PromptModel):
+    """An address change that still needs the new address."""
+
+    question: Literal["new_address"] = "new_address"
+
+
+AskQuestion = Literal["which_product", "compare_with", "what_kind"]
+
+
+class AskFor(PromptModel):
+    """A missing slot: which product, what to compare it with, what kind of product."""
+
+    question: AskQuestion
+    entity_type: str | None = None
+
+
+Clarification = WhichOne | WhichOrder | NewAddress | AskFor
+
+
+# -- actions ---------------------------------------------------------------------------------------
+class ConfirmAction(PromptModel):
+    """An action proposed, awaiting yes or no (status "action_proposed")."""
+
+    action: ActionKind
+    confirm: Literal[True] = True
+
+
+class ActionRefusal(PromptModel):
+    """An action that is not possible (status "action_refused")."""
+
+    refusal: str
+    action: ActionKind
+
+
+class ActionTaken(PromptModel):
+    """A confirmed action that was written to the graph (status "action_done")."""
+
+    action: ActionKind
+
+
+# -- nothing found (status "not_found") ------------------------------------------------------------
+class OrderNotFound(PromptModel):
+    """No such order, or not the caller's: the same prompt either way."""
+
+    order_id: str
+
+
+class NoOrders(PromptModel):
+    """The customer has no order in the plausible statuses."""
+
+    no_orders: Literal[True] = True
+    statuses: list[str] = Field(default_factory=list)
+
+
+class ProductNotFound(PromptModel):
+    """A product mention that matches nothing in the catalog."""
+
+    product: str
+
+
+class MissingVariant(PromptModel):
+    """The product line does not come in the asked attribute ("the Aurora X2 in green")."""
+
+    missing_attribute: str
+    line: str
+
+
+class NoProducts(PromptModel):
+    """No product of the brand / category / attribute asked about."""
+
+    brand: str | None = None
+    category: str | None = None
+    attribute: str | None = None
+
+
+# -- other replies ---------------------------------------------------------------------------------
+class OfferHuman(PromptModel):
+    """No reliable answer: a person is offered (status "no_answer")."""
+
+    offer_human: Literal[True] = True
+    best_score: float | None = None
+
+
+class ProcedureMatch(PromptModel):
+    """The score of the FAQ or policy text a procedure answer comes from."""
+
+    score: float
+
+
+class SmallTalk(PromptModel):
+    """Greeting, thanks, goodbye: whether the conversation had turns before."""
+
+    returning: bool
+
+
+class PromotionsAsOf(PromptModel):
+    """The day the promotions were looked up for."""
+
+    today: str
+
+
+class Recommendation(PromptModel):
+    """How the recommendations were chosen (similar, cheaper, compatible, also_bought, personal,
+    filtered) and the budget, if one was given."""
+
+    mode: str
+    budget: float | None = None
+
+
+class Subject(PromptModel):
+    """What the question was about: a product (with its sku), a brand or a category."""
+
+    for_: str | None = Field(None, serialization_alias="for")
+    sku: str | None = None
+
+
+class RefundRequests(PromptModel):
+    """A refund question: whether the customer has any request at all."""
+
+    no_request: bool
+
+
+Prompt = (Clarification | ConfirmAction | ActionRefusal | ActionTaken | OrderNotFound | NoOrders | ProductNotFound
+          | MissingVariant | NoProducts | OfferHuman | ProcedureMatch | SmallTalk | PromotionsAsOf | Recommendation
+          | Subject | RefundRequests)
