@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from nlu.types import Entity
 from qa.facts import Fact
@@ -80,6 +80,9 @@ class IntentOut(BaseModel):
 
 class ChatResponse(BaseModel):
     """DESIGN section 6's /chat reply, plus `status` and `query_name` (the executed named query)."""
+
+    # sent whole (`public()`), so the API document marks fields with defaults as required too
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
 
     session_id: str
     turn: int = Field(description="This reply's number in the session (1 for the first); feedback names it.")
