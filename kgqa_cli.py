@@ -192,7 +192,8 @@ def qa_evaluate(args: tuple[str, ...]) -> None:
     """Run the dialogue evaluation set (qa/data/eval_dialogues.jsonl) against the engine on the
     configured graph: intent accuracy, answer correctness, guard fallback rate, hallucinations.
     Options: --data FILE, --today YYYY-MM-DD (the date the sample store was generated for),
-    --json FILE, --no-progress."""
+    --json FILE, --no-progress. With --set DIR: another shop's import files, questions and
+    computed gold answers (qa/shop_eval.py, e.g. eval/shops/bookshop), in a throwaway graph."""
     from qa.evaluate import main as evaluate_main
 
     sys.exit(evaluate_main(list(args)))

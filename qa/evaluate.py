@@ -320,6 +320,11 @@ def print_report(report: Report, out: Any = None) -> None:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
+    if argv is not None and any(a == "--set" or a.startswith("--set=") for a in argv):
+        from qa.shop_eval import main as shop_main  # another shop's data, questions and gold answers
+
+        return shop_main(argv)
+
     from common.settings import Settings
     from qa.engine import build_engine
 
