@@ -22,10 +22,10 @@ import re
 from dataclasses import dataclass, field
 
 from nlu.labels import FAMILY_OF
-from nlu.types import Entity, Understanding
+from nlu.types import Candidate, Entity, Understanding
 from qa.registry import spec_for
 from qa.state import DialogueState, PendingClarification, Ref
-from qa.text import extract_address, has_phrase, norm
+from qa.text import FILLER, covers, extract_address, has_phrase, norm, word_matches, words
 
 CONTENT_FAMILIES = ("products", "orders", "policies")
 
@@ -34,7 +34,11 @@ _ORDINALS = {
     "fifth": 4, "5th": 4, "sixth": 5, "6th": 5, "last": -1, "latter": -1, "former": 0,
 }
 _ORDINAL_RE = re.compile(r"\b(" + "|".join(_ORDINALS) + r")\b")
-_NUMBER_PICK_RE = re.compile(r"^\s*(?:number|no\.?|option|#)?\s*([1-9])\s*[.!?]*\s*$")
+_NUMBER_PICK_RE = re.compile(
+    r"^\s*(?:(?:the|option|choice|item|number|nr\.?|no\.?|#)\s*)*([1-9])(?:st|nd|rd|th)?"
+    r"(?:\s*(?:one|option|please|pls|thanks|thank you|\)|\.))*\s*[.!?]*\s*$")
+# "both", "all of them", "either": every item of the list just offered.
+_ALL_RE = re.compile(r"\b(both|all|each|either|every one|everything|the two|the three)\b")
 _CHEAPER_RE = re.compile(r"\b(cheaper|cheapest|less expensive|least expensive|lower priced|budget one)\b")
 _DEARER_RE = re.compile(r"\b(more expensive|most expensive|pricier|priciest|dearer|premium one)\b")
 _PRONOUN_RE = re.compile(
@@ -93,38 +97,92 @@ def pick_from(message: str, items: list[Ref], entities: list[Entity] | None = No
     return _pick_by_words(text, items, entities)
 
 
-def _distinguishing(items: list[Ref]) -> list[set[str]]:
-    """Per item, the values and name words that not every item shares."""
-    phrases = []
-    for it in items:
-        words = set(re.findall(r"[a-z0-9][a-z0-9\-/.]*", it.name.lower()))
-        phrases.append({v.lower() for v in it.values if v} | words | {(it.status or "").lower()} - {""})
-    common = set.intersection(*phrases) if phrases else set()
-    return [p - common for p in phrases]
+def _distinguishing(items: list[Ref]) -> list[tuple[set[str], set[str]]]:
+    """Per item, the words of its name and of its values (a colour, a format, a status) that not
+    every item shares."""
+    names = [set(words(it.name)) - FILLER for it in items]
+    values = [{w for v in it.values if v for w in words(v)} | set(words(it.status or "")) for it in items]
+    common_names = set.intersection(*names) if names else set()
+    common_values = set.intersection(*values) if values else set()
+    return [(n - common_names, v - common_values - n) for n, v in zip(names, values, strict=True)]
+
+
+def _word_scores(text: str, items: list[Ref], entities: list[Entity]) -> list[int]:
+    """How well the message's words name each item: a distinguishing word of its name counts
+    twice, one of its values once; a typo or a plural still counts ("the hardcovr", "ebook")."""
+    said = {w for w in words(text) if w not in FILLER and w not in _STOP}
+    for e in entities:
+        if e.type in ("ATTRIBUTE", "BRAND", "PRODUCT"):
+            said |= {w for w in words(e.node_id if e.type == "ATTRIBUTE" and e.node_id else e.text)
+                     if w not in FILLER and w not in _STOP}
+    scores = []
+    for name_words, value_words in _distinguishing(items):
+        score = 0
+        for w in said:
+            if any(word_matches(w, n) for n in name_words):
+                score += 2
+            elif any(word_matches(w, v) for v in value_words):
+                score += 1
+        scores.append(score)
+    return scores
 
 
 def _pick_by_words(text: str, items: list[Ref], entities: list[Entity]) -> Ref | None:
-    wanted = [norm(e.node_id if e.type == "ATTRIBUTE" and e.node_id else e.text)
-              for e in entities if e.type in ("ATTRIBUTE", "BRAND", "PRODUCT")]
-    scores = []
-    for dist in _distinguishing(items):
-        score = 0
-        for phrase in dist:
-            if len(phrase) < 2 or phrase in _STOP:
-                continue
-            if has_phrase(text, phrase):
-                score += 2 if " " in phrase else 1
-        for w in wanted:
-            if any(w == d or has_phrase(d, w) for d in dist):
-                score += 2
-        scores.append(score)
+    scores = _word_scores(text, items, entities)
     best = max(scores)
     if best > 0 and scores.count(best) == 1:
         return items[scores.index(best)]
     return None
 
 
-_STOP = {"the", "a", "an", "one", "and", "for", "with", "in", "of", "to", "is", "it", "gb", "us", "size"}
+def narrow_by_words(text: str, items: list[Ref], entities: list[Entity] | None = None) -> list[Ref]:
+    """The items the message's words name best, when they name some but not all ("orient
+    express" among four crime novels): the list to ask about again, or to answer for at once."""
+    scores = _word_scores(text, items, entities or [])
+    best = max(scores, default=0)
+    tied = [it for it, sc in zip(items, scores, strict=True) if best > 0 and sc == best]
+    return tied if 1 < len(tied) < len(items) else []
+
+
+def wants_all(message: str, items: list[Ref]) -> bool:
+    """"both", "all of them", "either": a short answer that takes every item offered."""
+    text = norm(message)
+    return len(items) >= 2 and len(text.split()) <= 6 and bool(_ALL_RE.search(text)) and \
+        pick_from(message, items) is None
+
+
+_STOP = {"gb", "us", "size"}
+
+
+def _without_other_products(message: str, entities: list[Entity], e: Entity) -> str:
+    """The message with the other product mentions blanked: what it says about `e` alone."""
+    text = message
+    others = [o for o in entities if o is not e and o.type == "PRODUCT" and o.start is not None and o.end is not None]
+    for o in sorted(others, key=lambda o: -(o.start or 0)):
+        text = text[: o.start] + " " + text[o.end:]
+    return norm(text)
+
+
+def _generic_mentions(entities: list[Entity], message: str) -> list[Entity]:
+    """A product mention the linker settled on one product although its words fit several of its
+    candidates equally ("the charger", "the lumen notebook"), and nothing else in the message
+    (other product mentions left out) tells them apart, is ambiguous among those: a clarifying
+    question, never a guess."""
+    out = []
+    for e in entities:
+        text = _without_other_products(message, entities, e)
+        if e.type == "PRODUCT" and e.node_id and not e.ambiguous and e.source == "message" and \
+                len(e.candidates) >= 2:
+            mention = words(e.text)
+            fitting = [c for c in e.candidates if covers(mention, words(c.name))]
+            chosen = next((c for c in fitting if c.node_id == e.node_id), None)
+            if len(fitting) >= 2 and chosen is not None and norm(chosen.name) != norm(e.text):
+                refs = [Ref(type="PRODUCT", node_id=c.node_id, name=c.name) for c in fitting]
+                picked = _pick_by_words(text, refs, [])
+                if picked is None or picked.node_id != e.node_id:
+                    e = e.model_copy(update={"node_id": None, "ambiguous": True, "candidates": fitting})
+        out.append(e)
+    return out
 
 
 # -- the resolver ---------------------------------------------------------------------------------
@@ -156,7 +214,7 @@ def resolve(u: Understanding, state: DialogueState, *, threshold: float) -> Reso
             elliptical = True
 
     family = FAMILY_OF.get(intent)
-    entities = _settle_ambiguity(entities, state, text)
+    entities = _settle_ambiguity(_generic_mentions(entities, u.text), state, text, u.text)
     entities = _fill_from_context(intent, family, entities, state, text, elliptical)
     ambiguous = next((e for e in entities if e.ambiguous and e.candidates and not e.node_id), None)
     return Resolution(intent=intent, confidence=conf, entities=entities, ambiguous=ambiguous,
@@ -167,10 +225,31 @@ def _answer_clarification(u: Understanding, state: DialogueState, pending: Pendi
                           entities: list[Entity], threshold: float) -> Resolution | None:
     text = norm(u.text)
     intent = u.intent.name
+    resolved_entities = [ref_to_entity(r) for r in pending.resolved]
+    listed_ids = {c.node_id for c in pending.candidates}
+    elsewhere = any(e.type == pending.entity_type and (e.node_id or e.candidates) and
+                    not ({e.node_id} | {c.node_id for c in e.candidates}) & listed_ids for e in entities)
+    if pending.candidates and not elsewhere and not _NEGATION_ONLY_RE.match(text):
+        # "2", "the second", "both", a distinguishing word, a partial name or a typo: an answer to
+        # the bot's own list, whatever the model made of so short a message ("2" reads as deny).
+        # (A mention of something not on the list is a new request instead.)
+        chosen_refs = [pick_from(u.text, pending.candidates, entities)]
+        if chosen_refs[0] is None and wants_all(u.text, pending.candidates):
+            chosen_refs = list(pending.candidates)
+        if chosen_refs[0] is not None:
+            return Resolution(intent=pending.intent, confidence=pending.confidence,
+                              entities=resolved_entities + [ref_to_entity(r) for r in chosen_refs if r is not None],
+                              from_clarification=pending)
+        narrowed = narrow_by_words(u.text, pending.candidates, entities)
+        if narrowed and pending.entity_type == "PRODUCT":
+            still = Entity(type="PRODUCT", text=pending.mention or u.text, ambiguous=True, source="context",
+                           candidates=[Candidate(node_id=r.node_id or "", label=r.label or "Product", name=r.name,
+                                                 score=1.0) for r in narrowed])
+            return Resolution(intent=pending.intent, confidence=pending.confidence,
+                              entities=resolved_entities + [still], from_clarification=pending, ambiguous=still)
     if intent == "deny" or _NEGATION_ONLY_RE.match(text):
         return None  # the question is dropped; the turn goes on as a plain deny or a new question
 
-    resolved_entities = [ref_to_entity(r) for r in pending.resolved]
     if pending.kind == "address":
         address = extract_address(u.text, whole_message=True)
         if address:
@@ -214,7 +293,7 @@ def _small_talk(intent: str) -> bool:
     return spec is not None and spec.small_talk
 
 
-def _settle_ambiguity(entities: list[Entity], state: DialogueState, text: str) -> list[Entity]:
+def _settle_ambiguity(entities: list[Entity], state: DialogueState, text: str, message: str = "") -> list[Entity]:
     """Resolve an ambiguous mention when the context or the message itself picks one candidate."""
     out = []
     attrs = [e for e in entities if e.type == "ATTRIBUTE"]
@@ -229,6 +308,11 @@ def _settle_ambiguity(entities: list[Entity], state: DialogueState, text: str) -
                             if all(has_phrase(c.name.lower(), norm(a.node_id or a.text)) for a in attrs)]
                 if len(narrowed) == 1:
                     choice = narrowed[0]
+            if choice is None:  # the rest of the message names one ("the brightleaf clip-on reading light")
+                picked = _pick_by_words(_without_other_products(message or text, entities, e),
+                                        [Ref(type=e.type, node_id=c.node_id, name=c.name) for c in e.candidates], [])
+                if picked is not None and picked.node_id is not None:
+                    choice = e.candidates[ids.index(picked.node_id)]
             if choice is None and last is not None and last.node_id in ids:
                 choice = e.candidates[ids.index(last.node_id)]
             if choice is None:

@@ -173,6 +173,14 @@ class Engine:
                                     or (family in ("orders", "policies") and "ORDER_ID" in types)):
                 u = u.model_copy(update={"intent": alt})
                 asked, conf = alt.name, float(alt.confidence)
+        # 0b. "out_of_scope" for a question about a mention that fits several products ("how many
+        #     pages is a game of thrones?"): asking back which one only helps when the answer then
+        #     answers something, so the model's best product intent is kept with the question.
+        if asked == "out_of_scope" and any(e.type == "PRODUCT" and e.ambiguous and e.candidates for e in u.entities):
+            alt = next((r for r in u.ranking if FAMILY_OF.get(r.name) == "products"), None)
+            if alt is not None:
+                u = u.model_copy(update={"intent": alt})
+                asked, conf = alt.name, float(alt.confidence)
 
         # 1. a pending action: affirm executes, deny drops, anything else drops it with a note.
         dropped = None
@@ -216,10 +224,13 @@ class Engine:
         if reason is not None:
             return intent, conf, _with_note(self._handoff(state, u, message, reason, intent, res), dropped)
         if res.ambiguous is not None:
-            outcome = self.retriever.clarify_mention(intent, conf, res.ambiguous, res.entities)
+            outcome = self.retriever.clarify_mention(intent, conf, res.ambiguous, res.entities, message=message,
+                                                     customer_id=customer_id, state=state)
         else:
             outcome = self.retriever.retrieve(intent, res.entities, message=message, customer_id=customer_id,
                                               state=state, address=res.address)
+            if outcome.retrieval.intent != intent and outcome.retrieval.intent in INTENTS:
+                intent = outcome.retrieval.intent  # a handler took a question the model misread (Handler.takes)
         if handoff.is_failed(intent, outcome.retrieval.status):
             if state.failed_turns + 1 >= handoff.MAX_FAILED:
                 return intent, conf, _with_note(
@@ -330,7 +341,8 @@ def build_engine(settings: Settings, *, store: Any = None, understander: Underst
     procedures = ProcedureSearch(
         store, settings.encoder_path, threshold=float(getattr(settings, "procedure_threshold", 0.42)),
         encoder_factory=(lambda: encoder_source.model) if hasattr(encoder_source, "model") else None)
-    retriever = Retriever(store, procedures, currency=settings.store_currency, clock=clock or _utcnow)
+    retriever = Retriever(store, procedures, currency=settings.store_currency, clock=clock or _utcnow,
+                          linker=linker if hasattr(linker, "link_mention") else None)  # type: ignore[arg-type]
     understander = understander or _default_understander(settings, store)
     if examples is None:
         examples = _default_examples(settings, store, understander)

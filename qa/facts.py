@@ -218,6 +218,16 @@ class CandidateFact(FactModel):
     label: str | None = None
 
 
+class VariantsFact(FactModel):
+    """A mention that fits several products whose answers to the question are the same: the
+    question was answered at once, and these are the products it holds for."""
+
+    kind: Literal["variants"] = "variants"
+    mention: str
+    names: list[str] = Field(default_factory=list)
+    skus: list[str] = Field(default_factory=list)
+
+
 # -- orders --------------------------------------------------------------------------------------
 class OrderFields(OwnedFact):
     order_id: str
@@ -301,12 +311,15 @@ class ReturnWindowFact(FactModel):
     days: int | None = None
     fee: Number | None = None
     delivered_at: str | None = None
+    counted_from: Literal["delivery", "shipping"] | None = None  # no delivery date recorded: the ship date
+    since: str | None = None  # the day the window counts from
     deadline: str | None = None
     open: bool
 
 
 class CancellationFeeFact(FactModel):
-    """What cancelling an order costs now."""
+    """What cancelling an order costs now (`fee`), and, for an order not yet shipped, what it
+    would cost once shipped (`fee_after_shipping`, when the policy allows that at all)."""
 
     kind: Literal["cancellation_fee"] = "cancellation_fee"
     order_id: str
@@ -315,6 +328,46 @@ class CancellationFeeFact(FactModel):
     fee: float
     currency: str | None = None
     policy: str | None = None  # the policy's title
+    free_days: float | None = None  # free for this many days after placing
+    after_shipping: bool | None = None  # a shipped order can still be cancelled (for the policy's fee)
+
+
+class CancellationTermsFact(FactModel):
+    """A cancellation policy read as rules (asked without an order): free until the order ships
+    (or for `free_days` after placing), then `fee`; whether a shipped order can be cancelled."""
+
+    kind: Literal["cancellation_terms"] = "cancellation_terms"
+    policy_id: str | None = None
+    title: str | None = None
+    fee: float | None = None
+    currency: str | None = None
+    free_days: float | None = None
+    after_shipping: bool
+    not_after_shipping: bool | None = None  # the policy says a shipped order can no longer be cancelled
+    scope: str | None = None
+    applies_to: str | None = None
+    for_: str | None = None
+    asked: Literal["unshipped", "shipped"] | None = None  # the question was about such orders only
+    wire_names: ClassVar[dict[str, str]] = {"for_": "for"}
+
+
+class ShippingRegionFact(FactModel):
+    """Whether the shop ships to a place the shopper named: `served` None when the shop's data
+    lists no regions (nobody knows), else the methods that go there."""
+
+    kind: Literal["shipping_region"] = "shipping_region"
+    place: str
+    served: bool | None = None
+    methods: list[str] = Field(default_factory=list)
+    regions: list[str] = Field(default_factory=list)  # every region the data lists, for a "no"
+
+
+class CarrierFact(FactModel):
+    """A carrier the shop's orders travel with, and the delivery methods it carried them for."""
+
+    kind: Literal["carrier"] = "carrier"
+    name: str
+    methods: list[str] = Field(default_factory=list)
 
 
 class ActionFact(FactModel):
@@ -382,6 +435,7 @@ class PolicyFact(FactModel):
     applies_to: str | None = None
     for_: str | None = None  # the product, brand or category asked about
     sku: str | None = None
+    overridden_by: str | None = None  # listed among "other rules": the title of the rule that applies instead
 
 
 class PolicyTextFact(FactModel):
@@ -465,8 +519,8 @@ class SupplierFact(FactModel):
 
 Fact = Annotated[
     ProductFact | RecommendationFact | ProductGroupFact | ComparisonFact | WarrantyFact | PromotionFact
-    | CandidateFact | OrderFact | InvoiceFact | OrderOptionFact | OrderItemFact | RequestFact | ReturnWindowFact
-    | CancellationFeeFact | ActionFact | ActionRefusedFact | ActionCancelledFact | ActionDroppedFact | PolicyFact
+    | CandidateFact | VariantsFact | OrderFact | InvoiceFact | OrderOptionFact | OrderItemFact | RequestFact | ReturnWindowFact
+    | CancellationFeeFact | CancellationTermsFact | ShippingRegionFact | CarrierFact | ActionFact | ActionRefusedFact | ActionCancelledFact | ActionDroppedFact | PolicyFact
     | PolicyTextFact | FaqFact | ShippingMethodFact | PaymentMethodFact | HandoffFact | CustomerFact | SupplierFact,
     Field(discriminator="kind"),
 ]

@@ -12,18 +12,30 @@ any other). Procedure questions are answered by `ProcedureSearch` (qa/search.py)
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Protocol
 
 from kg.store import GraphStore
-from nlu.types import Entity
+from nlu.types import Candidate, Entity
+from qa.facts import VariantsFact
 from qa.handlers import shared
 from qa.handlers.base import SHARED_QUERIES, Ask, Context, Handler, Outcome
 from qa.registry import HANDLERS, handler_for
 from qa.search import Hit, ProcedureSearch
-from qa.state import DialogueState
+from qa.state import DialogueState, Ref
+from qa.text import norm
+from qa.types import Retrieval
 
 __all__ = ["Hit", "Outcome", "ProcedureSearch", "Retriever"]
+
+
+class MentionLinker(Protocol):
+    """The entity linker's one-mention call (nlu/linking `EntityLinker.link_mention`)."""
+
+    def link_mention(self, mention: str, type: str = "PRODUCT", *, context: Sequence[str] | str = ()) -> Entity: ...
 
 
 def _utcnow() -> datetime:
@@ -36,11 +48,12 @@ class Retriever:
     was made for."""
 
     def __init__(self, store: GraphStore, procedures: ProcedureSearch | None, *, currency: str = "USD",
-                 clock: Callable[[], datetime] = _utcnow) -> None:
+                 clock: Callable[[], datetime] = _utcnow, linker: MentionLinker | None = None) -> None:
         self.store = store
         self.procedures = procedures
         self.currency = currency
         self.clock = clock
+        self.linker = linker  # reads a product named partially or misspelt (shared.product_from_mentions)
         self._contexts = {h.family: Context(store, procedures, currency, clock, h.queries | SHARED_QUERIES,
                                             h.family) for h in HANDLERS}
 
@@ -52,11 +65,80 @@ class Retriever:
         handler = handler_for(intent)
         ask = Ask(intent=intent, entities=entities, message=message, customer_id=customer_id, state=state,
                   address=address)
-        return handler.retrieve(ask, self._context(handler))
+        for other in HANDLERS:  # a question the model misread that another handler recognises as its own
+            taken = other.takes(ask, self._context(other)) if other is not handler else None
+            if taken is not None:
+                handler, ask = other, replace(ask, intent=taken)
+                break
+        ctx = self._context(handler)
+        if "products.search_by_name" in ctx.queries:
+            linker = self.linker
+            link = (lambda text: linker.link_mention(text, "PRODUCT")) if linker is not None else None
+            named = shared.product_from_mentions(ctx, message, ask.entities, link)
+            if named is not None:
+                ask = replace(ask, entities=named)
+        return self._answer_if_same(handler, ask, ctx, handler.retrieve(ask, ctx))
 
-    def clarify_mention(self, intent: str, confidence: float, entity: Entity, others: list[Entity]) -> Outcome:
-        """A clarifying question for an ambiguous mention ("which Aurora X2 do you mean?")."""
+    def clarify_mention(self, intent: str, confidence: float, entity: Entity, others: list[Entity], *,
+                        message: str = "", customer_id: str | None = None, state: DialogueState | None = None
+                        ) -> Outcome:
+        """A clarifying question for an ambiguous mention ("which Aurora X2 do you mean?"), or, when
+        the conversation is given (`state`) and every candidate gets the same answer, that answer."""
         handler = handler_for(intent)
         ctx = self._context(handler)
         own = handler.clarify_mention(intent, confidence, entity, others, ctx)
-        return own if own is not None else shared.clarify_mention(ctx, intent, confidence, entity, others)
+        outcome = own if own is not None else shared.clarify_mention(ctx, intent, confidence, entity, others)
+        if state is None:
+            return outcome
+        ask = Ask(intent=intent, entities=others, message=message, customer_id=customer_id, state=state)
+        return self._answer_if_same(handler, ask, ctx, outcome)
+
+    # -- clarification policy ----------------------------------------------------------------------
+    def _answer_if_same(self, handler: Handler, ask: Ask, ctx: Context, outcome: Outcome) -> Outcome:
+        """Ask back only when the answers differ: a question listing products is answered for each
+        of them; when every answer holds the same facts (the same price in every format, the same
+        return window), that answer is given at once, naming the products it holds for."""
+        pending = outcome.clarification
+        if outcome.retrieval.status != "clarify" or pending is None or pending.kind != "entity" or \
+                pending.entity_type != "PRODUCT" or not 1 <= len(pending.candidates) <= shared.MAX_CANDIDATES or \
+                any(not c.node_id for c in pending.candidates):
+            return outcome
+        at = next((i for i, e in enumerate(ask.entities) if e.type == "PRODUCT" and not e.node_id
+                   and norm(e.text) == norm(pending.mention)), None)
+        if at is None:
+            return outcome
+        answers: list[Outcome] = []
+        for c in pending.candidates:
+            chosen = Entity(type="PRODUCT", text=c.name, node_id=c.node_id, score=1.0, source="context")
+            sub = handler.retrieve(replace(ask, entities=ask.entities[:at] + [chosen] + ask.entities[at + 1:]), ctx)
+            if sub.retrieval.status != "ok" or sub.clarification is not None or sub.action is not None:
+                return outcome
+            answers.append(sub)
+        if len({answer_signature(a.retrieval) for a in answers}) != 1:
+            return outcome
+        first = answers[0]
+        if len(answers) > 1:
+            first.retrieval.facts.append(VariantsFact(mention=pending.mention, names=[c.name for c in pending.candidates],
+                                                      skus=[str(c.node_id) for c in pending.candidates]))
+            # "is it in stock?" next is about the same products again: looked up anew by the mention
+            group = Ref(type="PRODUCT", node_id=None, name=pending.mention, label="Product")
+            first.mentioned = [r for r in first.mentioned if r.type != "PRODUCT"] + [group]
+            first.listed = list(pending.candidates)
+            # reported: the mention as the shopper wrote it, with the products the answer holds for
+            cands = ask.entities[at].candidates or [Candidate(node_id=str(c.node_id), label="Product", name=c.name,
+                                                              score=1.0) for c in pending.candidates]
+            said = ask.entities[at].model_copy(update={"node_id": pending.candidates[0].node_id, "score": 1.0,
+                                                       "ambiguous": False, "candidates": cands})
+            first.entities = [said if e.type == "PRODUCT" and e.node_id == pending.candidates[0].node_id else e
+                              for e in first.entities]
+        return first
+
+
+_IDENTITY = frozenset({"sku", "name", "node_id", "for"})
+
+
+def answer_signature(r: Retrieval) -> str:
+    """What an answer says, apart from which product it is about: two answers with the same
+    signature tell the shopper the same thing."""
+    return json.dumps([{k: v for k, v in f.data.items() if k not in _IDENTITY} | {"kind": f.kind}
+                       for f in r.facts], sort_keys=True, default=str)

@@ -30,6 +30,7 @@ from qa.facts import (
     OrderFact,
     OrderOptionFact,
     PolicyTextFact,
+    VariantsFact,
     facts_of,
     first_of,
 )
@@ -99,6 +100,9 @@ def render(r: Retrieval, turns: Sequence[Turn] = ()) -> str:
     if text is None:
         writer = _STATUS_WRITERS.get(r.status)
         text = writer(r, pick) if writer else _ok(r, pick)
+    variants = first_of(r.facts, VariantsFact)
+    if variants is not None and r.status == "ok" and len(variants.names) > 1:
+        text += " " + _variants_note(variants, pick)
     dropped = first_of(r.facts, ActionDroppedFact)
     if dropped is not None and r.status != "action_cancelled":
         text = _dropped_note(dropped, pick) + " " + text
@@ -113,6 +117,14 @@ def _ok(r: Retrieval, pick: Picker) -> str:
     if spec is not None and spec.write is not None:
         return spec.write(r, pick)
     return pick("ok_any", ("Here's what I found.", "This is what I found."))
+
+
+def _variants_note(v: VariantsFact, pick: Picker) -> str:
+    """An answer given at once for a mention that fits several products: which ones it holds for."""
+    others = [display(n) for n in v.names[1:]]
+    everyone = "both" if len(v.names) == 2 else f"all {len(v.names)}"
+    return pick("variants", (f"The same goes for {join(others)}.",
+                             f"That is the same for {everyone} matching \"{v.mention}\": {join([display(n) for n in v.names])}."))
 
 
 # -- actions -------------------------------------------------------------------------------------
@@ -181,6 +193,7 @@ _REFUSALS = {
     "already_returned": "order {oid} has already been returned",
     "not_delivered": "order {oid} hasn't been delivered yet (it is {status}); a return can start once it arrives",
     "window_closed": "the return window for order {oid} closed on {deadline}",
+    "not_returnable": "the items of order {oid} can't be returned under our return policy",
     "already_requested": "there is already a return request for order {oid} ({rstatus})",
     "state_changed": "order {oid} changed in the meantime, so I didn't change anything",
     "no_items": "order {oid} has no items that could be returned",
@@ -196,8 +209,10 @@ def _refused(r: Retrieval, pick: Picker) -> str:
         oid=d.order_id, verb=verb, status=d.status or "", deadline=day(d.deadline), rstatus=d.status or "open")
     lead = pick("refused", ("Sorry, ", "I'm afraid ", "Unfortunately "))
     tail = ""
-    if d.reason in ("already_shipped", "already_delivered") and d.action == "cancel_order":
+    if d.reason == "already_shipped" and d.action == "cancel_order":
         tail = " You can return it once it has been delivered."
+    elif d.reason == "already_delivered" and d.action == "cancel_order":
+        tail = " You can return it instead."
     return lead + text + "." + tail
 
 

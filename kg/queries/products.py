@@ -222,3 +222,14 @@ EVAL_CO_PURCHASED = q(
     """ + _PRODUCT + ", together",
     description="Evaluation: the product with the most co-purchases.",
 )
+
+SEARCH_BY_VALUE = q(
+    "products.search_by_value",
+    """
+    MATCH (p:Product)
+    WHERE any(v IN coalesce(p.attr_values, []) WHERE all(t IN $tokens WHERE v CONTAINS t))
+    WITH p ORDER BY size(p.name), p.sku LIMIT $limit
+    """ + _PRODUCT,
+    description="Fallback look-up of products one of whose attribute values contains every token (\"that "
+                "agatha christie one\": an author, a maker, a series), when no product name matches.",
+)

@@ -119,6 +119,11 @@ class Handler:
         """The properties of one of this handler's intents."""
         return next(s for s in self.intents if s.name == intent)
 
+    def takes(self, ask: Ask, ctx: Context) -> str | None:
+        """One of this handler's intents when a question the model gave another intent is really
+        this handler's (a shipping question read as a product price); None: not this handler's."""
+        return None
+
     def write(self, r: Retrieval, pick: Picker) -> str | None:
         """The reply for a status this handler words itself (its own prompts); None: the shared
         writer of the status (or, for "ok", the intent's `write`)."""

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from nlu.linking import text as linking_text
-from nlu.types import Entity
+from nlu.types import Candidate, Entity
 from qa.facts import (
     CandidateFact,
     Fact,
@@ -44,7 +44,8 @@ from qa.prompts import (
 )
 from qa.search import Hit
 from qa.state import PendingClarification, Ref
-from qa.text import has_phrase, norm
+from qa.text import FILLER, covers, has_phrase, norm, word_matches
+from qa.text import words as name_words
 from qa.types import Retrieval
 
 MAX_LIST = 5
@@ -117,11 +118,14 @@ def lookup_name(ctx: Context, mention: str, attrs: list[str]) -> list[dict[str, 
         return []
     rows = ctx.run("products.search_by_name", tokens=tokens, limit=40)
     if not rows:
-        return []
+        return _lookup_value(ctx, [t for t in tokens if t not in FILLER])
     wanted = " ".join(tokens)
     exact = [r for r in rows if r["sku"].lower() == wanted or (r.get("name") or "").lower() == wanted]
     if exact:
         return exact
+    named = named_exactly(mention, [r.get("name") or "" for r in rows])
+    if named:
+        return [rows[i] for i in named]
     line = [r for r in rows if wanted in [str(v).lower() for v in (r.get("attr_values") or [])]
             or str(attributes(r).get("model_line", "")).lower() == wanted]
     if line:
@@ -135,6 +139,95 @@ def lookup_name(ctx: Context, mention: str, attrs: list[str]) -> list[dict[str, 
                                            for a in attrs)]
         rows = narrowed or rows
     return rows
+
+
+def _lookup_value(ctx: Context, tokens: list[str]) -> list[dict[str, Any]]:
+    """Products a mention names by one of their values rather than their name ("that agatha
+    christie one", "the kahneman book"): every word in one value, else the longest word alone."""
+    if not tokens:
+        return []
+    rows = ctx.run("products.search_by_value", tokens=tokens, limit=MAX_CANDIDATES + 1)
+    longest = max(tokens, key=len)
+    if not rows and len(tokens) > 1 and len(longest) >= 5:
+        rows = ctx.run("products.search_by_value", tokens=[longest], limit=MAX_CANDIDATES + 1)
+    return rows
+
+
+# Words that end a product name the model cut short ("the literary | calendar in stock?").
+_NAME_ENDS = FILLER | frozenset({
+    "if", "in", "on", "at", "from", "by", "be", "can", "could", "do", "does", "is", "are", "was", "will", "how",
+    "long", "many", "much", "days", "stock", "available", "return", "returned", "price", "cost", "costs", "when",
+    "where", "why", "who", "or", "but", "so", "still", "have", "has", "cheaper", "than", "vs", "and", "under",
+    "over", "below", "above", "without", "products", "items", "things", "stuff", "range", "collection",
+})
+
+
+# Links one mention as a PRODUCT (the entity linker's `link_mention`): full-text, typos, embeddings.
+LinkMention = Callable[[str], Entity]
+
+
+def product_from_mentions(ctx: Context, message: str, entities: list[Entity], link: LinkMention | None = None
+                          ) -> list[Entity] | None:
+    """A product named partially or misspelt that the model read as a brand or category ("the lumen
+    pocket notebooks": brand "lumen", category "pocket", category "notebooks"; "the literary
+    calendar": category "literary"), or as a brand that is none ("matilda"): when those mentions,
+    with the words right after them, hold a word of no brand or category they linked to and name
+    products, they are a product mention (linked, or ambiguous among the products they name), so
+    the product's own answer (its policy: product > brand > category > store) is given. The span
+    is linked through `link` (the entity linker: typos, partial names) when given, else looked up
+    by name. Returns the entities with that mention instead, or None."""
+    if any(e.type == "PRODUCT" for e in entities):
+        return None
+    said = [e for e in entities if e.source == "message" and e.start is not None and e.end is not None
+            and e.type in ("BRAND", "CATEGORY")]
+    if not said:
+        return None
+    start = min(e.start for e in said if e.start is not None)
+    end = max(e.end for e in said if e.end is not None)
+    tail: list[int] = []  # where the span may end: after each of up to three words that follow at once
+    pos = end
+    for m in re.finditer(r"\S+", message[end:]):
+        token = m.group()
+        bare = token.rstrip("?!.,;:)")
+        first = name_words(bare)[:1]
+        if message[pos:end + m.start()].strip() or not first or first[0] in _NAME_ENDS or len(tail) == 3:
+            break
+        tail.append(end + m.start() + len(bare))
+        pos = end + m.end()
+        if bare != token:
+            break
+    known = {w for e in said if e.node_id for w in name_words(e.node_id)}
+    for stop in sorted({end, *tail}, reverse=True):
+        span = message[start:stop]
+        leftover = [w for w in name_words(span) if w not in FILLER and not any(word_matches(w, k) for k in known)]
+        if not leftover:
+            continue
+        said_words = name_words(span)
+        tokens = [t for t in re.findall(r"[a-z0-9][a-z0-9\-]*", span.lower()) if t not in ("the", "a", "an")]
+        if len(ctx.run("products.search_by_name", tokens=tokens, limit=MAX_CANDIDATES + 1)) > MAX_CANDIDATES:
+            return None  # "nordic audio wireless headphones": a group of products, not one that was cut short
+        found: list[Candidate] = []
+        if link is not None:  # the linker reads typos and partial names; its candidates must still fit the words
+            linked = link(span)
+            found = [c for c in linked.candidates if (c.node_id == linked.node_id or linked.ambiguous)
+                     and covers(said_words, name_words(c.name))]
+        if not found:
+            found = [Candidate(node_id=r["sku"], label="Product", name=r.get("name") or r["sku"], score=0.9)
+                     for r in lookup_name(ctx, span, [])
+                     if covers(said_words, name_words(r.get("name") or ""))
+                     or any(covers(said_words, name_words(str(v))) for v in (r.get("attr_values") or []))]
+        if not found:
+            continue
+        inside = [e for e in entities if e.start is not None and e.end is not None and e.start >= start
+                  and e.end <= stop and e.type != "PRODUCT"]
+        mention = Entity(type="PRODUCT", text=span, start=start, end=stop, source="message")
+        if len(found) == 1:
+            mention = mention.model_copy(update={"node_id": found[0].node_id, "score": found[0].score,
+                                                 "candidates": found})
+        else:
+            mention = mention.model_copy(update={"ambiguous": True, "candidates": found[:MAX_CANDIDATES]})
+        return [e for e in entities if e not in inside] + [mention]
+    return None
 
 
 def resolve_products(ctx: Context, intent: str, entities: list[Entity], clarify: Clarify | None = None
@@ -180,9 +273,30 @@ def candidate_facts(refs: Sequence[Ref]) -> list[Fact]:
     return [CandidateFact(node_id=r.node_id, name=r.name, label=r.label) for r in refs]
 
 
+def base_name(name: str) -> str:
+    """A product name without its variant ("Dune (Paperback)", "Aurora X2, Black" -> "dune",
+    "aurora x2") and without a leading article, as words."""
+    head = re.sub(r"\s*\([^)]*\)\s*$", "", name or "").partition(", ")[0]
+    tokens = name_words(head)
+    while tokens and tokens[0] in ("the", "a", "an"):
+        tokens = tokens[1:]
+    return " ".join(tokens)
+
+
+def named_exactly(mention: str, names: Sequence[str]) -> list[int]:
+    """The positions of the names a mention names exactly ("dune" names "Dune (Paperback)" and
+    "Dune (Hardcover)", not "Dune Messiah"): an exact name beats a partial one."""
+    said = base_name(mention)
+    return [i for i, n in enumerate(names) if said and (base_name(n) == said or " ".join(name_words(n)) == said)]
+
+
 def clarify_mention(ctx: Context, intent: str, confidence: float, entity: Entity, others: list[Entity]) -> Outcome:
-    """"Which one do you mean?" for an ambiguous mention, listing its candidates."""
+    """"Which one do you mean?" for an ambiguous mention, listing its candidates (only those it
+    names exactly, when it names some exactly)."""
     cands = entity.candidates[:MAX_CANDIDATES]
+    exact = named_exactly(entity.text, [c.name for c in cands]) if entity.type == "PRODUCT" else []
+    if exact:
+        cands = [cands[i] for i in exact]
     refs: list[Ref] = []
     if entity.type == "PRODUCT":
         rows = {r["sku"]: r for r in ctx.run("products.by_skus", skus=[c.node_id for c in cands])}
