@@ -20,6 +20,7 @@ Rules:
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ CANCELLABLE = ("placed", "paid")
 @dataclass
 class Refusal:
     reason: str  # already_shipped | already_delivered | already_cancelled | already_returned | not_delivered
-    #              | window_closed | already_requested | state_changed | no_items
+    #              | window_closed | not_returnable | already_requested | state_changed | no_items
     details: dict[str, Any] = field(default_factory=dict)
 
 
@@ -78,32 +79,81 @@ def status_refusal(status: str | None, *, for_return: bool = False) -> Refusal:
 
 
 # -- cancel -----------------------------------------------------------------------------------------
+# What a cancellation policy's text says about an order that has already shipped: it can no longer
+# be cancelled ("a shipped order can no longer be cancelled"), or it can, for the policy's fee
+# ("once it has shipped, cancelling costs a fee of ..."). Neither: the structured fields decide.
+_SHIPPED = r"(?:ship(?:s|ped|ping)?|dispatch(?:es|ed)?|sent|left (?:our|the) warehouse|on (?:its|the) way)"
+_NO_CANCEL_AFTER_SHIPPING = re.compile(
+    _SHIPPED + r"[^.;]*\b(?:can ?not|can't|can no longer|no longer|may not|cannot)\b[^.;]*\bcancel"
+    r"|\b(?:can ?not|can't|can no longer|no longer|may not|cannot)\b[^.;]*\bcancel[^.;]*\b(?:after|once|when)\b[^.;]*"
+    + _SHIPPED, re.IGNORECASE)
+_FEE_AFTER_SHIPPING = re.compile(
+    r"\b(?:after|once|when|if)\b[^.;]*" + _SHIPPED + r"[^.;]*\b(?:fee|costs?|charge[sd]?|pay)\b"
+    r"|\bshipped orders?\b[^.;]*\b(?:fee|costs?|charge[sd]?)\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class CancelTerms:
+    """A cancellation policy read as rules: free for `free_days` after placing (None: until it
+    ships), `fee` after that; whether a shipped order can still be cancelled (for the fee)."""
+
+    fee: float
+    free_days: float | None
+    after_shipping: bool
+    title: str | None = None
+    not_after_shipping: bool = False  # the text says a shipped order can no longer be cancelled
+
+
+def cancel_terms(policy: dict[str, Any] | None) -> CancelTerms | None:
+    if policy is None:
+        return None
+    fee = float(policy.get("fee") or 0.0)
+    days = policy.get("days")
+    text = str(policy.get("text") or "")
+    refused = bool(_NO_CANCEL_AFTER_SHIPPING.search(text))
+    after = bool(fee) and days is None and bool(_FEE_AFTER_SHIPPING.search(text)) and not refused
+    return CancelTerms(fee=round(fee, 2), free_days=float(days) if days is not None else None, after_shipping=after,
+                       title=policy.get("title"), not_after_shipping=refused)
+
+
+def cancellable_statuses(policies: Sequence[dict[str, Any] | None]) -> tuple[str, ...]:
+    """The statuses an order can be cancelled in under its items' policies: placed and paid, and
+    shipped too when every policy that speaks of it allows it (for a fee)."""
+    terms = [t for t in (cancel_terms(p) for p in policies) if t is not None]
+    if terms and all(t.after_shipping for t in terms):
+        return (*CANCELLABLE, "shipped")
+    return CANCELLABLE
+
+
 def cancellation_fee(order: dict[str, Any], policies: Sequence[dict[str, Any] | None], now: datetime
                      ) -> tuple[float, dict[str, Any] | None]:
-    """The order's fee under the most specific cancellation policy of each item (the highest wins;
-    an item without one costs nothing)."""
+    """The order's fee now under the most specific cancellation policy of each item (the highest
+    wins; an item without one costs nothing): a policy with `days` is free for that many days after
+    placing and costs its fee after; one without `days` is free until the order ships, and costs
+    its fee after shipping when its text allows cancelling a shipped order."""
     placed = parse_when(order.get("placed_at")) or now
     age_days = (now - placed).total_seconds() / 86400
+    shipped = order.get("status") == "shipped"
     fee, which = 0.0, None
     for pol in policies:
-        if pol is None:
+        terms = cancel_terms(pol)
+        if terms is None or not terms.fee:
             continue
-        days, pol_fee = pol.get("days"), pol.get("fee")
-        if pol_fee is None or days is None:
-            continue
-        if age_days > float(days) and float(pol_fee) > fee:
-            fee, which = float(pol_fee), pol
+        due = (age_days > terms.free_days) if terms.free_days is not None else (shipped and terms.after_shipping)
+        if due and terms.fee > fee:
+            fee, which = terms.fee, pol
     return round(fee, 2), which
 
 
 def propose_cancel(order: dict[str, Any], policies: Sequence[dict[str, Any] | None], now: datetime,
                    currency: str) -> PendingAction | Refusal:
-    if order.get("status") not in CANCELLABLE:
+    if order.get("status") not in cancellable_statuses(policies):
         return status_refusal(order.get("status"))
     fee, policy = cancellation_fee(order, policies, now)
     return PendingAction(kind="cancel_order", intent="cancel_order", order_id=str(order["order_id"]),
                          request_id=new_request_id(), fee=fee, currency=order.get("currency") or currency,
-                         reason=(policy or {}).get("title") or "", proposed_at=iso(now))
+                         reason=(policy or {}).get("title") or "", proposed_at=iso(now),
+                         order_status=order.get("status"))
 
 
 # -- change address --------------------------------------------------------------------------------
@@ -116,22 +166,36 @@ def propose_address_change(order: dict[str, Any], new_address: str, now: datetim
 
 
 # -- returns ---------------------------------------------------------------------------------------
+def window_start(order: dict[str, Any]) -> tuple[datetime | None, str | None]:
+    """The day a delivered order's return window counts from: its delivery date, or, when the shop
+    recorded none, the day it shipped. None for an order that has not been delivered."""
+    if order.get("status") not in ("delivered", "returned"):
+        return None, None
+    delivered = parse_when(order.get("delivered_at"))
+    if delivered is not None:
+        return delivered, "delivery"
+    shipped = parse_when(order.get("shipped_at"))
+    return (shipped, "shipping") if shipped is not None else (None, None)
+
+
 def return_windows(order: dict[str, Any], items: list[dict[str, Any]], policy_by_sku: dict[str, dict[str, Any] | None],
                    today: date) -> list[dict[str, Any]]:
-    """Per item: the return policy that applies, its deadline (delivered_at + days) and whether it is open."""
-    delivered = parse_when(order.get("delivered_at"))
+    """Per item: the return policy that applies, its deadline (delivered_at + days, or shipped_at +
+    days when no delivery date was recorded) and whether it is open (a window of 0 days: no returns)."""
+    start, basis = window_start(order)
     out = []
     for it in items:
         pol = policy_by_sku.get(it["sku"])
         days = pol.get("days") if pol else None
-        deadline = (delivered.date() + timedelta(days=int(days))) if delivered and days is not None else None
+        deadline = (start.date() + timedelta(days=int(days))) if start and days is not None else None
         out.append({
             "order_id": str(order["order_id"]), "sku": it["sku"], "name": it.get("name"),
             "policy_id": pol.get("policy_id") if pol else None, "policy_title": pol.get("title") if pol else None,
             "days": int(days) if days is not None else None, "fee": pol.get("fee") if pol else None,
             "delivered_at": order.get("delivered_at"),
+            "counted_from": basis, "since": start.date().isoformat() if start else None,
             "deadline": deadline.isoformat() if deadline else None,
-            "open": bool(deadline and today <= deadline),
+            "open": bool(deadline and days and today <= deadline),
         })
     return out
 
@@ -146,6 +210,8 @@ def propose_return(order: dict[str, Any], windows: list[dict[str, Any]], existin
     if not windows:
         return Refusal("no_items")
     open_ = [w for w in windows if w["open"]]
+    if all(w["days"] == 0 for w in windows):
+        return Refusal("not_returnable", {"status": order.get("status")})
     if not open_:
         last = max((w["deadline"] for w in windows if w["deadline"]), default=None)
         return Refusal("window_closed", {"deadline": last, "days": max((w["days"] or 0) for w in windows)})
@@ -188,7 +254,9 @@ def execute(store: GraphStore, action: PendingAction, customer_id: str, now: dat
               "now": iso(now), "created_by": f"chat:{customer_id}"}
     if action.kind == "cancel_order":
         query = get("orders.cancel")
-        params = {**common, "reason": "cancelled by the customer in chat"}
+        # the status the fee was quoted for: an order that shipped in between is not cancelled at the old price
+        statuses = [action.order_status] if action.order_status == "shipped" else list(CANCELLABLE)
+        params = {**common, "reason": "cancelled by the customer in chat", "statuses": statuses}
     elif action.kind == "change_shipping_address":
         query = get("orders.change_address")
         params = {**common, "ship_to": action.new_address or "", "reason": "address changed by the customer in chat"}

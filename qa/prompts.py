@@ -158,6 +158,15 @@ class Subject(PromptModel):
     sku: str | None = None
 
 
+class OtherRules(PromptModel):
+    """"Are there other rules?": the policies listed are the others that apply to this subject
+    (a product with its sku, a brand or a category; none: the store)."""
+
+    other_rules: Literal[True] = True
+    for_: str | None = Field(None, serialization_alias="for")
+    sku: str | None = None
+
+
 class RefundRequests(PromptModel):
     """A refund question: whether the customer has any request at all."""
 
@@ -166,4 +175,4 @@ class RefundRequests(PromptModel):
 
 Prompt = (Clarification | ConfirmAction | ActionRefusal | ActionTaken | OrderNotFound | NoOrders | ProductNotFound
           | MissingVariant | NoProducts | OfferHuman | ProcedureMatch | SmallTalk | PromotionsAsOf | Recommendation
-          | Subject | RefundRequests)
+          | Subject | OtherRules | RefundRequests)

@@ -90,6 +90,7 @@ class PendingAction(BaseModel):
     deadline: str | None = None
     items: list[str] = Field(default_factory=list)
     proposed_at: str = ""
+    order_status: str | None = None  # the order's status when proposed: the write re-checks it
 
 
 class DialogueState(BaseModel):

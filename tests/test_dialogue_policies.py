@@ -28,10 +28,16 @@ def test_return_policy_most_specific_wins(chat_factory, sku, policy, days, why):
     ret = next(f.data for f in r.facts if f.kind == "policy" and f.data["type"] == "return")
     assert (ret["policy_id"], ret["days"]) == (policy, days), why
     assert f"{days} days" in r.answer and r.query_name == "policies.for_product"
-    refund = next(f.data for f in r.facts if f.kind == "policy" and f.data["type"] == "refund")
-    assert refund["policy_id"] == "POL-REFUND-STD"
+    # the rule that applies leads, alone; the others come on request
+    assert [f.data["policy_id"] for f in r.facts if f.kind == "policy"] == [policy]
     if sku == "OA-FU-000009":
         assert "49.00 USD" in r.answer
+    more = chat.say("are there other rules?", "check_refund_policy")
+    others = {f.data["policy_id"]: f.data for f in more.facts if f.kind == "policy"}
+    assert policy not in others and others["POL-REFUND-STD"]["type"] == "refund" and "POL-REFUND-STD" in str(
+        [f.data for f in more.facts]) and "How refunds are paid" in more.answer
+    if policy != "POL-RETURN-STD":  # the store-wide return rule is listed as overridden by the one that applies
+        assert others["POL-RETURN-STD"]["overridden_by"] == ret["title"]
 
 
 def test_policy_for_a_brand_a_category_and_the_store(chat_factory):

@@ -69,7 +69,7 @@ CANCEL = q(
     "orders.cancel",
     """
     MATCH (c:Customer {customer_id: $customer_id})-[:PLACED]->(o:Order {order_id: $order_id})
-    WHERE o.status IN ['placed', 'paid'] AND NOT (c)-[:REQUESTED]->(:Request {request_id: $request_id})
+    WHERE o.status IN $statuses AND NOT (c)-[:REQUESTED]->(:Request {request_id: $request_id})
     SET o.status = 'cancelled'
     CREATE (r:Request {request_id: $request_id, kind: 'cancel', status: 'done', reason: $reason,
                        created_at: $now, created_by: $created_by})
@@ -79,7 +79,8 @@ CANCEL = q(
     """,
     read_only=False,
     idempotent=False,
-    description="Cancel an order of the signed-in customer that is still placed or paid, recording a request.",
+    description="Cancel an order of the signed-in customer in one of the given statuses (placed or paid; shipped "
+                "too where the cancellation policy allows it for a fee), recording a request.",
 )
 
 CHANGE_ADDRESS = q(

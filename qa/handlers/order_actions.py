@@ -86,7 +86,10 @@ class OrderActions(Handler):
             out.retrieval.facts += return_window_facts(windows)
             return out
         kind: ActionKind = "cancel_order" if spec is CANCEL_ORDER else "change_shipping_address"
-        if order.get("status") not in actions.CANCELLABLE:
+        cancel_policies = list(item_policies(ctx, customer_id, oid, "cancellation").values()) \
+            if spec is CANCEL_ORDER else []
+        allowed = actions.cancellable_statuses(cancel_policies) if spec is CANCEL_ORDER else actions.CANCELLABLE
+        if order.get("status") not in allowed:
             refusal = actions.status_refusal(order.get("status"))
             return Outcome(Retrieval(intent=ask.intent, status="action_refused",
                                      facts=[actions.refusal_fact(kind, oid, refusal)],
@@ -94,8 +97,7 @@ class OrderActions(Handler):
                                      prompt=ActionRefusal(refusal=refusal.reason, action=kind)),
                            entities, mentioned=[ref])
         if spec is CANCEL_ORDER:
-            policies = item_policies(ctx, customer_id, oid, "cancellation")
-            proposal = actions.propose_cancel(order, list(policies.values()), now, ctx.currency)
+            proposal = actions.propose_cancel(order, cancel_policies, now, ctx.currency)
             return self._proposal(ask.intent, proposal, order, entities, ref, kind)
         new_address = ask.address or extract_address(ask.message)
         if not new_address:

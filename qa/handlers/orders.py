@@ -48,23 +48,34 @@ from qa.types import Retrieval, Status
 
 # -- reply writers (status "ok") -----------------------------------------------------------------------
 def write_track(r: Retrieval, pick: Picker) -> str:
+    """Where an order is, every slot filled or left out: "shipped on <date> with <carrier>" when the
+    shop recorded no delivery date, never "delivered on ."."""
     o = first_of(r.facts, OrderFact)
     if o is None:
         return _found(pick)
     oid, status = o.order_id, o.status
+    via = f" with {o.carrier}" if o.carrier else ""
+    tn = f" (tracking number {o.tracking_number})" if o.tracking_number else ""
     if status == "shipped":
-        via = f" with {o.carrier}" if o.carrier else ""
-        tn = f" (tracking number {o.tracking_number})" if o.tracking_number else ""
         eta = f" It should arrive by {day(o.eta)}." if o.eta else ""
-        return pick("tr_s", (f"Order {oid} is on its way{via}{tn}.{eta}",
-                             f"Your order {oid} has shipped{via}{tn}.{eta}")).strip()
+        if o.shipped_at:
+            return pick("tr_s", (f"Order {oid} was shipped on {day(o.shipped_at)}{via}{tn} and is on its way; "
+                                 f"it hasn't been delivered yet.{eta}",
+                                 f"Your order {oid} shipped on {day(o.shipped_at)}{via}{tn} and hasn't been "
+                                 f"delivered yet.{eta}"))
+        return pick("tr_s0", (f"Order {oid} is on its way{via}{tn}.{eta}",
+                              f"Your order {oid} has shipped{via}{tn}.{eta}")).strip()
     if status == "delivered":
-        return pick("tr_d", (f"Order {oid} was delivered on {day(o.delivered_at)}.",
-                             f"Your order {oid} arrived on {day(o.delivered_at)}."))
+        if o.delivered_at:
+            return pick("tr_d", (f"Order {oid} was delivered on {day(o.delivered_at)}.",
+                                 f"Your order {oid} was delivered on {day(o.delivered_at)}."))
+        sent = f" (it shipped on {day(o.shipped_at)}{via})" if o.shipped_at else ""
+        return f"Order {oid} has been delivered{sent}."
     if status in ("placed", "paid"):
         paid = " and paid" if status == "paid" else ""
-        return pick("tr_p", (f"Order {oid} was placed{paid} on {day(o.placed_at)} and hasn't shipped yet.",
-                             f"Your order {oid} (placed {day(o.placed_at)}) is {status} and will ship soon."))
+        when = f" on {day(o.placed_at)}" if o.placed_at else ""
+        return pick("tr_p", (f"Order {oid} was placed{paid}{when} and hasn't shipped yet.",
+                             f"Your order {oid} is {status} and hasn't shipped yet."))
     if status == "cancelled":
         return f"Order {oid} was cancelled."
     if status == "returned":
@@ -86,10 +97,14 @@ def write_order_details(r: Retrieval, pick: Picker) -> str:
     # the latest date the order reached, so "when was it delivered?" is answered under this intent too
     when = (f", delivered {day(o.delivered_at)}" if o.delivered_at else
             f", shipped {day(o.shipped_at)}" if o.shipped_at else "")
-    head = pick("od", (f"Order {oid} ({o.status}, placed {day(o.placed_at)}{when}) contains:",
-                       f"Here's what's in order {oid}, placed {day(o.placed_at)}{when} ({o.status}):"))
+    placed = f", placed {day(o.placed_at)}" if o.placed_at else ""
+    head = pick("od", (f"Order {oid} ({o.status}{placed}{when}) contains:",
+                       f"Here's what's in order {oid}{placed}{when} ({o.status}):"))
     total = f"\nTotal: {money(o.total, o.currency)}." if o.total is not None else ""
-    return head + "\n" + "\n".join(lines) + total
+    paid = f"\nPaid with {o.payment_method}." if o.payment_method else ""
+    carrier = f"\nCarrier: {o.carrier}" + (f", tracking number {o.tracking_number}." if o.tracking_number else ".") \
+        if o.carrier else ""
+    return head + "\n" + "\n".join(lines) + total + paid + carrier
 
 
 def write_invoice(r: Retrieval, pick: Picker) -> str:
