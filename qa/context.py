@@ -155,12 +155,44 @@ _STOP = {"gb", "us", "size"}
 
 
 def _without_other_products(message: str, entities: list[Entity], e: Entity) -> str:
-    """The message with the other product mentions blanked: what it says about `e` alone."""
+    """The message with the other product mentions (linked, or with candidates) blanked: what it
+    says about `e` alone."""
     text = message
-    others = [o for o in entities if o is not e and o.type == "PRODUCT" and o.start is not None and o.end is not None]
+    others = [o for o in entities if o is not e and o.type == "PRODUCT" and (o.node_id or o.candidates)
+              and o.start is not None and o.end is not None]
     for o in sorted(others, key=lambda o: -(o.start or 0)):
         text = text[: o.start] + " " + text[o.end:]
     return norm(text)
+
+
+def _around(message: str, entities: list[Entity], e: Entity) -> str:
+    """What the message says right around a mention: its text and the mentions chained next to it
+    (a few characters apart: "brightleaf | clip-on | reading light", "Nova 5 128 GB | Graphite"),
+    other products (linked or with candidates) left out."""
+    if e.start is None or e.end is None:
+        return norm(e.text)
+    spans = [(o.start, o.end) for o in entities if o.start is not None and o.end is not None and
+             o is not e and not (o.type == "PRODUCT" and (o.node_id or o.candidates))]
+    lo, hi = e.start, e.end
+    grown = True
+    while grown:
+        grown = False
+        for start, end in spans:
+            if not (lo <= start and end <= hi) and (0 <= start - hi <= 5 or 0 <= lo - end <= 5):
+                lo, hi, grown = min(lo, start), max(hi, end), True
+    # and up to two plain words right after it ("dune | messiah?"), up to a filler word or a stop
+    end = hi
+    for m in re.finditer(r"\S+", message[end:]):
+        word = m.group()
+        bare = word.rstrip("?!.,;:)")
+        at = end + m.start()
+        if message[hi:at].strip() or not bare or norm(bare) in FILLER or \
+                any(o.start is not None and o.start <= at < (o.end or 0) for o in entities if o is not e):
+            break
+        hi = at + len(bare)
+        if bare != word or len(norm(message[end:hi]).split()) >= 2:
+            break
+    return norm(message[lo:hi])
 
 
 def _generic_mentions(entities: list[Entity], message: str) -> list[Entity]:
@@ -309,7 +341,7 @@ def _settle_ambiguity(entities: list[Entity], state: DialogueState, text: str, m
                 if len(narrowed) == 1:
                     choice = narrowed[0]
             if choice is None:  # the rest of the message names one ("the brightleaf clip-on reading light")
-                picked = _pick_by_words(_without_other_products(message or text, entities, e),
+                picked = _pick_by_words(_around(message, entities, e) if message else text,
                                         [Ref(type=e.type, node_id=c.node_id, name=c.name) for c in e.candidates], [])
                 if picked is not None and picked.node_id is not None:
                     choice = e.candidates[ids.index(picked.node_id)]

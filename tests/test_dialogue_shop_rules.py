@@ -247,7 +247,7 @@ def test_cancellation_cost_and_conditions_come_from_the_shops_policy(hw):
     r = talk("how much would it cost to cancel order 5003?")  # shipped: the policy allows it, for its fee
     assert r.status == "ok" and "4.00 EUR" in r.answer and "free" not in r.answer.lower()
     r = talk("is cancelling order 5004 free?")  # paid, not shipped
-    assert "free of charge" in r.answer and "4.00" not in r.answer
+    assert ("free of charge" in r.answer or "at no cost" in r.answer) and "4.00" not in r.answer
     r = talk("cancel order 5003")
     assert r.status == "action_proposed" and "4.00 EUR" in r.answer and "free of charge" not in r.answer
     r = talk("yes")

@@ -113,7 +113,7 @@ def recommendation_fact(row: dict[str, Any], fields: Sequence[str], reason: str,
 def lookup_name(ctx: Context, mention: str, attrs: list[str]) -> list[dict[str, Any]]:
     """Products whose name matches an unlinked mention, narrowed by exact name, model line,
     device-not-accessory and the attributes of the message."""
-    tokens = [t for t in re.findall(r"[a-z0-9][a-z0-9\-]*", mention.lower()) if t not in ("the", "a", "an")]
+    tokens = [t for t in re.findall(r"[^\W_][\w\-]*", mention.lower()) if t not in ("the", "a", "an")]
     if not tokens:
         return []
     rows = ctx.run("products.search_by_name", tokens=tokens, limit=40)
@@ -126,6 +126,8 @@ def lookup_name(ctx: Context, mention: str, attrs: list[str]) -> list[dict[str, 
     named = named_exactly(mention, [r.get("name") or "" for r in rows])
     if named:
         return [rows[i] for i in named]
+    # whole words before parts of words ("le" names "Le Petit Nicolas", not "Les Misérables")
+    rows = [r for r in rows if covers(name_words(mention), name_words(r.get("name") or ""))] or rows
     line = [r for r in rows if wanted in [str(v).lower() for v in (r.get("attr_values") or [])]
             or str(attributes(r).get("model_line", "")).lower() == wanted]
     if line:
@@ -245,11 +247,22 @@ def resolve_products(ctx: Context, intent: str, entities: list[Entity], clarify:
         if e.node_id:
             found = ctx.run("products.by_skus", skus=[e.node_id])
             if found:
-                rows.append(found[0])
+                if all(r["sku"] != found[0]["sku"] for r in rows):
+                    rows.append(found[0])
                 continue
+        beside = _beside(e, entities)
         if e.ambiguous and e.candidates:
+            if beside & {c.node_id for c in e.candidates}:
+                continue  # a piece of a name whose other piece was linked ("Le" + "Petit Nicolas")
             return rows, out_entities, clarify(ctx, intent, 1.0, e, entities)
+        if beside and any(covers(name_words(e.text), name_words(r.get("name") or ""))
+                          for r in ctx.run("products.by_skus", skus=sorted(beside))):
+            continue  # "Nova 5 128 GB | Graphite": the colour of the product named right before it
         matches = lookup_name(ctx, e.text, attrs)
+        if beside & {m["sku"] for m in matches}:
+            continue
+        if len(matches) == 1 and any(r["sku"] == matches[0]["sku"] for r in rows):
+            continue
         if len(matches) == 1:
             rows.append(matches[0])
             out_entities[idx] = e.model_copy(update={"node_id": matches[0]["sku"], "score": 0.9})
@@ -261,6 +274,24 @@ def resolve_products(ctx: Context, intent: str, entities: list[Entity], clarify:
             refs = [product_ref(r) for r in matches[:MAX_CANDIDATES]]
             return rows, out_entities, clarify_choice(intent, 1.0, e, refs, entities, "products.search_by_name")
     return rows, out_entities, None
+
+
+def _beside(e: Entity, entities: list[Entity]) -> set[str]:
+    """The products linked by a product mention right next to `e` (a few characters apart, or
+    with attribute mentions between): the model may cut one name in pieces ("Le | Petit Nicolas",
+    "años de | soledad", "Nova 5 | 256 GB | Graphite")."""
+    if e.start is None or e.end is None:
+        return set()
+    lo, hi = e.start, e.end
+    attrs = [(a.start, a.end) for a in entities if a.type == "ATTRIBUTE" and a.start is not None and a.end is not None]
+    grown = True
+    while grown:
+        grown = False
+        for start, end in attrs:
+            if not (lo <= start and end <= hi) and (0 <= start - hi <= 5 or 0 <= lo - end <= 5):
+                lo, hi, grown = min(lo, start), max(hi, end), True
+    return {o.node_id for o in entities if o is not e and o.type == "PRODUCT" and o.node_id and o.start is not None
+            and o.end is not None and (0 <= o.start - hi <= 5 or 0 <= lo - o.end <= 5)}
 
 
 # -- clarifying questions --------------------------------------------------------------------------
