@@ -195,6 +195,14 @@ def _around(message: str, entities: list[Entity], e: Entity) -> str:
     return norm(message[lo:hi])
 
 
+def _linked_beside(e: Entity, entities: list[Entity]) -> set[str]:
+    """Products linked by a product mention a few characters from `e`."""
+    if e.start is None or e.end is None:
+        return set()
+    return {o.node_id for o in entities if o is not e and o.type == "PRODUCT" and o.node_id and
+            o.start is not None and o.end is not None and (0 <= o.start - e.end <= 5 or 0 <= e.start - o.end <= 5)}
+
+
 def _generic_mentions(entities: list[Entity], message: str) -> list[Entity]:
     """A product mention the linker settled on one product although its words fit several of its
     candidates equally ("the charger", "the lumen notebook"), and nothing else in the message
@@ -340,6 +348,10 @@ def _settle_ambiguity(entities: list[Entity], state: DialogueState, text: str, m
                             if all(has_phrase(c.name.lower(), norm(a.node_id or a.text)) for a in attrs)]
                 if len(narrowed) == 1:
                     choice = narrowed[0]
+            if choice is None:  # a piece of a name whose other piece was linked ("greenfield | hose reel")
+                beside = [c for c in e.candidates if c.node_id in _linked_beside(e, entities)]
+                if len(beside) == 1:
+                    choice = beside[0]
             if choice is None:  # the rest of the message names one ("the brightleaf clip-on reading light")
                 picked = _pick_by_words(_around(message, entities, e) if message else text,
                                         [Ref(type=e.type, node_id=c.node_id, name=c.name) for c in e.candidates], [])

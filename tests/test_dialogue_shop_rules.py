@@ -144,7 +144,7 @@ def _engine(settings: Settings, store: FalkorDBStore, encoder, understander):
 
 def _graph(falkordb_server, tmp_path_factory, files, encoder, understander):
     settings, store = _load(tmp_path_factory.mktemp("hwshop"), falkordb_server, files)
-    yield _engine(settings, store, encoder, understander), store
+    yield _engine(settings, store, encoder, understander), store, settings
     store.redis.execute_command("GRAPH.DELETE", settings.graph_name)
     store.close()
 
@@ -213,6 +213,23 @@ def test_the_bots_own_numbered_list_can_be_answered(hw, answer, expect, absent):
     assert all(x in r.answer for x in expect) and not any(x in r.answer for x in absent), r.answer
 
 
+def test_a_name_the_model_cut_in_pieces_is_one_product(hw, encoder):
+    """What the model understood is scripted here (a name split into mentions is what the model
+    sometimes does, not what it does for a given phrasing); linking, context and retrieval are real."""
+    _, store, settings = hw
+    nlu = support.ScriptedUnderstander()
+    chat = support.Chat(_engine(settings, store, encoder, nlu), nlu)
+    # "greenfield" alone fits two products; the piece beside it was linked to one of them
+    r = chat.say("how much is the greenfield hose reel?", "product_price", ("greenfield", "PRODUCT"),
+                 ("hose reel", "PRODUCT"))
+    assert r.status == "ok" and "45.00 EUR" in r.answer and "Pruning" not in r.answer, r.answer
+    # an unlinked piece next to a linked product is part of its name, not another product to look up
+    r = chat.say("price of the voltara cordless drill 18v kit", "product_price",
+                 ("voltara cordless drill", "PRODUCT", "VT-DR-18K"), ("18v", "ATTRIBUTE"), ("kit", "PRODUCT"))
+    assert r.status == "ok" and r.answer.count("129.00 EUR") == 1 and "89.00" not in r.answer, r.answer
+    assert [f.data["sku"] for f in r.facts if f.kind == "product"] == ["VT-DR-18K"]
+
+
 # -- orders ----------------------------------------------------------------------------------------------
 def test_a_shipped_order_without_delivery_date_says_when_and_with_whom_it_shipped(hw):
     talk = Talk(hw[0], "HC1")
@@ -242,7 +259,7 @@ def test_return_eligibility_per_order_and_per_item_with_its_deadline(hw):
 
 
 def test_cancellation_cost_and_conditions_come_from_the_shops_policy(hw):
-    engine, store = hw
+    engine, store, _ = hw
     talk = Talk(engine, "HC1")
     r = talk("how much would it cost to cancel order 5003?")  # shipped: the policy allows it, for its fee
     assert r.status == "ok" and "4.00 EUR" in r.answer and "free" not in r.answer.lower()
