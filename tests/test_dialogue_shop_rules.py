@@ -230,6 +230,27 @@ def test_a_name_the_model_cut_in_pieces_is_one_product(hw, encoder):
     assert [f.data["sku"] for f in r.facts if f.kind == "product"] == ["VT-DR-18K"]
 
 
+def test_a_question_read_as_out_of_scope_about_several_products_keeps_a_product_intent(hw, encoder):
+    """A question the model calls out of scope yet about a mention that fits several products: the
+    clarifying question keeps the model's best product intent, so that the answer to it answers."""
+    from nlu.types import IntentScore, Understanding
+
+    _, store, settings = hw
+    nlu = support.ScriptedUnderstander()
+    engine = _engine(settings, store, encoder, nlu)
+    text = "what would the charger set me back"
+    nlu.script[text] = Understanding(
+        text=text, intent=IntentScore(name="out_of_scope", confidence=0.9),
+        ranking=[IntentScore(name="out_of_scope", confidence=0.9), IntentScore(name="greeting", confidence=0.05),
+                 IntentScore(name="product_price", confidence=0.03)],
+        entities=[support.ent(text, "charger", "PRODUCT")])
+    r = engine.handle(None, text, None)
+    assert r.status == "clarify" and r.intent.name == "product_price"
+    nlu.expect("2", "deny", 0.9)  # what the model makes of a bare number
+    r = engine.handle(r.session_id, "2", None)
+    assert r.status == "ok" and r.intent.name == "product_price" and "59.00 EUR" in r.answer
+
+
 # -- orders ----------------------------------------------------------------------------------------------
 def test_a_shipped_order_without_delivery_date_says_when_and_with_whom_it_shipped(hw):
     talk = Talk(hw[0], "HC1")
@@ -309,6 +330,8 @@ def test_delivery_methods_carriers_and_countries_can_be_asked_about(hw):
     assert next(f.data for f in r.facts if f.kind == "shipping_region")["served"] is False
     r = talk("do you ship to austria?")
     assert r.answer.startswith("Yes") and "Courier" in r.answer and "Economy" in r.answer and "Pickup" not in r.answer
+    r = talk("how much does that cost?")  # read as a product price: the delivery question it follows
+    assert r.intent.name == "delivery_options" and "6.50 EUR" in r.answer and "3.00 EUR" in r.answer
     r = talk("and to france?")  # France is in the EU region of Economy only
     assert "Economy" in r.answer and "Courier" not in r.answer
     r = Talk(hw[0])("how much is courier shipping?")
