@@ -314,6 +314,16 @@ def test_the_policy_that_applies_leads_and_the_others_come_on_request(hw):
     assert "REF-STORE" in others and "Refund timing" in r.answer
 
 
+def test_the_other_rules_asked_for_in_words_the_model_reads_as_out_of_scope(hw, encoder):
+    _, store, settings = hw
+    nlu = support.ScriptedUnderstander()
+    chat = support.Chat(_engine(settings, store, encoder, nlu), nlu)
+    chat.say("how long do I have to return the hose reel?", "check_refund_policy", ("hose reel", "PRODUCT"))
+    r = chat.say("any other conditions I should know about?", "out_of_scope", confidence=0.9)
+    assert r.intent.name == "check_refund_policy" and r.status == "ok"
+    assert {f.data["policy_id"] for f in r.facts if f.kind == "policy"} >= {"RET-STORE", "REF-STORE"}
+
+
 def test_cancellation_policy_without_an_order(hw):
     talk = Talk(hw[0])
     r = talk("what does it cost to cancel an order that has not shipped yet?")

@@ -423,20 +423,24 @@ class Policies(Handler):
         """A product (or unclear) question that is really about delivery: it speaks of shipping and
         names no product of its own ("how much is shipping with DHL?", "what does shipping to the
         UK cost?"), names a delivery method or a country the shop ships to ("how much is express?"),
-        or follows a delivery answer ("how much does that cost?")."""
+        or follows a delivery answer ("how much does that cost?"); or one that asks for the other
+        rules right after a policy answer."""
         if ask.intent not in _REROUTABLE:
             return None
         text = norm(ask.message)
+        last = ask.state.last_intent
+        if last in (REFUND_POLICY.name, CANCELLATION_FEE.name) and _OTHER_RULES.search(text):
+            return last  # "any other conditions?" after a policy answer: the others, on request
         said_product = any(e.type == "PRODUCT" and e.source == "message" for e in ask.entities)
         any_product = any(e.type in ("PRODUCT", "BRAND", "CATEGORY") for e in ask.entities)
         if said_product:
             return None
-        last = ask.state.last_intent
         shipping = bool(_SHIPPING_WORDS.search(text))
-        named = bool(self._named_methods(ctx, ask)) or bool(places_in(ask.message))
         follows = last in (DELIVERY_OPTIONS.name, DELIVERY_PERIOD.name) and bool(_FOLLOW_UP.search(text)) and \
             not any_product
-        if not (shipping or (named and not any_product) or follows):
+        named = not (shipping or follows or any_product) and (
+            (ask.intent != "out_of_scope" and bool(places_in(ask.message))) or bool(self._named_methods(ctx, ask)))
+        if not (shipping or follows or named):
             return None
         return DELIVERY_PERIOD.name if _HOW_LONG.search(text) else DELIVERY_OPTIONS.name
 
