@@ -164,6 +164,24 @@ def evaluate(catalog_dir: Path | None, model_dir: Path | None, fills: int, json_
 
 
 @nlu.command()
+@click.option("--wordnet", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+              help="The WordNet database directory (default: Debian's /usr/share/wordnet).")
+def synonyms(wordnet: Path | None) -> None:
+    """Regenerate nlu/data/synonyms.yaml from WordNet (Debian package wordnet-base), for the senses
+    nlu/synonyms.py lists. Training reads the committed table; this is needed only after editing it."""
+    from common.errors import KGQAError
+    from nlu.synonyms import WORDNET_DIR, build_table, write_table
+
+    try:
+        table = build_table(wordnet or WORDNET_DIR)
+    except KGQAError as exc:
+        _fail(exc)
+        return
+    path = write_table(table)
+    click.echo(f"{sum(len(v) for v in table.values())} synonyms of {len(table)} words written to {path}")
+
+
+@nlu.command()
 @click.argument("text")
 @click.option("--model-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
 @click.option("--link/--no-link", default=True, show_default=True,
