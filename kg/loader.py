@@ -2,7 +2,7 @@
 
 The same core serves the CLI (`import_path`, files and directories) and the HTTP import
 (`import_files`, uploaded streams). Files are read as streams in dependency order, validated row
-by row (import_scripts/validation.py), checked against the graph and the rest of the import for
+by row (kg/catalog/validation.py), checked against the graph and the rest of the import for
 the nodes they name, and written in batches of `settings.import_batch_size` rows.
 
 Idempotence comes from a content hash `_h` on every upserted node (and order item): per batch one
@@ -43,8 +43,8 @@ from pydantic import BaseModel, Field
 
 from common.errors import ImportError_, QueryError
 from common.settings import Settings
-from import_scripts.reader import FileProblem, open_reader
-from import_scripts.validation import FILE_TYPES, TYPES, Clean, FileType, Validator, file_type
+from kg.catalog.reader import FileProblem, open_reader
+from kg.catalog.validation import FILE_TYPES, TYPES, Clean, FileType, Validator, file_type
 from kg.queries import Query
 from kg.queries import loader as Q
 from kg.store import GraphStore
