@@ -13,18 +13,11 @@ from api import schemas as S
 from api.auth import authenticate, mint_customer_token, require
 from api.errors import Forbidden, NotFound
 from api.openapi import doc
-from kg.queries import q
+from kg.queries.system import SAMPLE_CUSTOMERS
 
 bp = Blueprint("admin", __name__)
 dev_bp = Blueprint("dev", __name__, url_prefix="/api/v1/dev")
 web_bp = Blueprint("web", __name__, static_folder="static", static_url_path="/static/chat")
-
-SAMPLE_CUSTOMERS = q(
-    "api.dev.sample_customers",
-    "MATCH (c:Customer)-[:PLACED]->(:Order) RETURN DISTINCT c.customer_id AS customer_id "
-    "ORDER BY customer_id LIMIT $limit",
-    description="A few customers with orders, for the development sign-in on the chat page.",
-)
 
 
 def _services() -> Any:
