@@ -428,30 +428,6 @@ class EntityLinker:
             return out
         return self._decide(out, cands)
 
-    def choose(self, entity: Entity, answer: str) -> Entity:
-        """Settle an ambiguous entity with a clarification answer ("the silver one", "256 GB")."""
-        if not entity.ambiguous or not entity.candidates or entity.type != "PRODUCT":
-            return entity
-        st = self._current()
-        ctx = _variant_tokens([answer])
-        ctx = _Words(ctx, ctx)
-        by_line: dict[int, list[str]] = {}
-        for c in entity.candidates:
-            lid = st.lines.line_of.get(c.node_id)
-            if lid is not None:
-                by_line.setdefault(lid, []).append(c.node_id)
-        strength: dict[str, float] = {}
-        for lid, skus in by_line.items():
-            strength.update(_variant_scores(st.lines.lines[lid], skus, ctx))
-        best = max(strength.values(), default=0.0)
-        if best <= 0:
-            return entity
-        floor = self.config.variant_floor
-        cands = [c.model_copy(update={"score": round(c.score * floor ** (best - strength.get(c.node_id, 0.0)), 4)})
-                 for c in entity.candidates]
-        cands.sort(key=lambda c: -c.score)
-        return self._decide(entity.model_copy(update={"node_id": None, "candidates": [], "ambiguous": False}), cands)
-
     # -- free text ---------------------------------------------------------------------------------
     def link_text(self, text: str) -> list[Entity]:
         """Product, brand, category (and "#12345"-style order) mentions in text no model tagged.
