@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -15,6 +16,10 @@ from rich.table import Table
 
 from common.errors import KGQAError
 from common.settings import Settings
+
+if TYPE_CHECKING:
+    from common.bootstrap import Container
+    from kg.store import GraphStore
 
 console = Console()
 
@@ -26,13 +31,11 @@ def main(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s %(message)s")
 
 
-def _store(settings: Settings):
-    from kg.schema import ensure_schema
-    from kg.store import open_store
+def _container(settings: Settings) -> Container:
+    """The composition root's collaborators (common/bootstrap.py); nothing connects until used."""
+    from common import bootstrap
 
-    store = open_store(settings)
-    ensure_schema(store)
-    return store
+    return bootstrap.build(settings)
 
 
 @main.command()
@@ -52,12 +55,12 @@ def up(data_dir: Path | None, empty: bool, products: int, serve: bool, host: str
     (--data) is never mixed with the sample store: use its own GRAPH_NAME and DATA_DIR.
     """
     from kg.backends.embedded import EmbeddedFalkorDB
-    from kg.loader import import_path
 
     settings = Settings()
     embedded = settings.graph_url.startswith("falkordb://embedded")
     started_graph = embedded and EmbeddedFalkorDB(settings.data_dir).current() is None
-    store = _store(settings)
+    app = _container(settings)
+    store = app.graph()
     if not empty:
         if data_dir is None:
             from import_scripts.sample_store import generate
@@ -67,7 +70,7 @@ def up(data_dir: Path | None, empty: bool, products: int, serve: bool, host: str
                 console.print(f"[bold]Generating the sample store[/] in {data_dir}")
                 generate(data_dir, products=products, today=dt.date.today())
         console.print(f"[bold]Importing[/] {data_dir}")
-        report = import_path(store, data_dir, settings=settings, progress=True)
+        report = app.catalog.import_path(data_dir, progress=True)
         if report.errors:
             console.print(f"[yellow]{len(report.errors)} rows rejected[/]; first: {report.errors[0]}")
     _print_stats(store)
@@ -78,7 +81,7 @@ def up(data_dir: Path | None, empty: bool, products: int, serve: bool, host: str
     console.print("Try:  ./kgqa graph query \"MATCH (p:Product)-[:MADE_BY]->(b:Brand) RETURN p.name, b.name LIMIT 5\"")
     console.print("      ./kgqa nlu predict \"is the aurora x2 in stock?\"")
     console.print("Stop: ./kgqa down")
-    store.close()
+    app.close()
     if serve:
         from api.serve import serve as serve_api
 
@@ -133,9 +136,12 @@ def graph_query(cypher: str, params: str, limit: int | None, as_json: bool) -> N
             raise ValueError
     except ValueError:
         raise click.BadParameter("--params must be a JSON object") from None
-    store = _store(settings)
-    res = store.run_untrusted_read(cypher, parsed, row_limit=limit or settings.analyst_row_limit,
-                                   timeout_ms=settings.analyst_timeout_ms)
+    app = _container(settings)
+    try:
+        res = app.graph().run_untrusted_read(cypher, parsed, row_limit=limit or settings.analyst_row_limit,
+                                             timeout_ms=settings.analyst_timeout_ms)
+    finally:
+        app.close()
     if as_json:
         click.echo(json.dumps({"columns": res.columns, "rows": res.rows, "truncated": res.truncated}, default=str))
         return
@@ -150,10 +156,14 @@ def graph_query(cypher: str, params: str, limit: int | None, as_json: bool) -> N
 @graph.command("stats")
 def graph_stats() -> None:
     """Node and relationship counts."""
-    _print_stats(_store(Settings()))
+    app = _container(Settings())
+    try:
+        _print_stats(app.graph())
+    finally:
+        app.close()
 
 
-def _print_stats(store) -> None:
+def _print_stats(store: GraphStore) -> None:
     from kg.queries import get
 
     table = Table("label", "nodes")

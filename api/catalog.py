@@ -1,17 +1,17 @@
 """Catalog routes (`catalog` role): imports as jobs, one product at a time, and shop examples
 (labelled customer messages, nlu/example_store.py; docs/shop-examples.md).
 
-Single-product writes go through the importer itself (kg/loader.py `import_files` with a one-row
-`products.jsonl`, strict), so the validation rules, the reference checks, the content hash and the
-catalog version bump are exactly those of a file import: a change is visible to chat at once.
+The product rules (replace, patch, discontinue, remove) are the catalog service's
+(kg/catalog/service.py), shared with the command line: single-product writes go through the
+importer itself, so a change is validated like an import row and visible to chat at once. The
+views parse, check the caller's rights, call the service and map its errors.
 """
 
 from __future__ import annotations
 
-import io
-import json
 import re
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
@@ -28,8 +28,13 @@ from api.errors import (
     field_details,
 )
 from api.openapi import doc, qparam
-from kg.queries import get as get_query
-from kg.queries import q
+from kg.catalog.service import (
+    ProductChange,
+    ProductChanged,
+    ProductInOrders,
+    ProductNotFound,
+    ProductRejected,
+)
 
 bp = Blueprint("catalog", __name__, url_prefix="/api/v1/catalog")
 
@@ -39,18 +44,6 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 SKU_PATH = {"sku": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]*$"}}
 JOB_PATH = {"job_id": {"type": "string", "minLength": 8, "maxLength": 64, "pattern": "^[A-Za-z0-9_-]+$"}}
-
-PRODUCT_IN_ORDERS = q(
-    "api.catalog.product_order_count",
-    "MATCH (p:Product {sku: $sku}) OPTIONAL MATCH (o:Order)-[:CONTAINS]->(p) RETURN count(o) AS orders",
-    description="How many orders contain a product (a hard delete is refused when any do).",
-)
-PRODUCT_HARD_DELETE = q(
-    "api.catalog.product_hard_delete",
-    "MATCH (p:Product {sku: $sku}) WHERE NOT (p)<-[:CONTAINS]-(:Order) DETACH DELETE p RETURN 1 AS deleted",
-    read_only=False,
-    description="Remove a product that no order contains, with its relationships.",
-)
 
 
 def _services() -> Any:
@@ -118,23 +111,20 @@ def _check_sku(sku: str) -> str:
     return sku
 
 
-def _load(sku: str) -> dict[str, Any] | None:
-    rows = _services().graph.run(get_query("catalog.product_by_sku"), {"sku": sku})
-    if not rows or rows[0].get("product") is None:
-        return None
-    row = rows[0]
-    props = dict(row["product"])
-    attrs = props.get("attributes")
-    if isinstance(attrs, str):
-        try:
-            attrs = json.loads(attrs)
-        except ValueError:
-            attrs = {}
-    props["attributes"] = attrs if isinstance(attrs, dict) else {}
-    props["brand"] = row.get("brand")
-    props["category"] = row.get("category")
-    props["supplier_id"] = row.get("supplier_id")
-    return props
+@contextmanager
+def _product_errors() -> Iterator[None]:
+    """The catalog service's refusals as this API's errors."""
+    try:
+        yield
+    except ProductNotFound:
+        raise NotFound("no such product") from None
+    except ProductRejected as exc:
+        raise Unprocessable(exc.message, details=field_details(
+            {"field": e.column or "", "message": e.reason, "type": "import_row"} for e in exc.errors)) from None
+    except ProductInOrders as exc:
+        raise Conflict(exc.message, details={"orders": exc.orders}) from None
+    except ProductChanged as exc:
+        raise Conflict(exc.message) from None
 
 
 def _out(props: dict[str, Any]) -> dict[str, Any]:
@@ -142,36 +132,17 @@ def _out(props: dict[str, Any]) -> dict[str, Any]:
     return S.ProductOut.model_validate({k: v for k, v in props.items() if k in fields}).model_dump(mode="json")
 
 
-_COLUMNS = ("name", "brand", "category", "supplier_id", "price", "currency", "stock", "description",
-            "warranty_months", "rating", "status", "attributes")
-
-
-def _write(sku: str, row: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    """Upsert one product through the importer (strict); a rejected row is a 422 with its reasons."""
-    from kg.loader import import_files
-
-    services = _services()
-    services.ensure_schema()
-    record = {"sku": sku, **{k: row.get(k) for k in _COLUMNS}}
-    if not record.get("attributes"):
-        record["attributes"] = None
-    data = json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n"
-    report = import_files(services.graph, {"products.jsonl": io.BytesIO(data)}, settings=services.settings,
-                          strict=True, progress=False)
-    if not report.ok:
-        raise Unprocessable("the product is not valid", details=field_details(
-            {"field": e.column or "", "message": e.reason, "type": "import_row"} for e in report.errors[:50]))
-    fr = report.files[0] if report.files else None
-    return report, {"created": bool(fr and fr.created), "changed": bool(fr and (fr.created or fr.updated)),
-                    "catalog_version": report.version,
-                    "warnings": [{"message": w} for w in report.warnings[:20]]}
+def _change(change: ProductChange) -> dict[str, Any]:
+    return S.ProductChange(product=_out(change.product) if change.product else None, created=change.created,
+                           changed=change.changed, catalog_version=change.catalog_version,
+                           warnings=[{"message": w} for w in change.warnings]).model_dump(mode="json")
 
 
 @bp.get("/products/<sku>")
 @doc(summary="One product", tag="catalog", reply=S.ProductOut, path_params=SKU_PATH)
 @require("catalog")
 def get_product(sku: str):
-    props = _load(_check_sku(sku))
+    props = _services().catalog.product(_check_sku(sku))
     if props is None:
         raise NotFound("no such product")
     return jsonify(_out(props))
@@ -185,10 +156,9 @@ def get_product(sku: str):
 def put_product(sku: str):
     sku = _check_sku(sku)
     body = S.parse_body(S.ProductPut, _services().settings)
-    _, change = _write(sku, body.model_dump())
-    props = _load(sku)
-    status = 201 if change["created"] else 200
-    return jsonify(S.ProductChange(product=_out(props) if props else None, **change).model_dump(mode="json")), status
+    with _product_errors():
+        change = _services().catalog.replace(sku, body.model_dump())
+    return jsonify(_change(change)), 201 if change.created else 200
 
 
 @bp.patch("/products/<sku>")
@@ -199,23 +169,9 @@ def put_product(sku: str):
 def patch_product(sku: str):
     sku = _check_sku(sku)
     body = S.parse_body(S.ProductFields, _services().settings)
-    current = _load(sku)
-    if current is None:
-        raise NotFound("no such product")
-    patch = body.model_dump(exclude_unset=True)
-    row = {k: current.get(k) for k in _COLUMNS}
-    if "attributes" in patch:
-        attrs = dict(current.get("attributes") or {})
-        for k, v in (patch.pop("attributes") or {}).items():
-            if v is None:
-                attrs.pop(k, None)
-            else:
-                attrs[k] = v
-        row["attributes"] = attrs
-    row.update(patch)
-    _, change = _write(sku, row)
-    props = _load(sku)
-    return jsonify(S.ProductChange(product=_out(props) if props else None, **change).model_dump(mode="json"))
+    with _product_errors():
+        change = _services().catalog.patch(sku, body.model_dump(exclude_unset=True))
+    return jsonify(_change(change))
 
 
 @bp.delete("/products/<sku>")
@@ -230,30 +186,14 @@ def delete_product(sku: str):
     sku = _check_sku(sku)
     hard = S.query_bool("hard")
     services = _services()
-    current = _load(sku)
-    if current is None:
-        raise NotFound("no such product")
-    if not hard:
-        row = {k: current.get(k) for k in _COLUMNS}
-        row["status"] = "discontinued"
-        _, change = _write(sku, row)
-        props = _load(sku)
-        return jsonify(S.ProductChange(product=_out(props) if props else None, **change).model_dump(mode="json"))
-    if not services.settings.api_allow_hard_delete or not g.principal.has("admin"):
-        raise Forbidden("hard deletes are not allowed (API_ALLOW_HARD_DELETE and the admin role are needed)")
-    orders = services.graph.run(PRODUCT_IN_ORDERS, {"sku": sku})
-    if orders and orders[0].get("orders"):
-        raise Conflict("orders contain this product: discontinue it instead",
-                       details={"orders": int(orders[0]["orders"])})
-    deleted = services.graph.run(PRODUCT_HARD_DELETE, {"sku": sku})
-    if not deleted:
-        raise Conflict("the product changed meanwhile; try again")
-    from kg.queries.loader import BUMP_VERSION
-
-    rows = services.graph.run(BUMP_VERSION, {"now": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-    version = rows[0]["version"] if rows else None
-    return jsonify(S.ProductChange(product=None, created=False, changed=True, catalog_version=version)
-                   .model_dump(mode="json"))
+    with _product_errors():
+        if not hard:
+            return jsonify(_change(services.catalog.discontinue(sku)))
+        if services.catalog.product(sku) is None:
+            raise ProductNotFound("no such product")
+        if not services.settings.api_allow_hard_delete or not g.principal.has("admin"):
+            raise Forbidden("hard deletes are not allowed (API_ALLOW_HARD_DELETE and the admin role are needed)")
+        return jsonify(_change(services.catalog.remove(sku)))
 
 
 # -- shop examples (nlu/example_store.py) ---------------------------------------------------------------

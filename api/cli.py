@@ -14,7 +14,7 @@ def _keystore():
     from api.services import Services
     from common.settings import Settings
 
-    services = Services(Settings())
+    services = Services.from_settings(Settings())
     return KeyStore(services.redis_call, services.prefix), services
 
 

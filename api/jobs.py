@@ -132,8 +132,6 @@ class ImportJobs:
 
     # -- run ------------------------------------------------------------------------------------------
     def _run(self, job: dict[str, Any], files: list[tuple[str, Path]], tmp: Path, token: str) -> None:
-        from kg.loader import import_files
-
         services = self.services
         passes = 2 if job["strict"] and not job["dry_run"] else 1
         total = max(1, job["progress"]["bytes_total"] * passes)
@@ -172,9 +170,8 @@ class ImportJobs:
                 fh = open(path, "rb")  # noqa: SIM115 - closed in finally
                 handles.append(fh)
                 streams[name] = _Counting(fh, on_read)
-            services.ensure_schema()
-            report = import_files(services.graph, streams, settings=services.settings, strict=job["strict"],
-                                  dry_run=job["dry_run"], progress=False)
+            report = services.catalog.import_files(streams, strict=job["strict"], dry_run=job["dry_run"],
+                                                   progress=False)
             with lock:
                 job["status"] = "done"
                 job["report"] = report.model_dump(mode="json")

@@ -119,12 +119,10 @@ def main() -> None:
     import requests
 
     from api.serve import gunicorn_command
+    from common import bootstrap
     from common.settings import REPO_ROOT, Settings
     from import_scripts.sample_store import generate
     from kg.backends.embedded import EmbeddedFalkorDB, free_port
-    from kg.loader import import_path
-    from kg.schema import ensure_schema
-    from kg.store import open_store
     from tests.api_support import token
 
     tmp = Path(tempfile.mkdtemp(prefix="kgqa-bench-api-"))
@@ -142,16 +140,16 @@ def main() -> None:
     try:
         print(f"[bench] sample store ({args.products} products) and graph in {tmp}", flush=True)
         generate(tmp / "sample", products=args.products, customers=50, orders=300, today=dt.date.today())
-        store = open_store(settings)
-        ensure_schema(store)
-        import_path(store, tmp / "sample", settings=settings, progress=False)
+        app = bootstrap.build(settings)
+        app.catalog.import_path(tmp / "sample", progress=False)
+        store = app.store
         products = store.run(_q("bench.products", "MATCH (p:Product) RETURN p.name AS name ORDER BY p.sku LIMIT 40"))
         rows = store.run(_q("bench.orders", "MATCH (c:Customer)-[:PLACED]->(o:Order) RETURN c.customer_id AS c, "
                                             "o.order_id AS o ORDER BY o LIMIT 200"))
         orders: dict[str, list[str]] = {}
         for r in rows:
             orders.setdefault(r["c"], []).append(r["o"])
-        store.close()
+        app.close()
 
         port = free_port()
         url = f"http://127.0.0.1:{port}"

@@ -34,9 +34,10 @@ import psutil  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._sample_graph import sample_graph  # noqa: E402
+from common import bootstrap  # noqa: E402
 from common.settings import Settings  # noqa: E402
 from kg.loader import import_path  # noqa: E402
-from nlu.linking import EntityLinker, LinkerConfig  # noqa: E402
+from nlu.linking import LinkerConfig  # noqa: E402
 from nlu.linking.evaluation import build_examples, evaluate_linking, held_out_records, typo  # noqa: E402
 from nlu.types import Entity  # noqa: E402
 
@@ -77,7 +78,8 @@ def main() -> None:
 
 def run(store, settings: Settings, data: Path, args) -> None:
     config = LinkerConfig(use_embeddings=not args.no_embeddings, embedding_dtype=args.dtype)
-    linker = EntityLinker.from_settings(settings, store, config=config)
+    linker = bootstrap.build(settings, store=store, linker_config=config).linker
+    assert linker is not None
     if config.use_embeddings:
         t = time.perf_counter()
         linker.encoder.encode(["warm up"])

@@ -84,6 +84,13 @@ class Settings(BaseSettings):
     nlu_trace: bool = Field(
         True, description="TorchScript-trace and freeze the merged model at load: about 1.6x faster per question."
     )
+    procedure_threshold: float = Field(
+        0.42, ge=0.0, le=1.0,
+        description=(
+            "Procedure questions (qa/search.py): the least similarity between the question and an FAQ or "
+            "policy text for that text to answer; below it a person is offered."
+        ),
+    )
     shop_examples_refresh_s: float = Field(
         5.0, ge=0.0, le=3600.0,
         description=(

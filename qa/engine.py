@@ -1,9 +1,9 @@
 """The dialogue turn as a plain service: `Engine.handle(session_id, message, customer_id)`.
 
 Collaborators are passed in (state store, understander, linker, retriever, verbalizer, clock, shop
-examples) and chosen in one place, `build_engine(settings)`. The engine holds no conversation in
-memory: each turn loads the session from Redis, decides, answers and saves it back, so any worker
-can serve any turn and a restart loses nothing. Before a message is understood, the shop examples
+examples) and chosen in one place, the composition root (common/bootstrap.py). The engine holds
+no conversation in memory: each turn loads the session from Redis, decides, answers and saves it
+back, so any worker can serve any turn and a restart loses nothing. Before a message is understood, the shop examples
 are brought up to date (nlu/example_store.py; a check every SHOP_EXAMPLES_REFRESH_S at most).
 
 One turn:
@@ -21,23 +21,23 @@ One turn:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
-from common.errors import ConfigError, InvalidMessage, KGQAError
-from common.settings import Settings
+from common.errors import InvalidMessage, KGQAError
 from nlu.labels import FAMILY_OF, INTENTS
 from nlu.types import Entity, Understanding
 from qa import actions, handoff
 from qa.context import CONTENT_FAMILIES, Resolution, ref_to_entity, resolve
 from qa.facts import ActionCancelledFact, ActionDroppedFact, CandidateFact, Fact, OrderFact, OrderOptionFact
 from qa.prompts import AskFor, NewAddress, WhichOne, WhichOrder
-from qa.retrieval import Outcome, ProcedureSearch, Retriever
+from qa.retrieval import Outcome, Retriever
 from qa.state import DialogueState, PendingClarification, SessionStore, TurnRecord, utcnow_iso
 from qa.templates import suggestions, variant_seed
 from qa.types import IntentOut, Reply, Retrieval, Turn, TurnResult
+from qa.verbalizer import Verbalizer
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +54,6 @@ class Understander(Protocol):
 
 class Linker(Protocol):
     def link(self, understanding: Understanding) -> Understanding: ...
-
-
-class Verbalizer(Protocol):
-    def verbalize(self, retrieval: Retrieval, turns: Sequence[Turn], *, customer_id: str | None) -> Reply: ...
-
-    def stream(self, retrieval: Retrieval, turns: Sequence[Turn], *, customer_id: str | None
-               ) -> Iterator[str | Reply]: ...
 
 
 class ExampleRefresher(Protocol):
@@ -307,70 +300,3 @@ def _with_note(outcome: Outcome, dropped: ActionDroppedFact | None) -> Outcome:
     if dropped is not None:
         outcome.retrieval.facts.insert(0, dropped)
     return outcome
-
-
-# -- bootstrap -----------------------------------------------------------------------------------
-def build_engine(settings: Settings, *, store: Any = None, understander: Understander | None = None,
-                 linker: Linker | None = None, verbalizer: Verbalizer | None = None,
-                 clock: Callable[[], datetime] | None = None, examples: ExampleRefresher | None = None) -> Engine:
-    """The one place the dialogue's collaborators are chosen. Builds what is not given:
-    the graph store (GRAPH_URL), the session store (REDIS_URL or the embedded server), the
-    understanding model (nlu/understand.py), the entity linker (nlu/linking), the verbalizer
-    (LLM_BACKEND: the LLM writer with the template writer as guarded fallback, or the template
-    writer alone), each behind the safety filter. Nothing is loaded here that can load later: the
-    encoder (shared by the linker and procedure search) loads on first use."""
-    if store is None:
-        from kg.store import open_store
-
-        store = open_store(settings)
-    sessions = SessionStore.from_settings(settings, store)
-    if linker is None:
-        linker = _default_linker(settings, store)
-    encoder_source = getattr(linker, "encoder", None)
-    procedures = ProcedureSearch(
-        store, settings.encoder_path, threshold=float(getattr(settings, "procedure_threshold", 0.42)),
-        encoder_factory=(lambda: encoder_source.model) if hasattr(encoder_source, "model") else None)
-    retriever = Retriever(store, procedures, currency=settings.store_currency, clock=clock or _utcnow)
-    understander = understander or _default_understander(settings, store)
-    if examples is None:
-        examples = _default_examples(settings, store, understander)
-    return Engine(sessions=sessions, understander=understander,
-                  retriever=retriever, verbalizer=verbalizer or _default_verbalizer(settings, linker),
-                  linker=linker, clock=clock, examples=examples)
-
-
-def _default_understander(settings: Settings, store: Any) -> Understander:
-    try:
-        from nlu.understand import Understander as ModelUnderstander
-    except ImportError as exc:
-        raise ConfigError("no understanding model: nlu/understand.py is missing; pass `understander=`") from exc
-    return ModelUnderstander.load(settings)
-
-
-def _default_examples(settings: Settings, store: Any, understander: Understander) -> ExampleRefresher | None:
-    """The shop examples (nlu/example_store.py), for an understander that can use them."""
-    if not (hasattr(understander, "examples") and hasattr(understander, "vectors")):
-        return None
-    from nlu.example_store import ExampleSync
-
-    return ExampleSync(store, understander, settings.shop_examples_refresh_s)
-
-
-def _default_linker(settings: Settings, store: Any) -> Linker | None:
-    try:
-        from nlu.linking import EntityLinker
-    except ImportError:
-        log.info("nlu.linking not available; unlinked mentions use the name look-up in qa/handlers/shared.py")
-        return None
-    return EntityLinker.from_settings(settings, store)
-
-
-def _default_verbalizer(settings: Settings, linker: Linker | None) -> Verbalizer:
-    from qa.verbalizer import build_verbalizer
-
-    verbalizer = build_verbalizer(settings)
-    guard = getattr(verbalizer, "guard", None)
-    if guard is not None and hasattr(linker, "catalogue_names"):
-        # the guard's catalogue names follow the graph through the linker's index (no extra reads)
-        guard.follow(linker.catalogue_version, linker.catalogue_names)  # type: ignore[union-attr]
-    return verbalizer

@@ -21,7 +21,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 
 import redis
 from pydantic import BaseModel, Field, ValidationError
@@ -155,19 +155,6 @@ class SessionStore:
         self.ttl_s = ttl_s
         self.prefix = prefix
         self._new_id = new_id or (lambda: secrets.token_urlsafe(16))
-
-    @classmethod
-    def from_settings(cls, settings: Any, store: Any = None, **kwargs: Any) -> SessionStore:
-        """REDIS_URL when set, else the embedded graph server's own Redis (`store.redis`)."""
-        if settings.redis_url:
-            client = redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2,
-                                          decode_responses=True)
-            return cls(lambda: client, ttl_s=settings.session_ttl_s, **kwargs)
-        if store is None or not hasattr(store, "redis"):
-            from common.errors import ConfigError
-
-            raise ConfigError("REDIS_URL is required for dialogue state unless the graph is FalkorDB")
-        return cls(lambda: store.redis, ttl_s=settings.session_ttl_s, **kwargs)
 
     def key(self, session_id: str) -> str:
         return self.prefix + session_id

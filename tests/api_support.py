@@ -22,6 +22,7 @@ import pytest
 
 from api.app import create_app
 from api.services import Services
+from common import bootstrap
 from common.settings import Settings
 from kg.backends.falkordb import FalkorDBStore
 from kg.schema import ensure_schema
@@ -94,7 +95,7 @@ def build_api(server_dir: Path, *, engine: bool = False, **over: Any) -> Api:
     settings = api_settings(server_dir, **over)
     store = FalkorDBStore.from_settings(settings)
     ensure_schema(store)
-    services = Services(settings, store=store)
+    services = Services(bootstrap.build(settings, store=store))
     app = create_app(settings, services=services)
     api = Api(settings, store, services, app, app.test_client())
     if engine:

@@ -94,7 +94,7 @@ def test_job_records_are_shared_through_redis(api):
     from api.services import Services
 
     job = _upload(api, [("products.csv", PRODUCTS)]).get_json()
-    other = create_app(api.settings, services=Services(api.settings)).test_client()
+    other = create_app(api.settings, services=Services.from_settings(api.settings)).test_client()
     wait_job(api, job["job_id"], api.h())
     r = other.get(f"/api/v1/catalog/import/{job['job_id']}", headers=api.h())
     assert r.status_code == 200 and r.get_json()["status"] == "done"

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import pytest
 
+from common import bootstrap
 from kg.queries import Query
-from nlu.linking import EntityLinker, LinkerConfig
-from qa.engine import Engine
-from qa.retrieval import ProcedureSearch, Retriever
+from nlu.linking import LinkerConfig
 from qa.state import SessionStore
 from qa.templates import TemplateVerbalizer
 from tests import test_dialogue_support as support
@@ -32,13 +31,11 @@ ADD_PRODUCT = Query("test.add_product", """
 def linked(shop, encoder):
     settings, store = shop
     nlu = ScriptedUnderstander()
-    linker = EntityLinker(store, config=LinkerConfig(refresh_interval_s=0.0), encoder=encoder, currency="USD")
-    engine = Engine(sessions=SessionStore(lambda: store.redis, ttl_s=600, prefix=f"lnk:{settings.graph_name}:"),
-                    understander=nlu, linker=linker,
-                    retriever=Retriever(store, ProcedureSearch(store, settings.encoder_path, encoder=encoder),
-                                        clock=lambda: NOW),
-                    verbalizer=TemplateVerbalizer(), clock=lambda: NOW)
-    return engine, nlu, store
+    sessions = SessionStore(lambda: store.redis, ttl_s=600, prefix=f"lnk:{settings.graph_name}:")
+    app = bootstrap.build(settings, store=store, sessions=sessions, understander=nlu,
+                          linker_config=LinkerConfig(refresh_interval_s=0.0), encoder_model=encoder,
+                          verbalizer=TemplateVerbalizer(), examples=None, clock=lambda: NOW)
+    return app.engine.get(), nlu, store
 
 
 def test_ambiguous_line_clarified_then_resolved(linked):

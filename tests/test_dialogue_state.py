@@ -169,15 +169,20 @@ def test_templates_cover_every_status_and_format_money():
     assert "18.00 USD" in text and "Widget (Red)" in text
 
 
-def test_build_engine_wires_the_collaborators_from_settings(shop):
+def test_the_composition_root_wires_the_collaborators_from_settings(shop):
+    from common import bootstrap
     from nlu.linking import EntityLinker
-    from qa.engine import build_engine
     from qa.verbalizer import SafeVerbalizer
 
     settings, store = shop
     nlu = support.ScriptedUnderstander()
-    engine = build_engine(settings.model_copy(update={"llm_backend": "none"}), store=store, understander=nlu,
+    app = bootstrap.build(settings.model_copy(update={"llm_backend": "none"}), store=store, understander=nlu,
                           clock=lambda: support.NOW)
+    engine = app.engine.get()
+    assert engine.linker is app.linker and engine.sessions is app.sessions and engine.retriever is app.retriever
+    # one encoder in memory: the linker's is the one procedure search uses
+    assert app.linker is not None and app.linker.encoder is app.encoder
+    assert app.retriever.procedures is not None and app.retriever.procedures.threshold == settings.procedure_threshold
     assert isinstance(engine.linker, EntityLinker) and isinstance(engine.verbalizer, SafeVerbalizer)
     assert engine.sessions.ttl_s == settings.session_ttl_s
     chat = Chat(engine, nlu, "C00001")
@@ -186,18 +191,19 @@ def test_build_engine_wires_the_collaborators_from_settings(shop):
     assert store.redis.exists(engine.sessions.key(r.session_id))
 
 
-def test_build_engine_has_the_guard_follow_the_catalogue(shop):
+def test_the_composition_root_has_the_guard_follow_the_catalogue(shop):
     """With an LLM configured, the guard knows the shop's names from the linker's index: a reply
     that brings up a real product the facts do not give is refused, one naming the product of the
     facts (by its model line, inside the full name) passes. Nothing is generated: the remote
     model is built lazily and never called here."""
-    from qa.engine import build_engine
+    from common import bootstrap
     from qa.verbalizer import LLMVerbalizer
 
     settings, store = shop
-    engine = build_engine(settings.model_copy(update={"llm_backend": "remote",
-                                                      "llm_remote_url": f"http://127.0.0.1:{free_port()}"}),
-                          store=store, understander=support.ScriptedUnderstander(), clock=lambda: support.NOW)
+    engine = bootstrap.build(settings.model_copy(update={"llm_backend": "remote",
+                                                         "llm_remote_url": f"http://127.0.0.1:{free_port()}"}),
+                             store=store, understander=support.ScriptedUnderstander(),
+                             clock=lambda: support.NOW).engine.get()
     assert isinstance(engine.verbalizer, LLMVerbalizer)
     aurora = Retrieval(intent="product_price", status="ok", facts=[make_fact(kind="product", data={
         "sku": "NA-HP-000001", "name": "Nordic Audio Aurora X2 Wireless Headphones, Black", "price": 249.99,

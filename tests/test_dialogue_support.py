@@ -18,13 +18,13 @@ from datetime import UTC, datetime
 
 import pytest
 
+from common import bootstrap
 from common.settings import Settings
 from kg.backends.falkordb import FalkorDBStore
 from kg.queries import Query, all_queries
 from kg.schema import ensure_schema
 from nlu.types import Candidate, Entity, IntentScore, Understanding
 from qa.engine import Engine, TurnResult
-from qa.retrieval import ProcedureSearch, Retriever
 from qa.state import SessionStore
 from qa.templates import TemplateVerbalizer
 
@@ -348,11 +348,11 @@ def make_engine(settings: Settings, store, encoder, *, prefix: str | None = None
     nlu = ScriptedUnderstander()
     sessions = SessionStore(lambda: store.redis, ttl_s=settings.session_ttl_s,
                             prefix=prefix or f"test:{settings.graph_name}:", new_id=new_id)
-    retriever = Retriever(store, ProcedureSearch(store, settings.encoder_path, encoder=encoder),
-                          currency="USD", clock=lambda: NOW)
-    engine = Engine(sessions=sessions, understander=nlu, retriever=retriever,
-                    verbalizer=verbalizer or TemplateVerbalizer(), threshold=0.5, clock=lambda: NOW)
-    return engine, nlu
+    # the composition root with fakes swapped in: scripted understanding, no entity linker
+    app = bootstrap.build(settings, store=store, sessions=sessions, understander=nlu, linker=None,
+                          encoder_model=encoder, verbalizer=verbalizer or TemplateVerbalizer(), examples=None,
+                          threshold=0.5, clock=lambda: NOW)
+    return app.engine.get(), nlu
 
 
 @pytest.fixture
