@@ -62,7 +62,10 @@ def test_model_numbers_order_ids_and_ownership(linked):
 def test_product_added_after_the_index_was_built(linked):
     engine, nlu, store = linked
     chat = Chat(engine, nlu)
-    chat.say("how much is the halo 2", "product_price", ("halo 2", "PRODUCT"))  # builds the index
+    r = chat.say("how much is the halo 2", "product_price", ("halo 2", "PRODUCT"))  # builds the index
+    assert r.status == "ok" and r.entities[0].node_id == "SN-HP-000011" and "239.00 USD" in r.answer
+    r = chat.say("how much is the Zorblax 9000?", "product_price", ("Zorblax 9000", "PRODUCT"))
+    assert r.status == "not_found" and "Zorblax 9000" in r.answer and r.facts == []
     store.run(ADD_PRODUCT)
     r = chat.say("and the zephyr 9?", "product_price", ("zephyr 9", "PRODUCT"))
     assert r.status == "ok" and r.entities[0].node_id == "SN-HP-000099" and "199.00 USD" in r.answer

@@ -32,17 +32,6 @@ BY_SKUS = q(
     description="Products by sku (any order), with brand, category, price, stock, attributes.",
 )
 
-SEARCH_BY_NAME = q(
-    "products.search_by_name",
-    """
-    MATCH (p:Product)
-    WHERE all(t IN $tokens WHERE toLower(p.name) CONTAINS t OR toLower(p.sku) = t)
-    WITH p ORDER BY size(p.name) LIMIT $limit
-    """ + _PRODUCT,
-    description="Fallback look-up of products whose name contains every token (used when a mention is not "
-                "linked); the real linker uses full-text and embeddings.",
-)
-
 LIST_FILTERED = q(
     "products.list_filtered",
     """

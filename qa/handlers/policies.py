@@ -181,7 +181,7 @@ class Policies(Handler):
     queries = frozenset({
         "policies.payment_methods", "policies.shipping_methods", "policies.for_product", "policies.for_brand",
         "policies.for_category", "policies.store_wide", "orders.by_id_for_customer", "orders.items_for_customer",
-        "products.by_skus", "products.search_by_name",
+        "products.by_skus",
     })
 
     def retrieve(self, ask: Ask, ctx: Context) -> Outcome:

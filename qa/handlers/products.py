@@ -300,7 +300,7 @@ class Products(Handler):
     family = "products"
     intents = (PRICE, AVAILABILITY, DETAILS, COMPARE, RECOMMEND, WARRANTY, PROMOTIONS)
     queries = frozenset({
-        "products.by_skus", "products.search_by_name", "products.line_variants", "products.list_filtered",
+        "products.by_skus", "products.line_variants", "products.list_filtered",
         "products.summary_filtered", "products.similar", "products.cheaper", "products.compatible",
         "products.also_bought", "products.personal", "products.personal_top_rated",
         "products.promotions_for_product", "products.promotions_in_force", "policies.for_product",

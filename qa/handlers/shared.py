@@ -1,5 +1,5 @@
 """Retrieval helpers every handler family shares, each written once: typed facts from graph rows,
-product resolution (linked mentions, name look-up, clarifying questions), order resolution
+product resolution (linked mentions, clarifying questions), order resolution
 (through the signed-in customer only), policy precedence, and procedure search.
 
 Orders are only ever read through the signed-in customer (kg/queries/orders.py). An order id that
@@ -10,7 +10,6 @@ rows, same reply, and the mention is reported without a node.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -44,7 +43,6 @@ from qa.prompts import (
 )
 from qa.search import Hit
 from qa.state import PendingClarification, Ref
-from qa.text import has_phrase, norm
 from qa.types import Retrieval
 
 MAX_LIST = 5
@@ -109,44 +107,15 @@ def recommendation_fact(row: dict[str, Any], fields: Sequence[str], reason: str,
     return RecommendationFact(**_product_data(row, fields), reason=reason, **extra)
 
 
-def lookup_name(ctx: Context, mention: str, attrs: list[str]) -> list[dict[str, Any]]:
-    """Products whose name matches an unlinked mention, narrowed by exact name, model line,
-    device-not-accessory and the attributes of the message."""
-    tokens = [t for t in re.findall(r"[a-z0-9][a-z0-9\-]*", mention.lower()) if t not in ("the", "a", "an")]
-    if not tokens:
-        return []
-    rows = ctx.run("products.search_by_name", tokens=tokens, limit=40)
-    if not rows:
-        return []
-    wanted = " ".join(tokens)
-    exact = [r for r in rows if r["sku"].lower() == wanted or (r.get("name") or "").lower() == wanted]
-    if exact:
-        return exact
-    line = [r for r in rows if wanted in [str(v).lower() for v in (r.get("attr_values") or [])]
-            or str(attributes(r).get("model_line", "")).lower() == wanted]
-    if line:
-        rows = line
-    if " for " not in f" {wanted} ":
-        devices = [r for r in rows if " for " not in (r.get("name") or "").lower()]
-        rows = devices or rows
-    if attrs:
-        narrowed = [r for r in rows if all(has_phrase((r.get("name") or "").lower(), a) or
-                                           a in [str(v).lower() for v in (r.get("attr_values") or [])]
-                                           for a in attrs)]
-        rows = narrowed or rows
-    return rows
-
-
 def resolve_products(ctx: Context, intent: str, entities: list[Entity], clarify: Clarify | None = None
                      ) -> tuple[list[dict[str, Any]], list[Entity], Outcome | None]:
-    """Rows for the PRODUCT mentions; unlinked ones go through a name look-up. Returns an Outcome
-    instead when a mention needs a clarification (`clarify`, by default `clarify_mention`) or
-    matches nothing."""
+    """Rows for the PRODUCT mentions, as the entity linker resolved them (nlu/linking: the one
+    place names become nodes). Returns an Outcome instead when a mention needs a clarification
+    (`clarify`, by default `clarify_mention`) or names no product."""
     clarify = clarify or clarify_mention
     rows: list[dict[str, Any]] = []
     out_entities = list(entities)
-    attrs = [norm(e.node_id or e.text) for e in entities if e.type == "ATTRIBUTE"]
-    for idx, e in enumerate(entities):
+    for e in entities:
         if e.type != "PRODUCT":
             continue
         if e.node_id:
@@ -156,17 +125,9 @@ def resolve_products(ctx: Context, intent: str, entities: list[Entity], clarify:
                 continue
         if e.ambiguous and e.candidates:
             return rows, out_entities, clarify(ctx, intent, 1.0, e, entities)
-        matches = lookup_name(ctx, e.text, attrs)
-        if len(matches) == 1:
-            rows.append(matches[0])
-            out_entities[idx] = e.model_copy(update={"node_id": matches[0]["sku"], "score": 0.9})
-        elif not matches:
-            return rows, out_entities, Outcome(
-                Retrieval(intent=intent, status="not_found", query_name="products.search_by_name",
-                          prompt=ProductNotFound(product=e.text)), out_entities)
-        else:
-            refs = [product_ref(r) for r in matches[:MAX_CANDIDATES]]
-            return rows, out_entities, clarify_choice(intent, 1.0, e, refs, entities, "products.search_by_name")
+        return rows, out_entities, Outcome(
+            Retrieval(intent=intent, status="not_found", query_name="products.by_skus" if e.node_id else None,
+                      prompt=ProductNotFound(product=e.text)), out_entities)
     return rows, out_entities, None
 
 
