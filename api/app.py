@@ -158,7 +158,8 @@ class _LazySessions:
             if services.settings.redis_url:
                 self._store = SessionStore.from_settings(services.settings, services.store)
             else:
-                self._store = SessionStore(lambda: services.redis(), ttl_s=services.settings.session_ttl_s)
+                self._store = SessionStore(lambda: services.redis(), ttl_s=services.settings.session_ttl_s,
+                                           graph_name=services.settings.graph_name)
         return self._store
 
     def __getattr__(self, name: str) -> Any:
