@@ -420,6 +420,9 @@ class Engine:
         entities = [e if e.type != "ORDER_ID" or (e.node_id and e.node_id in confirmed) else
                     e.model_copy(update={"node_id": None, "score": None, "candidates": [], "ambiguous": False})
                     for e in outcome.entities]
+        if prep.asked != prep.message:  # a question re-asked after signing in: its entities are context
+            entities = [e.model_copy(update={"source": "context", "start": None, "end": None})
+                        if e.source == "message" else e for e in entities]
 
         # State for the next turn.
         now = self.clock()

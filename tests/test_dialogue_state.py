@@ -231,6 +231,7 @@ def test_signing_in_mid_conversation_keeps_the_session_one_way_only(engine_facto
     now = engine.handle(sid, "and now?", "C00001", caller="web")
     assert now.session_id == sid and now.status == "ok" and now.intent.name == "track_order"
     assert "SwiftPost" in now.answer and now.entities[0].node_id == "10002"
+    assert (now.entities[0].source, now.entities[0].start) == ("context", None)  # not a span of "and now?"
     raw = store.redis.get(engine.sessions.key(sid))
     assert '"owner":"customer:C00001"' in raw and '"customer_id":"C00001"' in raw
     turns = engine.session_turns(sid, "C00001", caller="web")
