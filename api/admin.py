@@ -1,9 +1,11 @@
-"""Operations routes: liveness, readiness, Prometheus metrics (`admin` blueprint); the development
-sign-in (`dev` blueprint, registered only when API_DEV_MODE is on); the chat page (`web`)."""
+"""Operations routes: liveness, readiness, Prometheus metrics, hand-offs for agents (`admin`
+blueprint); the development sign-in (`dev` blueprint, registered only when API_DEV_MODE is on); the
+chat page (`web`)."""
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import time
 from typing import Any
 
@@ -11,9 +13,14 @@ from flask import Blueprint, Response, current_app, g, jsonify, render_template,
 
 from api import schemas as S
 from api.auth import authenticate, mint_customer_token, require
+from api.chat import check_session_id
 from api.errors import Forbidden, NotFound
-from api.openapi import doc
+from api.handoffs import HandoffList, HandoffRecord, HandoffReleased, summary_of
+from api.openapi import doc, qparam
+from common.errors import KGQAError
 from kg.queries import q
+
+log = logging.getLogger("kgqa.api")
 
 bp = Blueprint("admin", __name__)
 dev_bp = Blueprint("dev", __name__, url_prefix="/api/v1/dev")
@@ -86,6 +93,48 @@ def metrics():
             raise Forbidden("this API key lacks the `admin` role")
     body, ctype = services.metrics.render()
     return Response(body, mimetype=ctype.split(";")[0], headers={"Content-Type": ctype})
+
+
+# -- hand-offs (agents) --------------------------------------------------------------------------------
+HANDOFF_PATH = {"session_id": {"type": "string", "minLength": 8, "maxLength": 64, "pattern": "^[A-Za-z0-9_-]+$"}}
+
+
+@bp.get("/api/v1/admin/handoffs")
+@doc(summary="Hand-offs: conversations passed to a person, newest first", tag="admin", reply=HandoffList,
+     params=[qparam("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "Records (default 50)")],
+     description="Each record carries the real session id (the conversation the agent takes up), why it was "
+                 "handed off, what was asked, the products and orders that came up, and the shopper's last "
+                 "messages with personal data masked; later events of the same hand-off (`returned`, "
+                 "`released`, `timeout`) are records too. Also POSTed to HANDOFF_WEBHOOK_URL when set.",
+     errors={400: "`limit` is not a number between 1 and 500."})
+@require("admin")
+def handoffs():
+    services = _services()
+    limit = S.query_int("limit", 50, lo=1, hi=500)
+    return jsonify(HandoffList(handoffs=services.handoffs.recent(limit)).model_dump(mode="json"))
+
+
+@bp.post("/api/v1/admin/handoffs/<session_id>/release")
+@doc(summary="Hand a conversation back to the bot", tag="admin", reply=HandoffReleased, path_params=HANDOFF_PATH,
+     description="After a hand-off the bot answers only that a colleague will reply; an agent who is done (or "
+                 "will not take it) hands the session back, and the bot answers the next message. Idempotent: "
+                 "`released` is false when the session was not handed off.",
+     errors={404: "No such session (unknown or expired).",
+             409: "The session was changed by concurrent requests; retry after `Retry-After`."})
+@require("admin")
+def release_handoff(session_id: str):
+    services = _services()
+    check_session_id(session_id)
+    released = services.sessions.release_handoff(session_id)
+    if released:
+        rec = HandoffRecord(event="released", at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                            session_id=session_id, by=g.principal.key_id)
+        rec.summary = summary_of(rec)
+        try:
+            services.handoffs.add(rec)
+        except KGQAError:  # released all the same: the log is for the record
+            log.warning("hand-off release not logged")
+    return jsonify(HandoffReleased(session_id=session_id, released=released).model_dump(mode="json"))
 
 
 # -- development sign-in -----------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None, *, services: Any = None) -> Fla
     from api import admin, catalog, chat, errors, graph, openapi
     from api.auth import KeyStore
     from api.errors import Forbidden
+    from api.handoffs import HandoffLog
     from api.jobs import ImportJobs
     from api.metrics import Metrics
     from api.services import Services
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None, *, services: Any = None) -> Fla
     services.metrics = getattr(services, "metrics", None) or Metrics()
     services.keys = KeyStore(services.redis_call, services.prefix)
     services.jobs = ImportJobs(services)
+    services.handoffs = HandoffLog(services)
     if not hasattr(services, "sessions") or services.__dict__.get("sessions") is None:
         services.sessions = _LazySessions(services)
 
@@ -158,7 +160,8 @@ class _LazySessions:
             if services.settings.redis_url:
                 self._store = SessionStore.from_settings(services.settings, services.store)
             else:
-                self._store = SessionStore(lambda: services.redis(), ttl_s=services.settings.session_ttl_s)
+                self._store = SessionStore(lambda: services.redis(), ttl_s=services.settings.session_ttl_s,
+                                           graph_name=services.settings.graph_name)
         return self._store
 
     def __getattr__(self, name: str) -> Any:

@@ -13,6 +13,7 @@ from typing import Any, Final
 from pydantic import BaseModel
 
 from api import schemas as S
+from api.handoffs import HandoffList, HandoffReleased
 
 Example = dict[str, Any]  # an OpenAPI Example Object: {"summary": ..., "value": ...}
 
@@ -34,6 +35,18 @@ _CHAT_REPLY = {
     "query_name": "products.by_skus",
     "status": "ok",
     "customer_token": None,
+}
+
+_HANDOFF = {
+    "event": "opened", "at": "2026-11-23T09:31:12Z", "session_id": _SESSION, "reason": "complaint",
+    "intent": "complaint", "intents": ["track_order", "complaint"], "customer": "C0…4f2a9c1e", "signed_in": True,
+    "turns": 3, "products": [], "orders": ["10452"],
+    "entities": [{"type": "ORDER_ID", "text": "10452", "node_id": "10452"}],
+    "messages": ["where is my order 10452?", "it was due on Monday, call me on [number]",
+                 "I want to complain, this is the third time"],
+    "summary": "Opened (complaint). Customer: C0…4f2a9c1e. Asked about: track_order, complaint. Orders: 10452. "
+               "Last message: I want to complain, this is the third time",
+    "by": None,
 }
 
 _JOB_QUEUED = {
@@ -140,6 +153,18 @@ EXAMPLES: Final[dict[type[BaseModel], dict[str, Example]]] = {
             "report": "top_products", "generated_at": "2026-11-23T09:30:00Z", "params": {"limit": 2},
             "rows": [{"sku": "NA-HP-000001", "name": "Aurora X2", "units": 41, "orders": 37},
                      {"sku": "KW-PN-000004", "name": "Kochwerk Pro Pan 28", "units": 30, "orders": 22}]}},
+    },
+    # -- hand-offs (admin) -----------------------------------------------------------------------------
+    HandoffList: {
+        "handoffs": {"summary": "A hand-off, then an agent handing the session back", "value": {"handoffs": [
+            {**_HANDOFF, "event": "released", "at": "2026-11-23T09:48:40Z", "reason": None, "intent": None,
+             "intents": [], "customer": None, "signed_in": False, "turns": None, "orders": [], "entities": [],
+             "messages": [], "summary": "Released.", "by": "4f2a9c1e"},
+            _HANDOFF]}},
+    },
+    HandoffReleased: {
+        "released": {"summary": "Back with the bot", "value": {"session_id": _SESSION, "released": True}},
+        "not_handed_off": {"summary": "It was not handed off", "value": {"session_id": _SESSION, "released": False}},
     },
     # -- operations and development --------------------------------------------------------------------
     S.HealthResponse: {"ok": {"summary": "Alive", "value": {"status": "ok"}}},

@@ -71,6 +71,7 @@ TAGS: Final = [
     {"name": "catalog", "description": "Imports and single-product edits (`catalog` role)."},
     {"name": "graph", "description": "Read-only Cypher, the schema and canned reports (`analyst` role)."},
     {"name": "ops", "description": "Liveness, readiness and metrics."},
+    {"name": "admin", "description": "Agents and operators (`admin` role): conversations handed to a person."},
     {"name": "dev", "description": "Development mode only (API_DEV_MODE), from the loopback interface only."},
     {"name": "meta", "description": "This document, its page and the guides it links to."},
 ]

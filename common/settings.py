@@ -61,6 +61,22 @@ class Settings(BaseSettings):
         None, description="Redis for dialogue state and rate limits; default: the embedded server."
     )
     session_ttl_s: int = Field(86_400, ge=60)
+    pending_ttl_s: int = Field(
+        300, ge=1,
+        description="How long (seconds) a proposed action awaits its yes or no, and a clarifying question its "
+                    "answer; a yes after that says the request expired and offers to start again.")
+    handoff_timeout_s: int = Field(
+        1800, ge=0,
+        description="After a hand-off the bot only says a colleague will reply, until an agent releases the "
+                    "session (POST /api/v1/admin/handoffs/<id>/release) or this many seconds pass; 0: never.")
+    handoff_webhook_url: str | None = Field(
+        None, description="When set, each hand-off record is POSTed here as JSON (a help desk), from a background "
+                          "thread: never blocking a chat turn, retried, failures logged.")
+    handoff_webhook_timeout_s: float = Field(5.0, gt=0, le=120, description="Timeout of one webhook POST.")
+    handoff_webhook_retries: int = Field(3, ge=0, le=20, description="Webhook retries after a failed POST.")
+    handoff_webhook_secret: SecretStr | None = Field(
+        None, description="When set, each webhook POST carries `X-Kgqa-Signature: sha256=<HMAC-SHA256 of the "
+                          "body>` so the help desk can check where it came from.")
 
     # -- models --------------------------------------------------------------------------------
     encoder_path: str = Field(default_factory=_default_encoder_path)

@@ -132,7 +132,8 @@ def owned_session(api: Api, customer_id: str | None, caller: str = "dev", turns:
     """A real saved session (qa/state.py) owned by a customer, or by an anonymous API key."""
     from qa.state import SessionStore, TurnRecord
 
-    store = SessionStore(lambda: api.store.redis, ttl_s=api.settings.session_ttl_s)
+    store = SessionStore(lambda: api.store.redis, ttl_s=api.settings.session_ttl_s,
+                         graph_name=api.settings.graph_name)
     state = store.new(customer_id, caller)
     for i in range(turns):
         state.turns.append(TurnRecord(role="user", text=f"where is order 1000{i}?", intent="track_order"))

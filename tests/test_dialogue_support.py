@@ -282,6 +282,8 @@ def ent(message: str, text: str, type_: str, node_id: str | None = None, *,
 class ScriptedUnderstander:
     """The understanding collaborator, faked: each test turn says what the model understood."""
 
+    threshold = 0.5  # the out-of-scope threshold the engine reads from its understander
+
     def __init__(self) -> None:
         self.script: dict[str, Understanding] = {}
 
@@ -342,14 +344,17 @@ def shop(falkordb_server):
 
 
 def make_engine(settings: Settings, store, encoder, *, prefix: str | None = None, new_id=None,
-                verbalizer=None) -> tuple[Engine, ScriptedUnderstander]:
+                verbalizer=None, clock=None, **engine_kw) -> tuple[Engine, ScriptedUnderstander]:
+    """An engine on the test shop; `clock` (default: pinned to NOW) is the engine's and the
+    retriever's, so a test can move time forward for both (expiry, hand-off timeouts)."""
+    clock = clock or (lambda: NOW)
     nlu = ScriptedUnderstander()
     sessions = SessionStore(lambda: store.redis, ttl_s=settings.session_ttl_s,
                             prefix=prefix or f"test:{settings.graph_name}:", new_id=new_id)
     retriever = Retriever(store, ProcedureSearch(store, settings.encoder_path, encoder=encoder),
-                          currency="USD", clock=lambda: NOW)
+                          currency="USD", clock=clock)
     engine = Engine(sessions=sessions, understander=nlu, retriever=retriever,
-                    verbalizer=verbalizer or TemplateVerbalizer(), threshold=0.5, clock=lambda: NOW)
+                    verbalizer=verbalizer or TemplateVerbalizer(), threshold=0.5, clock=clock, **engine_kw)
     return engine, nlu
 
 
