@@ -214,7 +214,10 @@ ERROR_EXAMPLES: Final[dict[int, dict[str, Example]]] = {
                     {"field": "customer_id", "message": "Extra inputs are not permitted",
                      "type": "extra_forbidden"}]})}},
     429: {"rate_limited": {"summary": "Over the key's limit", "value": _error(
-        "rate_limited", "too many requests for this API key", {"limit_per_minute": 60, "bucket": "default"})}},
+        "rate_limited", "too many requests for this API key", {"limit_per_minute": 60, "bucket": "default"})},
+          "too_many_queries": {"summary": "As many analyst queries as allowed are running", "value": _error(
+              "too_many_queries", "2 analyst queries are running already; retry shortly",
+              {"max_concurrent": 2, "bucket": "analyst"})}},
     503: {"unavailable": {"summary": "Graph, state store or models not available yet", "value": _error(
         "model_not_ready", "the language models are not ready yet")}},
 }

@@ -57,7 +57,8 @@ ERRORS: Final[dict[int, tuple[str, str]]] = {
     413: ("PayloadTooLarge", "The body, a file, a string or the number of values is over its limit."),
     415: ("UnsupportedMediaType", "The body has another media type than the route reads."),
     422: ("ValidationError", "The body is well-formed but not valid: `details.fields` lists each problem."),
-    429: ("RateLimited", "Over the API key's requests per minute; wait `Retry-After` seconds."),
+    429: ("RateLimited", "Over a requests-per-minute limit (the key's, the shopper's or the client address's); "
+                         "wait `Retry-After` seconds."),
     503: ("Unavailable", "The graph, the state store (keys, sessions, rate limits) or the models are not "
                          "available yet; retry after `Retry-After` seconds."),
 }

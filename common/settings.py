@@ -45,6 +45,20 @@ class Settings(BaseSettings):
     data_dir: Path = Field(REPO_ROOT / "var" / "data", description="Embedded server's data directory.")
     falkordb_port: int = Field(0, ge=0, le=65535, description="0 picks a free port on first start.")
     falkordb_appendfsync: Literal["always", "everysec", "no"] = "everysec"
+    falkordb_timeout_max_ms: int = Field(
+        120_000, ge=0,
+        description=(
+            "The embedded server's TIMEOUT_MAX: no query runs longer, whoever sends it (longer "
+            "per-query timeouts are lowered to it); 0: no maximum."
+        ),
+    )
+    falkordb_query_mem_capacity_mb: int = Field(
+        1024, ge=0,
+        description=(
+            "The embedded server's QUERY_MEM_CAPACITY in MiB: a query that needs more memory (its "
+            "result included) is stopped with an error instead of growing the server; 0: no cap."
+        ),
+    )
     graph_password: SecretStr | None = None
     neo4j_user: str = "neo4j"
     neo4j_password: SecretStr | None = None
@@ -52,6 +66,13 @@ class Settings(BaseSettings):
     query_timeout_ms: int = Field(5000, ge=1)
     analyst_row_limit: int = Field(1000, ge=1)
     analyst_timeout_ms: int = Field(5000, ge=1)
+    analyst_max_concurrent: int = Field(
+        2, ge=0,
+        description=(
+            "Analyst queries running at once across every API worker and host (a Redis semaphore); "
+            "more get a 429 with Retry-After. 0: no limit."
+        ),
+    )
     import_batch_size: int = Field(5000, ge=1, le=100_000)
     import_max_field_bytes: int = Field(65_536, ge=64)
     store_currency: str = Field("USD", min_length=3, max_length=3)
