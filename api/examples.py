@@ -215,6 +215,8 @@ ERROR_EXAMPLES: Final[dict[int, dict[str, Example]]] = {
                      "type": "extra_forbidden"}]})}},
     429: {"rate_limited": {"summary": "Over the key's limit", "value": _error(
         "rate_limited", "too many requests for this API key", {"limit_per_minute": 60, "bucket": "default"})},
+          "shopper": {"summary": "Over one shopper's limit (others on the key are not affected)", "value": _error(
+              "rate_limited", "too many requests for this shopper", {"limit_per_minute": 60, "bucket": "shopper"})},
           "too_many_queries": {"summary": "As many analyst queries as allowed are running", "value": _error(
               "too_many_queries", "2 analyst queries are running already; retry shortly",
               {"max_concurrent": 2, "bucket": "analyst"})}},

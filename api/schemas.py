@@ -8,7 +8,7 @@ import re
 from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
-from flask import request
+from flask import g, request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from api.errors import BadRequest, InvalidJSON, PayloadTooLarge, UnsupportedMediaType
@@ -429,7 +429,9 @@ def _check_shape(value: Any, max_depth: int) -> None:
 
 def read_json(settings: Any) -> Any:
     """The request's JSON value: 415 for another media type, 413 when too large, 400 when
-    malformed or too deep."""
+    malformed or too deep. Read once per request (the rate limiter may read it before the view)."""
+    if "json_body" in g:
+        return g.json_body
     mimetype = request.mimetype or ""
     if not (mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))):
         raise UnsupportedMediaType("the body must be application/json", details={"got": mimetype[:100] or None})
@@ -446,6 +448,7 @@ def read_json(settings: Any) -> Any:
     except orjson.JSONDecodeError as exc:
         raise InvalidJSON("the body is not valid JSON", details={"position": getattr(exc, "pos", None)}) from None
     _check_shape(value, settings.api_max_json_depth)
+    g.json_body = value
     return value
 
 

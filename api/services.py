@@ -57,6 +57,7 @@ class Services:
         self.instance_id = secrets.token_hex(4)
         self.prefix = f"kgqa:{settings.graph_name}:"
         self.started_at = time.time()
+        self.clock: Callable[[], float] = time.time  # rate-limit windows (tests hold it still)
 
     # -- graph ---------------------------------------------------------------------------------------
     @property

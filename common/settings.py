@@ -169,6 +169,28 @@ class Settings(BaseSettings):
         600, ge=0, description="Requests per API key per minute (a 429 beyond); 0: no limit."
     )
     api_rate_limit_import_per_minute: int = Field(10, ge=0, description="Imports per API key per minute.")
+    api_rate_limit_shopper_per_minute: int = Field(
+        60, ge=0,
+        description=(
+            "Chat requests per shopper per minute, within the key's own limit: per customer (the token's "
+            "`sub`) when signed in, else per session; one shopper over it does not slow another. 0: none."
+        ),
+    )
+    api_rate_limit_address_per_minute: int = Field(
+        0, ge=0,
+        description=(
+            "Requests per client address per minute (see API_TRUSTED_PROXIES for what the address is); "
+            "0: no limit."
+        ),
+    )
+    api_trusted_proxies: int = Field(
+        0, ge=0, le=16,
+        description=(
+            "Reverse proxies in front of the API that append to X-Forwarded-For. 0: the client address is "
+            "the socket's; N: the Nth entry from the right of X-Forwarded-For (the address the outermost "
+            "trusted proxy saw)."
+        ),
+    )
     api_metrics_public: bool = Field(False, description="/metrics without a key; else the admin role.")
     api_allow_hard_delete: bool = Field(
         False, description="DELETE /catalog/products/<sku>?hard=true removes the node (admin role only)."

@@ -44,7 +44,7 @@ def api_settings(server_dir: Path, **over: Any) -> Settings:
         _env_file=None, graph_url="falkordb://embedded", data_dir=server_dir,
         graph_name=f"api_{uuid.uuid4().hex[:10]}", falkordb_appendfsync="always",
         dev_api_key=DEV_KEY, customer_token_secret=SECRET, llm_backend="none", api_dev_mode=True,
-        api_rate_limit_per_minute=0, api_preload_engine=False,
+        api_rate_limit_per_minute=0, api_rate_limit_shopper_per_minute=0, api_preload_engine=False,
     )
     base.update(over)
     return Settings(**base)
