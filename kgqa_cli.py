@@ -70,7 +70,9 @@ def up(data_dir: Path | None, empty: bool, products: int, serve: bool, host: str
                 console.print(f"[bold]Generating the sample store[/] in {data_dir}")
                 generate(data_dir, products=products, today=dt.date.today())
         console.print(f"[bold]Importing[/] {data_dir}")
-        report = import_path(store, data_dir, settings=settings, progress=True)
+        from kg.audit import local_sink
+
+        report = import_path(store, data_dir, settings=settings, progress=True, audit=local_sink(settings, store))
         if report.errors:
             console.print(f"[yellow]{len(report.errors)} rows rejected[/]; first: {report.errors[0]}")
     _print_stats(store)
@@ -182,9 +184,10 @@ def _register_optional() -> None:
     from import_scripts.sample_store import generate_sample_command
 
     main.add_command(import_command, "import")
-    from api.cli import keys_command
+    from api.cli import audit_command, keys_command
 
     main.add_command(keys_command, "keys")
+    main.add_command(audit_command, "audit")
     main.add_command(generate_sample_command, "sample")
     from nlu.cli import nlu
 

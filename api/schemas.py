@@ -251,6 +251,7 @@ class ImportProgress(Reply):
 class ImportJob(Reply):
     job_id: str
     status: Literal["queued", "running", "done", "failed"]
+    key_id: str | None = Field(None, description="The id of the API key that started the import.")
     strict: bool = False
     dry_run: bool = False
     files: list[str] = Field(default_factory=list)
@@ -388,6 +389,28 @@ class ReadyResponse(Reply):
 class DevTokenRequest(Strict):
     customer_id: CustomerId
     ttl_s: int = Field(3600, ge=60, le=86_400)
+
+
+class AuditEntry(Reply):
+    """One catalog write (kg/audit.py)."""
+
+    id: str = Field(description="The entry's id in the log (time-ordered); a cursor reads on from it.")
+    at: str | None = Field(description="When it was written (UTC).")
+    key_id: str | None = Field(description="The API key that wrote it; `cli:<user>` for the key-less local command.")
+    route: str | None = Field(description="The route of a single-product or shop-example write.")
+    job_id: str | None = Field(description="The import job that wrote it.")
+    file: str | None = Field(description="The import file the row came from.")
+    line: int | None = Field(description="The row's physical line in that file (the header is line 1).")
+    label: str = Field(description="Product, Order, Customer, ..., OrderItem (an order's item), ShopExample.")
+    node: str = Field(description="The node's key: the sku, order id, ...; `order_id/sku` for an order item.")
+    action: Literal["created", "updated", "deleted"]
+    old: dict[str, Any] | None = Field(description="The fields that changed, as they were (null when created).")
+    new: dict[str, Any] | None = Field(description="The fields that changed, as they are now (null when deleted).")
+
+
+class AuditPage(Reply):
+    entries: list[AuditEntry] = Field(description="Newest first.")
+    next_cursor: str | None = Field(description="Pass as `cursor` for older entries; null when there are none.")
 
 
 class DevTokenResponse(Reply):

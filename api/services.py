@@ -55,7 +55,9 @@ class Services:
         self._schema_lock = threading.Lock()
         # A random id per app instance (not the pid): the X-Instance header tells which worker answered.
         self.instance_id = secrets.token_hex(4)
-        self.prefix = f"kgqa:{settings.graph_name}:"
+        from kg.backends.state_server import key_prefix
+
+        self.prefix = key_prefix(settings.graph_name)
         self.started_at = time.time()
         self.clock: Callable[[], float] = time.time  # rate-limit windows (tests hold it still)
 
@@ -102,6 +104,13 @@ class Services:
 
             self._state = StateRedis(self.settings, graph_redis)
         return self._state
+
+    @property
+    def audit(self) -> Any:
+        """The audit log of catalog writes (kg/audit.py), in the state store."""
+        from kg.audit import AuditLog
+
+        return AuditLog(self.redis_call, self.prefix, max_entries=self.settings.audit_max_entries)
 
     def redis(self) -> redis.Redis:
         if self._redis is not None:

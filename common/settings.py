@@ -82,6 +82,13 @@ class Settings(BaseSettings):
         None, description="Redis for dialogue state and rate limits; default: the embedded server."
     )
     session_ttl_s: int = Field(86_400, ge=60)
+    audit_max_entries: int = Field(
+        200_000, ge=1000,
+        description=(
+            "Catalog changes kept in the audit log (a capped stream in the state Redis, one entry per "
+            "node written); the oldest drop first."
+        ),
+    )
 
     # -- models --------------------------------------------------------------------------------
     encoder_path: str = Field(default_factory=_default_encoder_path)

@@ -47,6 +47,11 @@ class EmbeddedRedis(EmbeddedFalkorDB):
         client.dbsize()  # answers LOADING while the append-only file is read
 
 
+def key_prefix(graph_name: str) -> str:
+    """Every state key of one graph's instance starts with this."""
+    return f"kgqa:{graph_name}:"
+
+
 def state_dir(data_dir: Path | str) -> Path:
     """Where the embedded state server of a DATA_DIR keeps its files."""
     return Path(data_dir) / STATE_DIR
