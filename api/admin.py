@@ -15,6 +15,7 @@ from api import schemas as S
 from api.auth import authenticate, mint_customer_token, require
 from api.errors import BadRequest, Forbidden, NotFound
 from api.openapi import doc, qparam
+from kg.audit import CURSOR_PATTERN, parse_since
 from kg.queries import q
 
 bp = Blueprint("admin", __name__)
@@ -91,7 +92,7 @@ def metrics():
 
 
 # -- the audit log ----------------------------------------------------------------------------------------
-_CURSOR = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
+_CURSOR = re.compile(CURSOR_PATTERN)
 
 
 def _text_param(name: str, most: int) -> str | None:
@@ -110,7 +111,7 @@ def _text_param(name: str, most: int) -> str | None:
              qparam("sku", {"type": "string", "maxLength": 200}, "The same as `node`, for products"),
              qparam("since", {"type": "string", "maxLength": 40}, "Only writes at or after this ISO 8601 date or time"),
              qparam("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "Entries per page (default 50)"),
-             qparam("cursor", {"type": "string", "pattern": "^[0-9]+-[0-9]+$", "maxLength": 41},
+             qparam("cursor", {"type": "string", "pattern": CURSOR_PATTERN, "maxLength": 51},
                     "`next_cursor` of the previous page: older entries")],
      description="Every catalog write, newest first: who (the key), where (the route, or the import job, file "
                  "and line), which node, and the old and new values of the fields that changed. Kept in the "
@@ -118,7 +119,6 @@ def _text_param(name: str, most: int) -> str | None:
                  "fewer entries than `limit` and still a `next_cursor`: read on with it.")
 @require("admin")
 def audit_log():
-    from kg.audit import parse_since
 
     key_id = _text_param("key_id", 100)
     node = _text_param("node", 200) or _text_param("sku", 200)

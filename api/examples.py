@@ -151,14 +151,14 @@ EXAMPLES: Final[dict[type[BaseModel], dict[str, Example]]] = {
     },
     S.AuditPage: {"page": {"summary": "A price change through the API and an order moved by an import", "value": {
         "entries": [
-            {"id": "1795418200123-0", "at": "2026-11-23T09:30:00.123Z", "key_id": "3f9a1c2e",
+            {"id": "1795418200123-0.0", "at": "2026-11-23T09:30:00.123Z", "key_id": "3f9a1c2e",
              "route": "PATCH /api/v1/catalog/products/NA-HP-000001", "job_id": None, "file": None, "line": None,
              "label": "Product", "node": "NA-HP-000001", "action": "updated",
              "old": {"price": 149.0}, "new": {"price": 0.01}},
-            {"id": "1795418100456-0", "at": "2026-11-23T09:28:20.456Z", "key_id": "7b2e4d10", "route": None,
+            {"id": "1795418100456-0.15", "at": "2026-11-23T09:28:20.456Z", "key_id": "7b2e4d10", "route": None,
              "job_id": "k7Yp2QwErT9sLm4n", "file": "orders.csv", "line": 17, "label": "Order", "node": "10452",
              "action": "updated", "old": {"customer_id": "C00001"}, "new": {"customer_id": "C00007"}}],
-        "next_cursor": "1795418100456-0"}}},
+        "next_cursor": "1795418100456-0.15"}}},
     S.DevTokenRequest: {"token": {"summary": "A token for a sample customer",
                                   "value": {"customer_id": "C00001", "ttl_s": 3600}}},
     S.DevTokenResponse: {"token": {"summary": "A token", "value": {

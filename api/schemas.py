@@ -394,7 +394,8 @@ class DevTokenRequest(Strict):
 class AuditEntry(Reply):
     """One catalog write (kg/audit.py)."""
 
-    id: str = Field(description="The entry's id in the log (time-ordered); a cursor reads on from it.")
+    id: str = Field(description="The change's id in the log (`<time>-<n>.<n>`, time-ordered); as a cursor it "
+                               "reads on from there.")
     at: str | None = Field(description="When it was written (UTC).")
     key_id: str | None = Field(description="The API key that wrote it; `cli:<user>` for the key-less local command.")
     route: str | None = Field(description="The route of a single-product or shop-example write.")

@@ -67,10 +67,11 @@ class Settings(BaseSettings):
     analyst_row_limit: int = Field(1000, ge=1)
     analyst_timeout_ms: int = Field(5000, ge=1)
     analyst_max_concurrent: int = Field(
-        2, ge=0,
+        1, ge=0,
         description=(
             "Analyst queries running at once across every API worker and host (a Redis semaphore); "
-            "more get a 429 with Retry-After. 0: no limit."
+            "more get a 429 with Retry-After. Keep it below the graph server's query threads (FalkorDB's "
+            "THREAD_COUNT, the number of cores by default) so chat queries always find one. 0: no limit."
         ),
     )
     import_batch_size: int = Field(5000, ge=1, le=100_000)

@@ -232,7 +232,7 @@ class _Writer:
 
     def __init__(self, store: GraphStore) -> None:
         self.store = store
-        self._q: queue.Queue[tuple[list[Op], Callable[[], None] | None] | None] = queue.Queue(maxsize=2)
+        self._q: queue.Queue[tuple[list[Op], Callable[[], Callable[[], None]] | None] | None] = queue.Queue(maxsize=2)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._loop, name="kg-import-writer", daemon=True)
         self._thread.start()
@@ -243,12 +243,15 @@ class _Writer:
             try:
                 if job is None:
                     return
-                ops, after = job
+                ops, audit = job
                 if self._error is None:
+                    # The audit record is prepared (old values read) before the batch is written
+                    # and stored once it is: here, so the reading overlaps the next batch's parsing.
+                    store_record = audit() if audit is not None else None
                     for query, params, fallback in ops:
                         self._run(query, params, fallback)
-                    if after is not None:
-                        after()  # the audit entries of what was just written
+                    if store_record is not None:
+                        store_record()
             except BaseException as exc:  # noqa: BLE001 - handed to the importer's thread
                 self._error = exc
             finally:
@@ -267,10 +270,12 @@ class _Writer:
             for q2, p2, _ in fallback():
                 self.store.run(q2, p2, timeout_ms=WRITE_TIMEOUT_MS)
 
-    def submit(self, ops: list[Op], after: Callable[[], None] | None = None) -> None:
+    def submit(self, ops: list[Op], audit: Callable[[], Callable[[], None]] | None = None) -> None:
+        """Queue a batch's statements; `audit()`, called before they run, returns what stores the
+        batch's audit record after they succeed."""
         self._check()
         if ops:
-            self._q.put((ops, after))
+            self._q.put((ops, audit))
 
     def drain(self) -> None:
         self._q.join()
@@ -434,12 +439,16 @@ class _Pass:
         if self.mode == "write" and (created or props_changed or relinked):
             self.changed = True
             assert self.writer is not None
-            after = None
+            audit = None
             if self.audit is not None:
-                changes = self._changes(src, ft, created, [*props_changed, *relinked])
                 sink = self.audit
-                after = (lambda: sink(changes)) if changes else None
-            self.writer.submit(self._ops(ft, created, props_changed, relinked), after)
+                changed = [*props_changed, *relinked]
+
+                def audit() -> Callable[[], None]:
+                    changes = self._changes(src, ft, created, changed)
+                    return lambda: sink(changes)
+
+            self.writer.submit(self._ops(ft, created, props_changed, relinked), audit)
 
     def _check_refs(self, src: Source, ft: FileType, fr: FileReport, batch: list[Clean]) -> list[Clean]:
         known = self.known
@@ -451,6 +460,7 @@ class _Pass:
         for label, keys in need.items():
             known[label].update(self._existing(label, keys))
         implicit: dict[str, list[str]] = defaultdict(list)
+        first_line: dict[tuple[str, Any], int] = {}  # the row that named an implicit node first
         own = known.get(ft.label or "")
         accepted: list[Clean] = []
         for row in batch:
@@ -461,6 +471,7 @@ class _Pass:
                 if mode == "implicit":
                     known[label][key] = None
                     implicit[label].append(key)
+                    first_line.setdefault((label, key), row.line)
                     verb = "created it" if self.mode == "write" else "it would be created"
                     self.report.warn(f"{src.name} line {row.line}: {label.lower()} {key!r} has no node; {verb}")
                     continue
@@ -482,7 +493,7 @@ class _Pass:
                 for k, node_id in rows[0]["found"] if rows else []:
                     known[label][k] = node_id
             if self.audit is not None:
-                self.audit([Change(label, str(k), "created", None, {"name": k}, src.name, None)
+                self.audit([Change(label, str(k), "created", None, {"name": k}, src.name, first_line.get((label, k)))
                             for label, names in implicit.items() for k in names])
         return accepted
 
@@ -513,9 +524,10 @@ class _Pass:
                                  timeout_ms=WRITE_TIMEOUT_MS)
             return {(x["order_id"], x["sku"]): {k: x.get(k) for k in CONTAINS_FIELDS} for x in res}
         res = self.store.run(Q.SNAPSHOT[ft.label], {"keys": [r.key for r in rows]}, timeout_ms=WRITE_TIMEOUT_MS)
+        names = Q.NODES[ft.label].props
         out: dict[Any, dict[str, Any]] = {}
         for x in res:
-            values = dict(x.get("props") or {})
+            values = dict(zip(names, x.get("props") or (), strict=False))
             values.update({k: v for k, v in x.items() if k not in ("key", "props")})
             out[x["key"]] = values
         return out

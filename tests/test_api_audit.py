@@ -212,3 +212,27 @@ def test_the_cli_imports_as_cli_user_and_reads_the_log(settings, store, tmp_path
 def test_only_admin_reads_the_audit_log(api, role):
     error_shape(api.client.get("/api/v1/admin/audit", headers=api.h(api.key(role))), 403)
     assert api.client.get("/api/v1/admin/audit", headers=api.h(api.key("admin"))).status_code == 200
+
+
+def test_the_log_is_capped_in_changes_and_pages_through_batches(api):
+    from kg.audit import AuditLog, Change
+
+    log = AuditLog(api.services.redis_call, api.services.prefix + "t:", max_entries=12)
+    for b in range(5):  # five writes of four changes each
+        log.record([Change("Product", f"P{b}-{i}", "created", None, {"i": i}, "products.csv", i + 2)
+                    for i in range(4)], key_id="k" if b % 2 else "other", job_id=f"job{b}")
+    seen, cursor = [], None
+    while True:
+        page, cursor = log.read(limit=3, cursor=cursor)
+        seen += [e["node"] for e in page]
+        if cursor is None:
+            break
+    # newest first, nothing twice; the oldest writes dropped once more than 12 changes were kept
+    assert seen == [f"P{b}-{i}" for b in (4, 3, 2) for i in (3, 2, 1, 0)]
+    assert [e["node"] for e in log.read(key_id="k", limit=50)[0]] == [f"P3-{i}" for i in (3, 2, 1, 0)]
+    (one,) = log.read(node="P2-1")[0]
+    assert (one["file"], one["line"], one["job_id"], one["key_id"]) == ("products.csv", 3, "job2", "other")
+    # a selective filter over more than one read's worth hands back a cursor to read on with
+    page, cursor = log.read(node="P2-0", scan_max=4)
+    assert page == [] and cursor is not None
+    assert [e["node"] for e in log.read(node="P2-0", cursor=cursor)[0]] == ["P2-0"]

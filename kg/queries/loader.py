@@ -298,16 +298,18 @@ CONTAINS_ABSENT = _contains_absent()
 
 # -- the audit log's old values (kg/audit.py): one read per batch of changed rows ---------------------------
 def _snapshot(n: NodeSpec) -> Query:
-    # One variable name per comprehension: FalkorDB 4.16 answers null for every comprehension after
-    # the first that reuses a name. Columns that are properties too (an order's shipping method)
-    # are read from the properties.
-    links = "".join(
-        f", [(n){'<' if rel.incoming else ''}-[:{rel.type}]-{'' if rel.incoming else '>'}(t{j}:{rel.target}) "
-        f"| t{j}.{rel.target_key}][0] AS `{rel.column}`"
-        for j, rel in enumerate(r for r in n.rels if r.column != "applies_to" and r.column not in n.props))
+    # Properties as one list in NODES order (a list parses faster than a map), and each link's
+    # target through OPTIONAL MATCH (pattern comprehensions cost seven times as much here). Columns
+    # that are properties too (an order's shipping method) are read from the properties.
+    links = [r for r in n.rels if r.column != "applies_to" and r.column not in n.props]
+    matches = "".join(
+        f" OPTIONAL MATCH (n){'<' if rel.incoming else ''}-[:{rel.type}]-{'' if rel.incoming else '>'}"
+        f"(t{j}:{rel.target})" for j, rel in enumerate(links))
+    values = ", ".join(f"n.{p}" for p in n.props)
+    columns = "".join(f", t{j}.{rel.target_key} AS `{rel.column}`" for j, rel in enumerate(links))
     return q(
         f"loader.{n.label}.snapshot",
-        f"UNWIND $keys AS k MATCH (n:{n.label} {{{n.key}: k}}) RETURN k AS key, properties(n) AS props{links}",
+        f"UNWIND $keys AS k MATCH (n:{n.label} {{{n.key}: k}}){matches} RETURN k AS key, [{values}] AS props{columns}",
         description=f"The current values of some {n.label} nodes, before an import changes them (audit log).",
     )
 
