@@ -1,11 +1,12 @@
-"""Operations routes: liveness, readiness, Prometheus metrics, hand-offs for agents (`admin`
-blueprint); the development sign-in (`dev` blueprint, registered only when API_DEV_MODE is on); the
-chat page (`web`)."""
+"""Operations routes: liveness, readiness, Prometheus metrics, hand-offs for agents and the audit
+log of catalog writes (`admin` blueprint); the development sign-in (`dev` blueprint, registered
+only when API_DEV_MODE is on); the chat page (`web`)."""
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 import time
 from typing import Any
 
@@ -14,10 +15,11 @@ from flask import Blueprint, Response, current_app, g, jsonify, render_template,
 from api import schemas as S
 from api.auth import authenticate, mint_customer_token, require
 from api.chat import check_session_id
-from api.errors import Forbidden, NotFound
+from api.errors import BadRequest, Forbidden, NotFound
 from api.handoffs import HandoffList, HandoffRecord, HandoffReleased, summary_of
 from api.openapi import doc, qparam
 from common.errors import KGQAError
+from kg.audit import CURSOR_PATTERN, parse_since
 from kg.queries import q
 
 log = logging.getLogger("kgqa.api")
@@ -135,6 +137,54 @@ def release_handoff(session_id: str):
         except KGQAError:  # released all the same: the log is for the record
             log.warning("hand-off release not logged")
     return jsonify(HandoffReleased(session_id=session_id, released=released).model_dump(mode="json"))
+
+
+# -- the audit log ----------------------------------------------------------------------------------------
+_CURSOR = re.compile(CURSOR_PATTERN)
+
+
+def _text_param(name: str, most: int) -> str | None:
+    value = request.args.get(name)
+    if value is None:
+        return None
+    if not value or len(value) > most or re.search(r"[\x00-\x1f\x7f]", value):
+        raise BadRequest(f"query parameter `{name}` must be 1 to {most} printable characters")
+    return value
+
+
+@bp.get("/api/v1/admin/audit")
+@doc(summary="The audit log of catalog writes", tag="admin", reply=S.AuditPage,
+     params=[qparam("key_id", {"type": "string", "maxLength": 100}, "Only writes by this API key (or `cli:<user>`)"),
+             qparam("node", {"type": "string", "maxLength": 200}, "Only writes to this node key (sku, order id, ...)"),
+             qparam("sku", {"type": "string", "maxLength": 200}, "The same as `node`, for products"),
+             qparam("since", {"type": "string", "maxLength": 40}, "Only writes at or after this ISO 8601 date or time"),
+             qparam("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "Entries per page (default 50)"),
+             qparam("cursor", {"type": "string", "pattern": CURSOR_PATTERN, "maxLength": 51},
+                    "`next_cursor` of the previous page: older entries")],
+     description="Every catalog write, newest first: who (the key), where (the route, or the import job, file "
+                 "and line), which node, and the old and new values of the fields that changed. Kept in the "
+                 "state store as a capped stream (AUDIT_MAX_ENTRIES). A page with a selective filter may hold "
+                 "fewer entries than `limit` and still a `next_cursor`: read on with it.")
+@require("admin")
+def audit_log():
+
+    key_id = _text_param("key_id", 100)
+    node = _text_param("node", 200) or _text_param("sku", 200)
+    limit = S.query_int("limit", 50, lo=1, hi=500)
+    cursor = request.args.get("cursor")
+    if cursor is not None and not _CURSOR.match(cursor):
+        raise BadRequest("query parameter `cursor` must be a `next_cursor` value")
+    since_ms = None
+    since = _text_param("since", 40)
+    if since is not None:
+        try:
+            since_ms = parse_since(since)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+    entries, next_cursor = _services().audit.read(key_id=key_id, node=node, since_ms=since_ms, cursor=cursor,
+                                                  limit=limit)
+    return jsonify(S.AuditPage(entries=[S.AuditEntry.model_validate(e) for e in entries], next_cursor=next_cursor)
+                   .model_dump(mode="json"))
 
 
 # -- development sign-in -----------------------------------------------------------------------------------

@@ -1,9 +1,16 @@
 """Catalog routes (`catalog` role): imports as jobs, one product at a time, and shop examples
 (labelled customer messages, nlu/example_store.py; docs/shop-examples.md).
 
+Roles follow the data: `catalog` writes products and the store's own data (brands, categories,
+suppliers, promotions, policies, FAQs, shipping and payment methods, shop examples); customers,
+orders and order items need `orders` (`admin` implies both). An import names its files, so the
+route refuses, before anything is written, every file the key may not write (403, naming them).
+
 Single-product writes go through the importer itself (kg/loader.py `import_files` with a one-row
 `products.jsonl`, strict), so the validation rules, the reference checks, the content hash and the
 catalog version bump are exactly those of a file import: a change is visible to chat at once.
+Every write goes to the audit log (kg/audit.py) with the key, the route or the job's file and line,
+and the old and new values.
 """
 
 from __future__ import annotations
@@ -53,8 +60,25 @@ PRODUCT_HARD_DELETE = q(
 )
 
 
+# Import file types and the role that may write them (any other type: `catalog`).
+FILE_ROLES = {"customers": "orders", "orders": "orders", "order_items": "orders"}
+
+
 def _services() -> Any:
     return current_app.extensions["kgqa"]
+
+
+def file_role(name: str) -> str | None:
+    """The role an import file needs (None for a name that is no import type: the importer reports it)."""
+    from import_scripts.validation import file_type
+
+    kind = file_type(name)
+    return FILE_ROLES.get(kind[0], "catalog") if kind else None
+
+
+def _audit(services: Any) -> Any:
+    """The audit sink of this request's writes: the key and the route."""
+    return services.audit.sink(key_id=g.principal.key_id, route=f"{request.method} {request.path}")
 
 
 # -- imports ----------------------------------------------------------------------------------------------
@@ -67,9 +91,14 @@ def _services() -> Any:
              qparam("dry_run", {"type": "boolean"}, "Validate and report; write nothing")],
      description="Starts an import job and returns it at once (202); poll `GET /catalog/import/{job_id}` "
                  "for progress and the per-row report. The files and their columns: "
-                 "[docs/import-format.md](/api/v1/docs/import-format.md).",
-     errors={409: "Another import is running for this graph (`details.job_id`)."})
-@require("catalog", rate_bucket="import")
+                 "[docs/import-format.md](/api/v1/docs/import-format.md). `customers`, `orders` and "
+                 "`order_items` files need the `orders` role, every other file the `catalog` role; a file "
+                 "the key may not write refuses the whole import (403, `details.files`) before anything is "
+                 "written. The job records the key; every write goes to the audit log.",
+     errors={403: "The key has neither the `catalog` nor the `orders` role, or may not write some of the "
+                  "files (`details.files`, `details.roles`).",
+             409: "Another import is running for this graph (`details.job_id`)."})
+@require("catalog", "orders", rate_bucket="import")
 def start_import():
     strict = S.query_bool("strict")
     dry_run = S.query_bool("dry_run")
@@ -95,13 +124,21 @@ def start_import():
                                 details=field_details([{"field": "files", "message": name, "type": "duplicate"}]))
         seen.add(name)
         named.append((name, f))
-    job = _services().jobs.start(named, strict=strict, dry_run=dry_run)
+    principal = g.principal
+    refused = [(name, role) for name, _ in named if (role := file_role(name)) and not principal.has(role)]
+    if refused:
+        roles = sorted({role for _, role in refused})
+        files = [name for name, _ in refused]
+        raise Forbidden(f"this API key may not import {', '.join(files)} (they need the "
+                        f"{' or '.join(f'`{r}`' for r in roles)} role); nothing was imported",
+                        details={"files": files, "roles": roles})
+    job = _services().jobs.start(named, strict=strict, dry_run=dry_run, key_id=principal.key_id)
     return jsonify(S.ImportJob.model_validate(job).model_dump(mode="json")), 202
 
 
 @bp.get("/import/<job_id>")
 @doc(summary="An import job: status, progress, report", tag="catalog", reply=S.ImportJob, path_params=JOB_PATH)
-@require("catalog")
+@require("catalog", "orders")
 def import_status(job_id: str):
     if not re.fullmatch(r"[A-Za-z0-9_-]{8,64}", job_id):
         raise NotFound("no such import job")
@@ -157,7 +194,7 @@ def _write(sku: str, row: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         record["attributes"] = None
     data = json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n"
     report = import_files(services.graph, {"products.jsonl": io.BytesIO(data)}, settings=services.settings,
-                          strict=True, progress=False)
+                          strict=True, progress=False, audit=_audit(services))
     if not report.ok:
         raise Unprocessable("the product is not valid", details=field_details(
             {"field": e.column or "", "message": e.reason, "type": "import_row"} for e in report.errors[:50]))
@@ -248,6 +285,9 @@ def delete_product(sku: str):
     deleted = services.graph.run(PRODUCT_HARD_DELETE, {"sku": sku})
     if not deleted:
         raise Conflict("the product changed meanwhile; try again")
+    from kg.audit import Change
+
+    _audit(services)([Change("Product", sku, "deleted", _out(current), None)])
     from kg.queries.loader import BUMP_VERSION
 
     rows = services.graph.run(BUMP_VERSION, {"now": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
@@ -340,6 +380,10 @@ def add_examples():
                             details=field_details([{"field": "files", "message": "no rows", "type": "missing"}]))
     report = _examples().add(rows, g.principal.key_id, strict=strict, errors=errors)
     if report.added:
+        from kg.audit import Change
+
+        _audit(_services())([Change("ShopExample", str(e.get("id")), "created", None,
+                                    {"text": e.get("text"), "intent": e.get("intent")}) for e in report.added])
         _refresh_examples()
     body = report.to_dict()
     if report.problems and not report.added:
@@ -359,7 +403,11 @@ def remove_example(example_id: str):
     if not is_example_id(example_id):
         raise NotFound("no such example")
     store = _examples()
+    old = next(({"text": e.text, "intent": e.intent} for e in store.list() if e.id == example_id), None)
     if not store.remove([example_id], g.principal.key_id):
         raise NotFound("no such example")
+    from kg.audit import Change
+
+    _audit(_services())([Change("ShopExample", example_id, "deleted", old, None)])
     _refresh_examples()
     return jsonify(S.ShopExampleRemoved(id=example_id, version=store.version()).model_dump(mode="json"))

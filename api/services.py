@@ -5,10 +5,12 @@ dialogue engine (models) is built on first use or by `warm()` (gunicorn calls it
 worker starts), and Redis is reached per call. So `create_app` stays free of I/O and several apps
 (tests) can live side by side.
 
-Redis is the one named by `REDIS_URL`, or the embedded graph server's own (`store.redis`). Every
-Redis call goes through `redis_call`, which turns a lost connection into a retryable error (a 503)
-and drops the broken connection so the next request reconnects, restarting the embedded server if
-it died: the API recovers by itself, without a restart.
+Redis (the state store) is the one named by `REDIS_URL`; with the embedded graph, a second
+embedded server of its own (kg/backends/state_server.py), so a graph overload cannot take
+sessions, keys and rate limits down; with a FalkorDB by URL, that server's own. Every Redis call
+goes through `redis_call`, which turns a lost connection into a retryable error (a 503) and drops
+the broken connection so the next request reconnects, restarting an embedded server that died:
+the API recovers by itself, without a restart.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class Services:
         self._store = store
         self._engine = engine
         self._redis = redis_client
+        self._state: Any = None
         self._engine_factory = engine_factory
         self._engine_lock = threading.Lock()
         self._engine_error: str | None = None
@@ -53,8 +56,11 @@ class Services:
         self._schema_lock = threading.Lock()
         # A random id per app instance (not the pid): the X-Instance header tells which worker answered.
         self.instance_id = secrets.token_hex(4)
-        self.prefix = f"kgqa:{settings.graph_name}:"
+        from kg.backends.state_server import key_prefix
+
+        self.prefix = key_prefix(settings.graph_name)
         self.started_at = time.time()
+        self.clock: Callable[[], float] = time.time  # rate-limit windows (tests hold it still)
 
     @functools.cached_property
     def privacy_key(self) -> bytes:
@@ -90,19 +96,34 @@ class Services:
                 self._schema_ready = True
 
     # -- redis ---------------------------------------------------------------------------------------
+    @property
+    def state(self) -> Any:
+        """The state store's Redis (kg/backends/state_server.py), chosen once per app."""
+        if self._state is None:
+            from kg.backends.state_server import StateRedis
+
+            def graph_redis() -> redis.Redis:
+                store = self.store
+                if not hasattr(store, "redis"):
+                    from common.errors import ConfigError
+
+                    raise ConfigError("REDIS_URL is required unless the graph is FalkorDB")
+                return store.redis  # the store's current connection (a new one after a reconnect)
+
+            self._state = StateRedis(self.settings, graph_redis)
+        return self._state
+
+    @property
+    def audit(self) -> Any:
+        """The audit log of catalog writes (kg/audit.py), in the state store."""
+        from kg.audit import AuditLog
+
+        return AuditLog(self.redis_call, self.prefix, max_entries=self.settings.audit_max_entries)
+
     def redis(self) -> redis.Redis:
         if self._redis is not None:
             return self._redis
-        if self.settings.redis_url:
-            self._redis = redis.Redis.from_url(self.settings.redis_url, decode_responses=True, socket_timeout=2,
-                                               socket_connect_timeout=2)
-            return self._redis
-        store = self.store
-        if not hasattr(store, "redis"):
-            from common.errors import ConfigError
-
-            raise ConfigError("REDIS_URL is required unless the graph is FalkorDB")
-        return store.redis  # the store's current connection (a new one after a reconnect)
+        return self.state.client()
 
     def redis_call(self, fn: Callable[[redis.Redis], T]) -> T:
         try:
@@ -116,10 +137,13 @@ class Services:
             raise
 
     def connection_lost(self) -> None:
-        """Drop the graph server connection so the next call reconnects (and restarts an embedded
-        server that died)."""
+        """Drop the state store's connection (and the graph server's, when state lives there) so the
+        next call reconnects, restarting an embedded server that died."""
+        state = self._state
+        if state is not None:
+            state.reset()
         store = self._store
-        if store is not None and not self.settings.redis_url:
+        if store is not None and (state is None or state.shares_graph_server):
             try:
                 store.close()
             except Exception:  # noqa: BLE001 - a broken connection may fail to close

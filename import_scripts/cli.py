@@ -32,7 +32,9 @@ def import_command(paths: tuple[Path, ...], strict: bool, dry_run: bool, delimit
 
     A directory imports in dependency order. Re-importing the same files changes nothing. Bad rows
     are reported with file, line, column and reason; the good ones still load unless --strict.
+    Every write goes to the audit log (`./kgqa audit`) as cli:<user>.
     """
+    from kg.audit import local_sink
     from kg.loader import import_path, iter_error_lines
     from kg.schema import ensure_schema
     from kg.store import open_store
@@ -45,8 +47,10 @@ def import_command(paths: tuple[Path, ...], strict: bool, dry_run: bool, delimit
     store = open_store(settings)
     try:
         ensure_schema(store)
+        # Key-less local use: every role, written to the audit log as cli:<user>.
+        audit = None if dry_run else local_sink(settings, store)
         report = import_path(store, list(paths), settings=settings, strict=strict, dry_run=dry_run,
-                             delimiter=delimiter, progress=not no_progress)
+                             delimiter=delimiter, progress=not no_progress, audit=audit)
     except KGQAError as exc:
         err_console.print(f"[red]import failed:[/] {exc.message}")
         raise SystemExit(1) from None

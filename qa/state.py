@@ -1,7 +1,7 @@
 """Dialogue state per session, as JSON in Redis under a key prefix with a TTL.
 
-Redis is the embedded FalkorDB server itself by default (`store.redis`), or any Redis named by
-`REDIS_URL`; every API worker shares it, so a session survives a restart of the engine and can
+Redis is the state store (kg/backends/state_server.py: `REDIS_URL`, else the embedded state
+server beside the embedded graph, else a FalkorDB server's own); every API worker shares it, so a session survives a restart of the engine and can
 move between workers. There is no in-memory fallback: when Redis cannot be reached the turn fails
 with `SessionStoreUnavailable` (retryable, a 503), because a conversation silently losing its
 context is worse than a visible error.
@@ -201,16 +201,16 @@ class SessionStore:
 
     @classmethod
     def from_settings(cls, settings: Any, store: Any = None, **kwargs: Any) -> SessionStore:
-        """REDIS_URL when set, else the embedded graph server's own Redis (`store.redis`)."""
-        if settings.redis_url:
-            client = redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2,
-                                          decode_responses=True)
-            return cls(lambda: client, ttl_s=settings.session_ttl_s, graph_name=settings.graph_name, **kwargs)
-        if store is None or not hasattr(store, "redis"):
+        """The state store's Redis (kg/backends/state_server.py): REDIS_URL when set, else the
+        embedded state server beside an embedded graph, else a FalkorDB server's own (`store.redis`)."""
+        from kg.backends.state_server import StateRedis
+
+        if not settings.redis_url and not settings.embedded_graph and (store is None or not hasattr(store, "redis")):
             from common.errors import ConfigError
 
             raise ConfigError("REDIS_URL is required for dialogue state unless the graph is FalkorDB")
-        return cls(lambda: store.redis, ttl_s=settings.session_ttl_s, graph_name=settings.graph_name, **kwargs)
+        state = StateRedis(settings, (lambda: store.redis) if store is not None else None)
+        return cls(state.client, ttl_s=settings.session_ttl_s, graph_name=settings.graph_name, **kwargs)
 
     def key(self, session_id: str) -> str:
         return self.prefix + session_id

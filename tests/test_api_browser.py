@@ -146,8 +146,8 @@ def test_a_streamed_conversation_with_panel_and_feedback(site, page):
     assert page.text_content("[data-testid=thumbs-up]") == "Helpful"  # words: no emoji font needed
     page.click("[data-testid=thumbs-up]")
     page.wait_for_selector("[data-testid=thumbs-up][aria-pressed='true']")
-    keys = list(a.store.redis.scan_iter(match=f"kgqa:{a.settings.graph_name}:feedback:*"))
-    assert keys and a.store.redis.hget(keys[0], "1")
+    keys = list(a.services.redis().scan_iter(match=f"kgqa:{a.settings.graph_name}:feedback:*"))
+    assert keys and a.services.redis().hget(keys[0], "1")
     assert page.errors == []
 
 

@@ -57,7 +57,7 @@ def test_feedback_only_on_your_own_session_and_turn(api):
                 {"session_id": sid, "turn": 1, "rating": "5"}, {"session_id": sid, "turn": 1},
                 {"session_id": "short", "turn": 1, "rating": 3}):
         error_shape(api.client.post("/api/v1/chat/feedback", headers=api.h(customer="C00001"), json=bad), 422)
-    stored = api.store.redis.hgetall(f"kgqa:{api.settings.graph_name}:feedback:{sid}")
+    stored = api.services.redis().hgetall(f"kgqa:{api.settings.graph_name}:feedback:{sid}")
     assert list(stored) == ["1"] and json.loads(stored["1"])["rating"] == 4
 
 
