@@ -60,6 +60,8 @@ def up(data_dir: Path | None, empty: bool, products: int, serve: bool, host: str
     embedded = settings.graph_url.startswith("falkordb://embedded")
     started_graph = embedded and EmbeddedFalkorDB(settings.data_dir).current() is None
     app = _container(settings)
+    state = app.redis
+    started_state = state.embedded is not None and state.embedded.current() is None
     store = app.graph()
     if not empty:
         if data_dir is None:
@@ -70,13 +72,16 @@ def up(data_dir: Path | None, empty: bool, products: int, serve: bool, host: str
                 console.print(f"[bold]Generating the sample store[/] in {data_dir}")
                 generate(data_dir, products=products, today=dt.date.today())
         console.print(f"[bold]Importing[/] {data_dir}")
-        report = app.catalog.import_path(data_dir, progress=True)
+        report = app.catalog.import_path(data_dir, progress=True, audit=app.local_audit())
         if report.errors:
             console.print(f"[yellow]{len(report.errors)} rows rejected[/]; first: {report.errors[0]}")
     _print_stats(store)
     info = store.embedded.current() if getattr(store, "embedded", None) else None
     if info:
         console.print(f"\nFalkorDB is running on 127.0.0.1:{info.port} (data in {settings.data_dir}).")
+    if state.embedded is not None:  # sessions, keys and rate limits: a Redis of their own
+        state_info = state.embedded.ensure_running()
+        console.print(f"State store (Redis) is running on 127.0.0.1:{state_info.port} (data in {state.embedded.data_dir}).")
     _ensure_nlu_model(settings)
     console.print("Try:  ./kgqa graph query \"MATCH (p:Product)-[:MADE_BY]->(b:Brand) RETURN p.name, b.name LIMIT 5\"")
     console.print("      ./kgqa nlu predict \"is the aurora x2 in stock?\"")
@@ -90,6 +95,8 @@ def up(data_dir: Path | None, empty: bool, products: int, serve: bool, host: str
         finally:  # stopped by Ctrl-C or SIGTERM: stop what this command started
             if started_graph:
                 EmbeddedFalkorDB(settings.data_dir).stop()
+            if started_state:
+                state.stop()
         sys.exit(code)
 
 
@@ -105,16 +112,19 @@ def _ensure_nlu_model(settings: Settings) -> None:
 
 @main.command()
 def down() -> None:
-    """Stop the instance of this DATA_DIR: its API (gunicorn) and its embedded graph server
-    (the data stays in DATA_DIR)."""
+    """Stop the instance of this DATA_DIR: its API (gunicorn), its embedded graph server and its
+    embedded state server (the data stays in DATA_DIR)."""
     from api.serve import stop_gunicorn
     from kg.backends.embedded import EmbeddedFalkorDB
+    from kg.backends.state_server import EmbeddedRedis, state_dir
 
     settings = Settings()
     if stop_gunicorn(settings):
         console.print("API stopped")
     EmbeddedFalkorDB(settings.data_dir).stop()
     console.print("graph stopped")
+    EmbeddedRedis(state_dir(settings.data_dir)).stop()
+    console.print("state store stopped")
 
 
 @main.group()
@@ -181,9 +191,10 @@ def _register_optional() -> None:
     from import_scripts.sample_store import generate_sample_command
 
     main.add_command(import_command, "import")
-    from api.cli import keys_command
+    from api.cli import audit_command, keys_command
 
     main.add_command(keys_command, "keys")
+    main.add_command(audit_command, "audit")
     main.add_command(generate_sample_command, "sample")
     from nlu.cli import nlu
 

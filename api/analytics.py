@@ -48,7 +48,8 @@ def record_turn(services: Any, result: Any, *, customer_id: str | None, message:
         "intent": result.intent.name,
         "confidence": f"{float(result.intent.confidence):.4f}",
         "status": getattr(result, "status", "ok") or "ok",
-        "handoff": "1" if result.handoff else "0",
+        # a hand-off opened (the summary is in the facts); not the replies while a person has it
+        "handoff": "1" if result.handoff and reason else "0",
         "reason": reason,
         "verbalizer": result.verbalizer,
         "guard": "" if guard is None else ("1" if guard else "0"),

@@ -1,10 +1,17 @@
 """Catalog routes (`catalog` role): imports as jobs, one product at a time, and shop examples
 (labelled customer messages, nlu/example_store.py; docs/shop-examples.md).
 
+Roles follow the data: `catalog` writes products and the store's own data (brands, categories,
+suppliers, promotions, policies, FAQs, shipping and payment methods, shop examples); customers,
+orders and order items need `orders` (`admin` implies both). An import names its files, so the
+route refuses, before anything is written, every file the key may not write (403, naming them).
+
 The product rules (replace, patch, discontinue, remove) are the catalog service's
 (kg/catalog/service.py), shared with the command line: single-product writes go through the
 importer itself, so a change is validated like an import row and visible to chat at once. The
-views parse, check the caller's rights, call the service and map its errors.
+views parse, check the caller's rights, call the service and map its errors. Every write goes to
+the audit log (kg/audit.py) with the key, the route or the job's file and line, and the old and
+new values: the views hand the service a sink that knows the key and the route.
 """
 
 from __future__ import annotations
@@ -46,8 +53,25 @@ SKU_PATH = {"sku": {"type": "string", "minLength": 1, "maxLength": 100, "pattern
 JOB_PATH = {"job_id": {"type": "string", "minLength": 8, "maxLength": 64, "pattern": "^[A-Za-z0-9_-]+$"}}
 
 
+# Import file types and the role that may write them (any other type: `catalog`).
+FILE_ROLES = {"customers": "orders", "orders": "orders", "order_items": "orders"}
+
+
 def _services() -> Any:
     return current_app.extensions["kgqa"]
+
+
+def file_role(name: str) -> str | None:
+    """The role an import file needs (None for a name that is no import type: the importer reports it)."""
+    from kg.catalog.validation import file_type
+
+    kind = file_type(name)
+    return FILE_ROLES.get(kind[0], "catalog") if kind else None
+
+
+def _audit(services: Any) -> Any:
+    """The audit sink of this request's writes: the key and the route."""
+    return services.audit.sink(key_id=g.principal.key_id, route=f"{request.method} {request.path}")
 
 
 # -- imports ----------------------------------------------------------------------------------------------
@@ -60,9 +84,14 @@ def _services() -> Any:
              qparam("dry_run", {"type": "boolean"}, "Validate and report; write nothing")],
      description="Starts an import job and returns it at once (202); poll `GET /catalog/import/{job_id}` "
                  "for progress and the per-row report. The files and their columns: "
-                 "[docs/import-format.md](/api/v1/docs/import-format.md).",
-     errors={409: "Another import is running for this graph (`details.job_id`)."})
-@require("catalog", rate_bucket="import")
+                 "[docs/import-format.md](/api/v1/docs/import-format.md). `customers`, `orders` and "
+                 "`order_items` files need the `orders` role, every other file the `catalog` role; a file "
+                 "the key may not write refuses the whole import (403, `details.files`) before anything is "
+                 "written. The job records the key; every write goes to the audit log.",
+     errors={403: "The key has neither the `catalog` nor the `orders` role, or may not write some of the "
+                  "files (`details.files`, `details.roles`).",
+             409: "Another import is running for this graph (`details.job_id`)."})
+@require("catalog", "orders", rate_bucket="import")
 def start_import():
     strict = S.query_bool("strict")
     dry_run = S.query_bool("dry_run")
@@ -88,13 +117,21 @@ def start_import():
                                 details=field_details([{"field": "files", "message": name, "type": "duplicate"}]))
         seen.add(name)
         named.append((name, f))
-    job = _services().jobs.start(named, strict=strict, dry_run=dry_run)
+    principal = g.principal
+    refused = [(name, role) for name, _ in named if (role := file_role(name)) and not principal.has(role)]
+    if refused:
+        roles = sorted({role for _, role in refused})
+        files = [name for name, _ in refused]
+        raise Forbidden(f"this API key may not import {', '.join(files)} (they need the "
+                        f"{' or '.join(f'`{r}`' for r in roles)} role); nothing was imported",
+                        details={"files": files, "roles": roles})
+    job = _services().jobs.start(named, strict=strict, dry_run=dry_run, key_id=principal.key_id)
     return jsonify(S.ImportJob.model_validate(job).model_dump(mode="json")), 202
 
 
 @bp.get("/import/<job_id>")
 @doc(summary="An import job: status, progress, report", tag="catalog", reply=S.ImportJob, path_params=JOB_PATH)
-@require("catalog")
+@require("catalog", "orders")
 def import_status(job_id: str):
     if not re.fullmatch(r"[A-Za-z0-9_-]{8,64}", job_id):
         raise NotFound("no such import job")
@@ -157,7 +194,7 @@ def put_product(sku: str):
     sku = _check_sku(sku)
     body = S.parse_body(S.ProductPut, _services().settings)
     with _product_errors():
-        change = _services().catalog.replace(sku, body.model_dump())
+        change = _services().catalog.replace(sku, body.model_dump(), audit=_audit(_services()))
     return jsonify(_change(change)), 201 if change.created else 200
 
 
@@ -170,7 +207,7 @@ def patch_product(sku: str):
     sku = _check_sku(sku)
     body = S.parse_body(S.ProductFields, _services().settings)
     with _product_errors():
-        change = _services().catalog.patch(sku, body.model_dump(exclude_unset=True))
+        change = _services().catalog.patch(sku, body.model_dump(exclude_unset=True), audit=_audit(_services()))
     return jsonify(_change(change))
 
 
@@ -188,12 +225,12 @@ def delete_product(sku: str):
     services = _services()
     with _product_errors():
         if not hard:
-            return jsonify(_change(services.catalog.discontinue(sku)))
+            return jsonify(_change(services.catalog.discontinue(sku, audit=_audit(services))))
         if services.catalog.product(sku) is None:
             raise ProductNotFound("no such product")
         if not services.settings.api_allow_hard_delete or not g.principal.has("admin"):
             raise Forbidden("hard deletes are not allowed (API_ALLOW_HARD_DELETE and the admin role are needed)")
-        return jsonify(_change(services.catalog.remove(sku)))
+        return jsonify(_change(services.catalog.remove(sku, audit=_audit(services))))
 
 
 # -- shop examples (nlu/example_store.py) ---------------------------------------------------------------
@@ -280,6 +317,10 @@ def add_examples():
                             details=field_details([{"field": "files", "message": "no rows", "type": "missing"}]))
     report = _examples().add(rows, g.principal.key_id, strict=strict, errors=errors)
     if report.added:
+        from kg.audit import Change
+
+        _audit(_services())([Change("ShopExample", str(e.get("id")), "created", None,
+                                    {"text": e.get("text"), "intent": e.get("intent")}) for e in report.added])
         _refresh_examples()
     body = report.to_dict()
     if report.problems and not report.added:
@@ -299,7 +340,11 @@ def remove_example(example_id: str):
     if not is_example_id(example_id):
         raise NotFound("no such example")
     store = _examples()
+    old = next(({"text": e.text, "intent": e.intent} for e in store.list() if e.id == example_id), None)
     if not store.remove([example_id], g.principal.key_id):
         raise NotFound("no such example")
+    from kg.audit import Change
+
+    _audit(_services())([Change("ShopExample", example_id, "deleted", old, None)])
     _refresh_examples()
     return jsonify(S.ShopExampleRemoved(id=example_id, version=store.version()).model_dump(mode="json"))

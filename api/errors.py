@@ -27,6 +27,7 @@ from common.errors import (
     InvalidMessage,
     KGQAError,
     ModelNotReady,
+    QueryMemoryLimit,
     QueryTimeout,
     ReadOnlyViolation,
     Retryable,
@@ -113,6 +114,8 @@ def _family_status(exc: KGQAError) -> tuple[int, str, str | None]:
         return 403, exc.code, None
     if isinstance(exc, QueryTimeout):
         return 422, exc.code, "the query ran past its time limit"
+    if isinstance(exc, QueryMemoryLimit):
+        return 422, exc.code, "the query needed more memory than the graph server allows"
     if isinstance(exc, ImportError_):
         return 422, exc.code, None
     if isinstance(exc, ModelNotReady):

@@ -7,9 +7,12 @@ worker starts), and Redis is reached per call. So `create_app` stays free of I/O
 (tests) can live side by side. What only HTTP needs is added here: metrics, API keys, import jobs,
 and the policy for a lost state store.
 
-Every Redis call goes through `redis_call`, which turns a lost connection into a retryable error
-(a 503) and drops the broken connection so the next request reconnects, restarting the embedded
-server if it died: the API recovers by itself, without a restart.
+The state Redis is the container's `StateRedis` (kg/backends/state_server.py: `REDIS_URL`; with
+the embedded graph, a second embedded server of its own, so a graph overload cannot take
+sessions, keys and rate limits down; with a FalkorDB by URL, that server's own). Every Redis call
+goes through `redis_call`, which turns a lost connection into a retryable error (a 503) and drops
+the broken connection so the next request reconnects, restarting an embedded server that died:
+the API recovers by itself, without a restart.
 """
 
 from __future__ import annotations
@@ -25,12 +28,15 @@ from typing import TypeVar
 import redis
 
 from api.auth import KeyStore
+from api.handoffs import HandoffLog
 from api.jobs import ImportJobs
 from api.metrics import Metrics
 from common import bootstrap
 from common.bootstrap import Container
 from common.errors import KGQAError, ModelNotReady, Retryable
 from common.settings import Settings
+from kg.audit import AuditLog
+from kg.backends.state_server import StateRedis, key_prefix
 from kg.store import GraphStore
 from qa.engine import Engine
 
@@ -53,11 +59,13 @@ class Services:
         self.sessions = container.sessions
         # A random id per app instance (not the pid): the X-Instance header tells which worker answered.
         self.instance_id = secrets.token_hex(4)
-        self.prefix = f"kgqa:{self.settings.graph_name}:"
+        self.prefix = key_prefix(self.settings.graph_name)
         self.started_at = time.time()
+        self.clock: Callable[[], float] = time.time  # rate-limit windows (tests hold it still)
         self.metrics = Metrics()
         self.keys = KeyStore(self.redis_call, self.prefix)
         self.jobs = ImportJobs(self)
+        self.handoffs = HandoffLog(self)
         self._engine_lock = threading.Lock()
         self._engine_error: str | None = None
         self._engine_failed_at = 0.0
@@ -85,6 +93,16 @@ class Services:
         return self.container.graph()
 
     # -- redis ---------------------------------------------------------------------------------------
+    @property
+    def state(self) -> StateRedis:
+        """The state store's Redis (kg/backends/state_server.py): the container's, one per app."""
+        return self.container.redis
+
+    @property
+    def audit(self) -> AuditLog:
+        """The audit log of catalog writes (kg/audit.py), in the state store."""
+        return AuditLog(self.redis_call, self.prefix, max_entries=self.settings.audit_max_entries)
+
     def redis(self) -> redis.Redis:
         return self.container.redis.client()
 
@@ -100,9 +118,11 @@ class Services:
             raise
 
     def connection_lost(self) -> None:
-        """Drop the graph server connection so the next call reconnects (and restarts an embedded
-        server that died)."""
-        if not self.container.redis.separate:
+        """Drop the state store's connection (and the graph server's, when state lives there) so the
+        next call reconnects, restarting an embedded server that died."""
+        state = self.container.redis
+        state.reset()
+        if state.shares_graph_server:
             try:
                 self.store.close()
             except Exception:  # noqa: BLE001 - a broken connection may fail to close

@@ -15,9 +15,10 @@ api/cli.py, qa/evaluate.py), bench/ and the tests all take their collaborators f
 swap fakes in through `build`'s keyword arguments.
 
 The sentence encoder is built once and handed to both the entity linker and procedure search (one
-model in memory). Redis is the one named by `REDIS_URL`, else the embedded graph server's own
-connection (`FalkorDBStore.redis`): `StateRedis` is the only place a Redis client is made for
-the product's state (sessions, API keys, rate limits, import jobs, analytics).
+model in memory). The state Redis is chosen by kg/backends/state_server.py's rule (`REDIS_URL`,
+else the embedded state server beside an embedded graph, else a FalkorDB server's own connection,
+`FalkorDBStore.redis`): its `StateRedis`, one per container, is the only place a Redis client is
+made for the product's state (sessions, API keys, rate limits, import jobs, analytics, the audit log).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ import redis
 
 from common.errors import ConfigError
 from common.settings import Settings
+from kg.audit import AuditSink
+from kg.backends.state_server import StateRedis
 from kg.catalog.service import CatalogService
 from kg.store import GraphStore, open_store
 from nlu.linking.encoder import TextEncoder
@@ -45,7 +48,6 @@ from qa.verbalizer import LLMVerbalizer, Verbalizer, build_verbalizer
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-    from kg.backends.falkordb import FalkorDBStore
 
 T = TypeVar("T")
 
@@ -86,47 +88,6 @@ class Lazy(Generic[T]):
         return self._value if self._built else None
 
 
-class StateRedis:
-    """The Redis the product keeps its state in: `REDIS_URL`, else the embedded graph server's own
-    (FalkorDB is a Redis module). `client()` is called per operation: with the graph server's
-    Redis it is the store's current connection, a new one after a reconnect."""
-
-    def __init__(self, settings: Settings, store: GraphStore, client: redis.Redis | None = None) -> None:
-        self._settings = settings
-        self._store = store
-        self._client = client
-        self._lock = threading.Lock()
-
-    @property
-    def separate(self) -> bool:
-        """True when the state lives apart from the graph server (REDIS_URL, or a given client)."""
-        return self._client is not None or bool(self._settings.redis_url)
-
-    def check(self) -> None:
-        """Raise `ConfigError` when there is no Redis to use (no REDIS_URL and a graph that is not
-        FalkorDB); connects to nothing."""
-        if not self.separate:
-            self._server_store()
-
-    def client(self) -> redis.Redis:
-        if self._client is not None:
-            return self._client
-        if self._settings.redis_url:
-            with self._lock:
-                if self._client is None:
-                    self._client = redis.Redis.from_url(self._settings.redis_url, decode_responses=True,
-                                                        socket_timeout=2, socket_connect_timeout=2)
-            return self._client
-        return self._server_store().redis
-
-    def _server_store(self) -> FalkorDBStore:
-        from kg.backends.falkordb import FalkorDBStore
-
-        if not isinstance(self._store, FalkorDBStore):
-            raise ConfigError("REDIS_URL is required unless the graph is FalkorDB")
-        return self._store
-
-
 class _SchemaOnce:
     """Keys and indexes, once per container, before the first query that needs them."""
 
@@ -163,6 +124,13 @@ class Container:
                     self._schema.done = True
         return self.store
 
+    def local_audit(self) -> AuditSink:
+        """The audit sink of a key-less local command (`./kgqa import`, `./kgqa up`): the state
+        store's log, written as `cli:<user>`."""
+        from kg.audit import local_sink
+
+        return local_sink(self.settings, self.redis.client)
+
     def close(self) -> None:
         """Stop the language model's worker (if the engine was built) and close the graph store."""
         engine = self.engine.if_built()
@@ -193,8 +161,9 @@ def build(settings: Settings | None = None, *, store: GraphStore | None = None,
     understander's), `clock` (pins "now": promotions, return windows)."""
     settings = settings or Settings()
     graph_store = store if store is not None else open_store(settings)
-    state = StateRedis(settings, graph_store, redis_client)
-    session_store = sessions if sessions is not None else SessionStore(state.client, ttl_s=settings.session_ttl_s)
+    state = StateRedis(settings, _graph_redis(graph_store), client=redis_client)
+    session_store = sessions if sessions is not None else SessionStore(state.client, ttl_s=settings.session_ttl_s,
+                                                                       graph_name=settings.graph_name)
     now = clock or _utcnow
 
     def schema_ready() -> GraphStore:
@@ -221,13 +190,24 @@ def build(settings: Settings | None = None, *, store: GraphStore | None = None,
             state.check()  # no Redis for the dialogue state: a configuration error, found here
         return Engine(sessions=session_store, understander=lazy_understander.get(), retriever=retriever,
                       verbalizer=lazy_verbalizer.get(), linker=entity_linker, threshold=threshold, clock=now,
-                      examples=lazy_examples.get())
+                      examples=lazy_examples.get(), pending_ttl_s=settings.pending_ttl_s,
+                      handoff_timeout_s=settings.handoff_timeout_s)
 
     container = Container(settings=settings, store=graph_store, redis=state, sessions=session_store,
                           catalog=catalog, encoder=encoder, linker=entity_linker, retriever=retriever,
                           understander=lazy_understander, examples=lazy_examples, verbalizer=lazy_verbalizer,
                           engine=Lazy(make_engine), clock=now)
     return container
+
+
+def _graph_redis(store: GraphStore) -> Callable[[], redis.Redis] | None:
+    """The graph server's own Redis, for state that lives there (a FalkorDB by URL without
+    REDIS_URL): the store's current connection, a new one after a reconnect. None for another graph."""
+    from kg.backends.falkordb import FalkorDBStore
+
+    if not isinstance(store, FalkorDBStore):
+        return None
+    return lambda: store.redis
 
 
 def _load_understander(settings: Settings) -> Understander:

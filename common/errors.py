@@ -58,6 +58,13 @@ class QueryTimeout(QueryError):
     code = "query_timeout"
 
 
+class QueryMemoryLimit(QueryError):
+    """The server stopped a query that needed more memory than it allows (QUERY_MEM_CAPACITY on
+    FalkorDB, `db.memory.transaction.max` on Neo4j)."""
+
+    code = "query_memory_limit"
+
+
 class UnknownQuery(GraphError):
     code = "unknown_query"
 

@@ -33,6 +33,7 @@ def import_command(paths: tuple[Path, ...], strict: bool, dry_run: bool, delimit
 
     A directory imports in dependency order. Re-importing the same files changes nothing. Bad rows
     are reported with file, line, column and reason; the good ones still load unless --strict.
+    Every write goes to the audit log (`./kgqa audit`) as cli:<user>.
     """
     from common import bootstrap
     from kg.loader import iter_error_lines
@@ -44,8 +45,10 @@ def import_command(paths: tuple[Path, ...], strict: bool, dry_run: bool, delimit
         settings = settings.model_copy(update={"graph_name": graph_name})
     app = bootstrap.build(settings)
     try:
+        # Key-less local use: every role, written to the audit log as cli:<user>.
+        audit = None if dry_run else app.local_audit()
         report = app.catalog.import_path(list(paths), strict=strict, dry_run=dry_run, delimiter=delimiter,
-                                         progress=not no_progress)
+                                         progress=not no_progress, audit=audit)
     except KGQAError as exc:
         err_console.print(f"[red]import failed:[/] {exc.message}")
         raise SystemExit(1) from None

@@ -19,6 +19,14 @@ from kg.queries import Query
 Row = dict[str, Any]
 
 
+def analyst_socket_timeout_s(timeout_ms: int) -> float:
+    """How long a client waits for an analyst query's answer: the query's own limit again, at least
+    two seconds, on top of it (queueing behind other queries, sending the capped rows). Past it the
+    query counts as timed out; it is never sent again."""
+    limit_s = timeout_ms / 1000.0
+    return round(limit_s + max(2.0, limit_s), 3)
+
+
 @dataclass
 class ReadResult:
     columns: list[str]

@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from kg.backends.embedded import EmbeddedFalkorDB
+from kg.backends.state_server import stop_embedded
 from tests.api_support import (
     DEV_KEY,
     Gunicorn,
@@ -75,6 +76,28 @@ def test_two_workers_share_sessions_keys_and_jobs(served):
     # metrics from every worker are merged
     text = _fresh(f"{g.url}/metrics", headers=H).text
     assert 'route="/api/v1/chat/sessions/<session_id>"' in text
+
+
+def test_workers_share_the_analyst_semaphore_in_the_state_server(served):
+    a, g = served
+    slots = f"kgqa:{a.settings.graph_name}:analyst:running"
+    state = a.services.redis()  # the state server the workers found through DATA_DIR/state
+    q = {"cypher": "RETURN 1 AS one"}
+    assert _fresh(f"{g.url}/api/v1/graph/query", "post", headers=H, json=q).status_code == 200
+    now_ms = int(state.time()[0]) * 1000
+    cap = a.settings.analyst_max_concurrent
+    state.zadd(slots, {f"elsewhere-{i}": now_ms + 60_000 for i in range(cap)})  # as many as allowed run elsewhere
+    seen: set[str] = set()
+    for _ in range(40):
+        r = _fresh(f"{g.url}/api/v1/graph/query", "post", headers=H, json=q)
+        assert r.status_code == 429 and r.json()["error"]["code"] == "too_many_queries", r.text
+        assert r.headers["Retry-After"] == "1"
+        seen.add(r.headers["X-Instance"])
+        if len(seen) == 2:
+            break
+    assert len(seen) == 2  # both workers refused
+    state.zrem(slots, "elsewhere-0")
+    assert _fresh(f"{g.url}/api/v1/graph/query", "post", headers=H, json=q).status_code == 200
 
 
 @needs_engine
@@ -191,4 +214,4 @@ def test_graph_server_killed_during_traffic(tmp_path):
     finally:
         stop.set()
         g.stop()
-        EmbeddedFalkorDB(data).stop()
+        stop_embedded(data)

@@ -42,6 +42,17 @@ def test_one_redis_client_for_sessions_and_the_api():
     app.close()
 
 
+def test_the_embedded_graph_gets_a_state_server_of_its_own(tmp_path):
+    from kg.backends.state_server import StateRedis, state_dir
+
+    # the state Redis is kg/backends/state_server.py's, chosen by its rule; nothing starts at build
+    app = bootstrap.build(_settings(graph_url="falkordb://embedded", data_dir=tmp_path))
+    assert isinstance(app.redis, StateRedis) and app.redis.separate and not app.redis.shares_graph_server
+    assert app.redis.embedded is not None and app.redis.embedded.data_dir == state_dir(tmp_path)
+    assert app.redis.embedded.current() is None
+    app.close()
+
+
 def test_without_redis_url_a_graph_that_is_not_falkordb_is_a_configuration_error():
     app = bootstrap.build(_settings(graph_url=f"bolt://127.0.0.1:{free_port()}"))
     with pytest.raises(ConfigError):

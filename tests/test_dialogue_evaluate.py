@@ -28,7 +28,7 @@ class Oracle:
     """Understands each message as the dialogue file expects (a fake of the model): what is
     measured here is everything after understanding."""
 
-    threshold = 0.5  # the out-of-scope threshold a model would carry (the engine reads the understander's)
+    threshold = 0.5  # the out-of-scope threshold the engine reads from its understander
 
     def __init__(self, store, dialogues) -> None:
         self.intents: dict[str, str] = {}

@@ -282,7 +282,7 @@ def ent(message: str, text: str, type_: str, node_id: str | None = None, *,
 class ScriptedUnderstander:
     """The understanding collaborator, faked: each test turn says what the model understood."""
 
-    threshold = 0.5  # the out-of-scope threshold a model would carry (the engine reads the understander's)
+    threshold = 0.5  # the out-of-scope threshold the engine reads from its understander
 
     def __init__(self) -> None:
         self.script: dict[str, Understanding] = {}
@@ -344,14 +344,18 @@ def shop(falkordb_server):
 
 
 def make_engine(settings: Settings, store, encoder, *, prefix: str | None = None, new_id=None,
-                verbalizer=None) -> tuple[Engine, ScriptedUnderstander]:
+                verbalizer=None, clock=None, **engine_kw) -> tuple[Engine, ScriptedUnderstander]:
+    """An engine on the test shop; `clock` (default: pinned to NOW) is the engine's and the
+    retriever's, so a test can move time forward for both (expiry, hand-off timeouts)."""
+    clock = clock or (lambda: NOW)
     nlu = ScriptedUnderstander()
     sessions = SessionStore(lambda: store.redis, ttl_s=settings.session_ttl_s,
                             prefix=prefix or f"test:{settings.graph_name}:", new_id=new_id)
-    # the composition root with fakes swapped in: scripted understanding, no entity linker
-    app = bootstrap.build(settings, store=store, sessions=sessions, understander=nlu, linker=None,
-                          encoder_model=encoder, verbalizer=verbalizer or TemplateVerbalizer(), examples=None,
-                          threshold=0.5, clock=lambda: NOW)
+    # the composition root with fakes swapped in: scripted understanding, no entity linker; the
+    # engine's own settings (pending_ttl_s, handoff_timeout_s) through the settings it is built from
+    app = bootstrap.build(settings.model_copy(update=engine_kw), store=store, sessions=sessions, understander=nlu,
+                          linker=None, encoder_model=encoder, verbalizer=verbalizer or TemplateVerbalizer(),
+                          examples=None, threshold=0.5, clock=clock)
     return app.engine.get(), nlu
 
 

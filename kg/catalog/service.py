@@ -8,6 +8,11 @@ The product rules live here, not in the views: a replace sets every column (one 
 empty), a patch changes only the fields given and merges `attributes` key by key (None removes a
 key), a delete discontinues, and a removal is refused while any order contains the product.
 Who may do what (roles, API_ALLOW_HARD_DELETE) is the caller's to decide.
+
+Every write can be described to an audit sink (kg/audit.py): the caller passes `audit=`, a sink
+that already knows who asked and from where (the API key and route, the import job, or
+`cli:<user>`). Imports and single-product writes hand it to the importer, which records each
+batch's changes with their old values; a removal records the product as it was.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Any, BinaryIO
 
 from common.errors import KGQAError
 from common.settings import Settings
+from kg.audit import AuditSink, Change
 from kg.loader import ImportReport, RowError, import_files, import_path
 from kg.queries.catalog import PRODUCT_BY_SKU, PRODUCT_HARD_DELETE, PRODUCT_ORDER_COUNT
 from kg.queries.loader import BUMP_VERSION
@@ -87,14 +93,15 @@ class CatalogService:
 
     # -- files ------------------------------------------------------------------------------------
     def import_path(self, paths: Path | str | Sequence[Path | str], *, strict: bool = False,
-                    dry_run: bool = False, delimiter: str = ",", progress: bool = True) -> ImportReport:
+                    dry_run: bool = False, delimiter: str = ",", progress: bool = True,
+                    audit: AuditSink | None = None) -> ImportReport:
         return import_path(self._graph(), paths, settings=self.settings, strict=strict, dry_run=dry_run,
-                           delimiter=delimiter, progress=progress)
+                           delimiter=delimiter, progress=progress, audit=audit)
 
     def import_files(self, files: Mapping[str, BinaryIO], *, strict: bool = False, dry_run: bool = False,
-                     progress: bool = False) -> ImportReport:
+                     progress: bool = False, audit: AuditSink | None = None) -> ImportReport:
         return import_files(self._graph(), files, settings=self.settings, strict=strict, dry_run=dry_run,
-                            progress=progress)
+                            progress=progress, audit=audit)
 
     # -- one product ------------------------------------------------------------------------------
     def product(self, sku: str) -> dict[str, Any] | None:
@@ -117,11 +124,11 @@ class CatalogService:
         props["supplier_id"] = row.get("supplier_id")
         return props
 
-    def replace(self, sku: str, fields: Mapping[str, Any]) -> ProductChange:
+    def replace(self, sku: str, fields: Mapping[str, Any], *, audit: AuditSink | None = None) -> ProductChange:
         """Create or replace a product: every column is set (one left out becomes empty)."""
-        return self._write(sku, fields)
+        return self._write(sku, fields, audit)
 
-    def patch(self, sku: str, patch: Mapping[str, Any]) -> ProductChange:
+    def patch(self, sku: str, patch: Mapping[str, Any], *, audit: AuditSink | None = None) -> ProductChange:
         """Change only the fields given; `attributes` are merged key by key (None removes a key)."""
         current = self._existing(sku)
         changes = dict(patch)
@@ -135,23 +142,26 @@ class CatalogService:
                     attrs[k] = v
             row["attributes"] = attrs
         row.update(changes)
-        return self._write(sku, row)
+        return self._write(sku, row, audit)
 
-    def discontinue(self, sku: str) -> ProductChange:
+    def discontinue(self, sku: str, *, audit: AuditSink | None = None) -> ProductChange:
         current = self._existing(sku)
         row = {k: current.get(k) for k in COLUMNS}
         row["status"] = "discontinued"
-        return self._write(sku, row)
+        return self._write(sku, row, audit)
 
-    def remove(self, sku: str) -> ProductChange:
-        """Remove the product node and its relationships: refused while an order contains it."""
-        self._existing(sku)
+    def remove(self, sku: str, *, audit: AuditSink | None = None) -> ProductChange:
+        """Remove the product node and its relationships: refused while an order contains it. The
+        audit sink gets the product as it was."""
+        current = self._existing(sku)
         graph = self._graph()
         orders = graph.run(PRODUCT_ORDER_COUNT, {"sku": sku})
         if orders and orders[0].get("orders"):
             raise ProductInOrders("orders contain this product: discontinue it instead", int(orders[0]["orders"]))
         if not graph.run(PRODUCT_HARD_DELETE, {"sku": sku}):
             raise ProductChanged("the product changed meanwhile; try again")
+        if audit is not None:
+            audit([Change("Product", sku, "deleted", {"sku": sku, **{k: current.get(k) for k in COLUMNS}}, None)])
         rows = graph.run(BUMP_VERSION, {"now": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
         return ProductChange(product=None, created=False, changed=True,
                              catalog_version=rows[0]["version"] if rows else None)
@@ -162,13 +172,13 @@ class CatalogService:
             raise ProductNotFound("no such product")
         return current
 
-    def _write(self, sku: str, fields: Mapping[str, Any]) -> ProductChange:
+    def _write(self, sku: str, fields: Mapping[str, Any], audit: AuditSink | None) -> ProductChange:
         """Upsert one product through the importer (strict): a rejected row raises `ProductRejected`."""
         record = {"sku": sku, **{k: fields.get(k) for k in COLUMNS}}
         if not record.get("attributes"):
             record["attributes"] = None
         data = json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n"
-        report = self.import_files({"products.jsonl": io.BytesIO(data)}, strict=True, progress=False)
+        report = self.import_files({"products.jsonl": io.BytesIO(data)}, strict=True, progress=False, audit=audit)
         if not report.ok:
             raise ProductRejected("the product is not valid", report.errors[:50])
         fr = report.files[0] if report.files else None
