@@ -114,7 +114,7 @@ def test_hand_off_routes_are_for_the_admin_role_only(api):
 def test_release_hands_a_session_back_and_is_logged(api):
     from qa.state import SessionStore
 
-    sessions = SessionStore(lambda: api.store.redis, ttl_s=600, graph_name=api.settings.graph_name)
+    sessions = SessionStore(api.services.redis, ttl_s=600, graph_name=api.settings.graph_name)  # the state Redis
     sid = owned_session(api, "C00001")
     state = sessions.load(sid, "C00001")
     state.handed_off, state.handed_off_at = True, "2026-11-23T09:31:12Z"

@@ -185,7 +185,7 @@ def test_build_engine_wires_the_collaborators_from_settings(shop):
     chat = Chat(engine, nlu, "C00001")
     r = chat.say("where is order #10002?", "track_order", ("#10002", "ORDER_ID"))  # linked by the real linker
     assert r.status == "ok" and r.entities[0].node_id == "10002" and "SwiftPost" in r.answer
-    assert store.redis.exists(engine.sessions.key(r.session_id))
+    assert engine.sessions._client().exists(engine.sessions.key(r.session_id))  # the state server's Redis
 
 
 def test_build_engine_has_the_guard_follow_the_catalogue(shop):
@@ -285,8 +285,11 @@ def test_session_keys_are_namespaced_by_graph(shop):
                                      store=store, understander=nlu, linker=None, clock=lambda: support.NOW)
     a, b = engines["shop_a"], engines["shop_b"]
     sid = a.handle(None, "hi", "C00001").session_id
-    assert a.sessions.key(sid) == f"kgqa:shop_a:session:{sid}" and store.redis.exists(a.sessions.key(sid))
-    assert not store.redis.exists(b.sessions.key(sid))
+    shared = a.sessions._client()
+    assert b.sessions._client().connection_pool.connection_kwargs["port"] == \
+        shared.connection_pool.connection_kwargs["port"]  # one Redis for both instances
+    assert a.sessions.key(sid) == f"kgqa:shop_a:session:{sid}" and shared.exists(a.sessions.key(sid))
+    assert not shared.exists(b.sessions.key(sid))
     for call in (lambda: b.handle(sid, "hi", "C00001"), lambda: b.session_turns(sid, "C00001")):
         with pytest.raises(SessionNotFound):
             call()
