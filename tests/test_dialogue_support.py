@@ -282,6 +282,8 @@ def ent(message: str, text: str, type_: str, node_id: str | None = None, *,
 class ScriptedUnderstander:
     """The understanding collaborator, faked: each test turn says what the model understood."""
 
+    threshold = 0.5  # the out-of-scope threshold the engine reads from its understander
+
     def __init__(self) -> None:
         self.script: dict[str, Understanding] = {}
 
