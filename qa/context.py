@@ -10,7 +10,12 @@ decides which intent is being asked and which graph nodes it is about:
 - ellipsis ("and in black?", "what about the Bose ones?") keeps the previous intent and swaps or
   adds the entity the message brings;
 - an ambiguous mention that the context settles (the variant just discussed, an attribute in the
-  same message) is resolved silently; otherwise it is reported for a clarifying question.
+  same message) is resolved silently; otherwise it is reported for a clarifying question;
+- a question about a field of a product ("who supplies it?", "how many pages does X have?",
+  qa/fields.py) goes to the intent that answers that field, whatever the model guessed, when a
+  product is at hand (named, or the one the conversation is about); "same question for Y"
+  carries the previous question's field to Y;
+- "which of the two is cheaper?" compares the products the conversation has been about.
 
 Entities taken from the conversation are reported with `source="context"` and no offsets. This
 module reads state and returns a `Resolution`; it never talks to the graph.
@@ -23,6 +28,7 @@ from dataclasses import dataclass, field
 
 from nlu.labels import FAMILY_OF
 from nlu.types import Entity, Understanding
+from qa.fields import DETAILS, FieldAsk, FieldResolver
 from qa.registry import spec_for
 from qa.state import DialogueState, PendingClarification, Ref
 from qa.text import extract_address, has_phrase, norm
@@ -45,6 +51,20 @@ _ELLIPSIS_RE = re.compile(
     r"and what about|and how about|and for|and in|and the|plus)\b"
 )
 _NEGATION_ONLY_RE = re.compile(r"^\s*(no|nope|nah|never ?mind|cancel|forget it|stop)\b")
+# "what about X?", "same for X": strong enough to carry the question even when the model read the
+# message as small talk ("what about never let me go?" as a goodbye, "same for X please" as a yes).
+_STRONG_ELLIPSIS_RE = re.compile(
+    r"^\s*(?:ok(?:ay)?[, ]+|so[, ]+)?(what about|how about|what of|same for|same question for|same thing for|"
+    r"and what about|and how about|and for|and the same for)\b"
+)
+# "which of the two is cheaper?", "so which one's better": a comparison of what was discussed.
+_WHICH_COMPARE_RE = re.compile(
+    r"\b(which|what)\b(?: one| ones| of (?:the|these|those|them)(?: two| both)?| of them| is| one's| would you)?.*"
+    r"\b(cheaper|cheapest|less expensive|least expensive|more expensive|most expensive|pricier|dearer|better|best|"
+    r"higher rated|better rated|longer|bigger|smaller|lighter|heavier|newer|older)\b"
+)
+_TWO_RE = re.compile(r"\b(them|these|those|both|the two|either|which one|which of|which is)\b")
+RECENT_PRODUCTS = 5
 
 def ref_to_entity(ref: Ref, score: float = 1.0) -> Entity:
     return Entity(type=ref.type, text=ref.name, node_id=ref.node_id, score=score, source="context")
@@ -61,6 +81,7 @@ class Resolution:
     clarification_repeat: PendingClarification | None = None  # ask again (the answer did not match)
     address: str | None = None  # a new address given in answer to an address clarification
     elliptical: bool = False
+    asked_field: FieldAsk | None = None  # the product field asked about (qa/fields.py), or carried
     notes: list[str] = field(default_factory=list)
 
 
@@ -128,7 +149,8 @@ _STOP = {"the", "a", "an", "one", "and", "for", "with", "in", "of", "to", "is", 
 
 
 # -- the resolver ---------------------------------------------------------------------------------
-def resolve(u: Understanding, state: DialogueState, *, threshold: float) -> Resolution:
+def resolve(u: Understanding, state: DialogueState, *, threshold: float,
+            fields: FieldResolver | None = None) -> Resolution:
     text = norm(u.text)
     entities = [e.model_copy() for e in u.entities]
     intent, conf = u.intent.name, u.intent.confidence
@@ -137,13 +159,20 @@ def resolve(u: Understanding, state: DialogueState, *, threshold: float) -> Reso
     if pending is not None:
         res = _answer_clarification(u, state, pending, entities, threshold)
         if res is not None:
+            res.asked_field = fields.detect(u.text, u.entities) if fields is not None and \
+                res.intent == DETAILS else None
             return res
+
+    asked = fields.detect(u.text, entities) if fields is not None else None
+    named = _names_product(entities)
 
     # Ellipsis: keep the previous content intent unless the message names its own.
     elliptical = False
     last = state.last_intent
-    if last and FAMILY_OF.get(last) in CONTENT_FAMILIES and intent not in ("affirm", "deny") and \
-            not _small_talk(intent):
+    carried: FieldAsk | None = None
+    strong_cue = bool(_STRONG_ELLIPSIS_RE.search(text)) and named
+    if last and FAMILY_OF.get(last) in CONTENT_FAMILIES and \
+            ((intent not in ("affirm", "deny") and not _small_talk(intent)) or strong_cue):
         cued = bool(_ELLIPSIS_RE.search(text))
         low = conf < threshold
         bare = bool(entities) and len(text.split()) <= 5 and (low or intent == "out_of_scope")
@@ -151,16 +180,130 @@ def resolve(u: Understanding, state: DialogueState, *, threshold: float) -> Reso
             # A message with words that ask for its own intent keeps it ("and how much is it?").
             spec = spec_for(intent)
             own_cue = spec.cue if spec is not None else None
-            if not (own_cue and own_cue.search(text) and conf >= threshold):
+            if strong_cue or not (own_cue and own_cue.search(text) and conf >= threshold):
                 intent, conf = last, max(conf, threshold)
             elliptical = True
+            if asked is None and intent == last and fields is not None:
+                carried = _previous_field(state, fields, u.text)
+
+    # A field of a product ("who supplies it?"): the intent that answers that field.
+    if asked is not None:
+        routed = _field_intent(asked, intent, conf, threshold, entities, state, text, named)
+        if routed is not None:
+            intent, conf = routed, max(conf, threshold)
+    elif intent == "out_of_scope" and named:
+        # "tell me about X", "I'm looking at X": a product named in words a product intent uses.
+        intent, conf = _cued_product_intent(text, intent, conf, threshold)
+    # "which of the two is cheaper?": the products of the conversation, compared.
+    if _WHICH_COMPARE_RE.search(text) and intent in ("product_recommend", "product_price", "product_details",
+                                                     "out_of_scope", "product_compare") and \
+            len(_conversation_products(entities, state)) >= 2 and \
+            not any(e.type == "PRODUCT" and e.source == "message" for e in entities):
+        intent, conf = "product_compare", max(conf, threshold)
 
     family = FAMILY_OF.get(intent)
     entities = _settle_ambiguity(entities, state, text)
     entities = _fill_from_context(intent, family, entities, state, text, elliptical)
     ambiguous = next((e for e in entities if e.ambiguous and e.candidates and not e.node_id), None)
+    field_ask = asked if asked is not None and asked.intent == intent else carried
     return Resolution(intent=intent, confidence=conf, entities=entities, ambiguous=ambiguous,
-                      clarification_dropped=pending is not None, elliptical=elliptical)
+                      clarification_dropped=pending is not None, elliptical=elliptical,
+                      asked_field=field_ask if family == "products" else None)
+
+
+def _cued_product_intent(text: str, intent: str, conf: float, threshold: float) -> tuple[str, float]:
+    for name in ("product_details", "product_price", "product_availability", "product_warranty",
+                 "product_promotions", "product_recommend", "product_compare"):
+        spec = spec_for(name)
+        if spec is not None and spec.cue is not None and spec.cue.search(text):
+            return name, max(conf, threshold)
+    return intent, conf
+
+
+def _names_product(entities: list[Entity]) -> bool:
+    """The message names something that may be a product: a product mention, or a brand, category
+    or attribute mention that linked to nothing (the model's tag for an unfamiliar title)."""
+    for e in entities:
+        if e.source != "message":
+            continue
+        if e.type == "PRODUCT":
+            return True
+        if e.type in ("BRAND", "CATEGORY") and not e.node_id and not e.candidates:
+            return True
+        if e.type == "ATTRIBUTE" and not e.candidates:  # a value no product has: a title, most likely
+            return True
+    return False
+
+
+def _field_intent(asked: FieldAsk, intent: str, conf: float, threshold: float, entities: list[Entity],
+                  state: DialogueState, text: str, named: bool) -> str | None:
+    """The intent a field question is answered by, or None when the model's intent stands.
+
+    A product must be at hand: named in the message, or the one the conversation is about (and
+    not an order). The model's intent stands for an order named in the message, a hand-off, a
+    value or a similarity alone against a confident intent, a price, stock or warranty word
+    against a confident order or policy intent, and a comparison, recommendation or promotion
+    asked in its own words ("cheaper alternatives", "accessories that fit")."""
+    if asked.intent == intent:
+        return None
+    mentions = [e for e in entities if e.source == "message"]
+    if any(e.type == "ORDER_ID" for e in mentions):
+        return None
+    family = FAMILY_OF.get(intent)
+    core = asked.intent != DETAILS  # price, stock, warranty
+    in_context = state.last_entities.get("PRODUCT") is not None and _most_recent_kind(state) != "ORDER_ID" \
+        and family != "orders"
+    linked_other = any(e.type in ("BRAND", "CATEGORY") and e.node_id for e in mentions)
+    # words left over that may be an untagged product name ("who wrote perfume?")
+    confident = conf >= threshold and intent != "out_of_scope"
+    untagged = not mentions and not core and not confident and asked.source in ("name", "phrase") and \
+        any(0 < len(r.split()) <= 6 for r in asked.rests)
+    if not (named or linked_other or in_context or untagged):
+        return None
+    spec = spec_for(intent)
+    if spec is not None and spec.handoff:
+        return None
+    if asked.source in ("value", "embedding", "part") and confident and intent != DETAILS:
+        return None
+    own_cue = bool(spec is not None and spec.cue is not None and spec.cue.search(text))
+    if family == "products":
+        # "which accessories fit it?" asks for accessories, though a shop may have a "fit" column
+        if intent in ("product_compare", "product_recommend", "product_promotions") and own_cue and \
+                (core or asked.score < 5):
+            return None
+        return asked.intent
+    if family == "conversation":
+        return asked.intent
+    if confident and own_cue and (core or asked.score < 5):
+        return None
+    return asked.intent
+
+
+def _previous_field(state: DialogueState, fields: FieldResolver, text: str) -> FieldAsk | None:
+    """The field the conversation's last question of the same intent asked about ("same question
+    for Y" after "who wrote X?"), read again from the shopper's own words; `text`, the follow-up,
+    is where the new product's name is."""
+    seen = 0
+    for t in reversed(state.turns):
+        if t.role != "user":
+            continue
+        if t.intent != state.last_intent or seen >= 4:
+            return None
+        seen += 1
+        found = fields.detect(t.text)
+        if found is not None:
+            rest = fields.mention_words(text)
+            return FieldAsk(key=found.key, label=found.label, kind=found.kind, intent=found.intent,
+                            score=found.score, source="context", contact=found.contact, rests=(rest,) if rest else ())
+    return None
+
+
+def _conversation_products(entities: list[Entity], state: DialogueState) -> list[str]:
+    ids = [e.node_id for e in entities if e.type == "PRODUCT" and e.node_id]
+    for r in state.recent_products:
+        if r.node_id and r.node_id not in ids:
+            ids.append(r.node_id)
+    return ids
 
 
 def _answer_clarification(u: Understanding, state: DialogueState, pending: PendingClarification,
@@ -261,13 +404,26 @@ def _fill_from_context(intent: str, family: str | None, entities: list[Entity], 
             if picked is not None:
                 add(picked)
                 types.add("PRODUCT")
+        elif "PRODUCT" not in types and len(state.recent_products) >= 2 and \
+                (_CHEAPER_RE.search(text) or _DEARER_RE.search(text)) and intent != "product_recommend":
+            # "is the cheaper one in stock?" after two products: the cheaper of those two
+            picked = pick_from(text, state.recent_products[:2], entities)
+            if picked is not None:
+                add(picked)
+                types.add("PRODUCT")
         if intent == "product_compare":
             have = [e for e in out if e.type == "PRODUCT"]
             if len(have) < 2 and last.get("PRODUCT") is not None:
                 add(last["PRODUCT"])
             if len([e for e in out if e.type == "PRODUCT"]) < 2 and len(state.last_list) >= 2 and \
-                    re.search(r"\b(them|these|those|both|the two)\b", text):
+                    state.last_list[0].type == "PRODUCT" and re.search(r"\b(them|these|those|both|the two)\b", text):
                 for r in state.last_list[:2]:
+                    add(r)
+            # "which of the two is cheaper?": the products the conversation was about, latest first
+            if len([e for e in out if e.type == "PRODUCT"]) < 2 and _TWO_RE.search(text):
+                for r in state.recent_products:
+                    if len([e for e in out if e.type == "PRODUCT"]) >= 2:
+                        break
                     add(r)
             return out
         if "PRODUCT" in types:

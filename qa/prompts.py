@@ -158,6 +158,19 @@ class Subject(PromptModel):
     sku: str | None = None
 
 
+class FieldQuestion(PromptModel):
+    """A question about one field of a product (qa/fields.py): the field (`field`: brand,
+    category, supplier, rating, an attribute key...), the shopper's word for it (`label`), a value
+    they asked about ("is it in English?"), and whether the shop records that field at all."""
+
+    field: str
+    label: str
+    kind: Literal["product", "supplier", "attribute", "unknown"]
+    asked_value: str | None = None
+    yes_no: bool = False
+    contact: bool = False
+
+
 class RefundRequests(PromptModel):
     """A refund question: whether the customer has any request at all."""
 
@@ -166,4 +179,4 @@ class RefundRequests(PromptModel):
 
 Prompt = (Clarification | ConfirmAction | ActionRefusal | ActionTaken | OrderNotFound | NoOrders | ProductNotFound
           | MissingVariant | NoProducts | OfferHuman | ProcedureMatch | SmallTalk | PromotionsAsOf | Recommendation
-          | Subject | RefundRequests)
+          | Subject | RefundRequests | FieldQuestion)
