@@ -28,6 +28,8 @@ class Oracle:
     """Understands each message as the dialogue file expects (a fake of the model): what is
     measured here is everything after understanding."""
 
+    threshold = 0.5  # the out-of-scope threshold the engine reads from its understander
+
     def __init__(self, store, dialogues) -> None:
         self.intents: dict[str, str] = {}
         binder = evaluate.Binder(store)
