@@ -27,8 +27,8 @@ import re
 from dataclasses import dataclass, field
 
 from nlu.labels import FAMILY_OF
-from nlu.types import Entity, Understanding
-from qa.fields import DETAILS, FieldAsk, FieldResolver
+from nlu.types import Candidate, Entity, Understanding
+from qa.fields import DETAILS, PHRASE_W, FieldAsk, FieldResolver
 from qa.registry import spec_for
 from qa.state import DialogueState, PendingClarification, Ref
 from qa.text import extract_address, has_phrase, norm
@@ -63,6 +63,7 @@ _WHICH_COMPARE_RE = re.compile(
     r"\b(cheaper|cheapest|less expensive|least expensive|more expensive|most expensive|pricier|dearer|better|best|"
     r"higher rated|better rated|longer|bigger|smaller|lighter|heavier|newer|older)\b"
 )
+_ORDER_WORD_RE = re.compile(r"\b(order|orders|parcel|package|shipment|delivery|invoice|refund)\b")
 _TWO_RE = re.compile(r"\b(them|these|those|both|the two|either|which one|which of|which is)\b")
 RECENT_PRODUCTS = 5
 
@@ -155,16 +156,36 @@ def resolve(u: Understanding, state: DialogueState, *, threshold: float,
     entities = [e.model_copy() for e in u.entities]
     intent, conf = u.intent.name, u.intent.confidence
 
-    pending = state.pending_clarification
-    if pending is not None:
-        res = _answer_clarification(u, state, pending, entities, threshold)
-        if res is not None:
-            res.asked_field = fields.detect(u.text, u.entities) if fields is not None and \
-                res.intent == DETAILS else None
-            return res
-
     asked = fields.detect(u.text, entities) if fields is not None else None
     named = _names_product(entities)
+
+    pending = state.pending_clarification
+    # "who wrote the Goldfinch?" while "which Sapiens?" waits: a new question, not an answer
+    new_question = asked is not None and asked.source in ("name", "phrase") and any(
+        e.type == "PRODUCT" and e.source == "message" and (e.node_id or e.candidates) and
+        not _among(e, pending.candidates) for e in entities) if pending is not None else False
+    if pending is not None and not new_question:
+        res = _answer_clarification(u, state, pending, entities, threshold)
+        if res is not None and res.clarification_repeat is None:
+            if res.intent in ("product_details", "product_price", "product_availability", "product_warranty") \
+                    and fields is not None:
+                # the question that was asked keeps its field ("the paperback" answers "which one?")
+                own = asked if asked is not None and asked.strong and asked.source != "value" else None
+                found = own or _previous_field(state, fields, "", same_intent=False)
+                res.asked_field = found if found is not None and found.intent == res.intent else None
+            return res
+        if asked is not None and asked.source != "value" and pending.candidates and \
+                pending.entity_type == "PRODUCT" and not named:
+            # "who's the author?" while "which one?" waits: asked of every candidate (answered at once
+            # when they agree, asked again when they differ)
+            listed = Entity(type="PRODUCT", text=pending.mention or pending.candidates[0].name, ambiguous=True,
+                            candidates=[Candidate(node_id=c.node_id or "", label="Product", name=c.name, score=1.0)
+                                        for c in pending.candidates if c.node_id])
+            ents = [ref_to_entity(r) for r in pending.resolved] + [listed]
+            return Resolution(intent=asked.intent, confidence=max(conf, threshold), entities=ents, ambiguous=listed,
+                              clarification_dropped=True, asked_field=asked)
+        if res is not None:
+            return res
 
     # Ellipsis: keep the previous content intent unless the message names its own.
     elliptical = False
@@ -251,8 +272,10 @@ def _field_intent(asked: FieldAsk, intent: str, conf: float, threshold: float, e
         return None
     family = FAMILY_OF.get(intent)
     core = asked.intent != DETAILS  # price, stock, warranty
+    # "who supplies it?" about the product just discussed, even when the model heard an order question
+    # (never a price, stock or warranty word, nor a message that speaks of an order)
     in_context = state.last_entities.get("PRODUCT") is not None and _most_recent_kind(state) != "ORDER_ID" \
-        and family != "orders"
+        and (family != "orders" or (not core and asked.score >= PHRASE_W and not _ORDER_WORD_RE.search(text)))
     linked_other = any(e.type in ("BRAND", "CATEGORY") and e.node_id for e in mentions)
     # words left over that may be an untagged product name ("who wrote perfume?")
     confident = conf >= threshold and intent != "out_of_scope"
@@ -279,15 +302,24 @@ def _field_intent(asked: FieldAsk, intent: str, conf: float, threshold: float, e
     return asked.intent
 
 
-def _previous_field(state: DialogueState, fields: FieldResolver, text: str) -> FieldAsk | None:
+def _among(e: Entity, refs: list[Ref]) -> bool:
+    ids = {r.node_id for r in refs}
+    return bool(e.node_id in ids or any(c.node_id in ids for c in e.candidates))
+
+
+def _previous_field(state: DialogueState, fields: FieldResolver, text: str, *, same_intent: bool = True
+                    ) -> FieldAsk | None:
     """The field the conversation's last question of the same intent asked about ("same question
     for Y" after "who wrote X?"), read again from the shopper's own words; `text`, the follow-up,
-    is where the new product's name is."""
+    is where the new product's name is. Without `same_intent`: the last question's field, whatever
+    its intent was (the question a clarification answer completes)."""
     seen = 0
     for t in reversed(state.turns):
         if t.role != "user":
             continue
-        if t.intent != state.last_intent or seen >= 4:
+        if (same_intent and t.intent != state.last_intent) or seen >= 4:
+            return None
+        if not same_intent and seen >= 1:
             return None
         seen += 1
         found = fields.detect(t.text)

@@ -402,8 +402,8 @@ def build_catalog(attribute_keys: dict[str, int], values: dict[tuple[str, ...], 
                         lexicon=frozenset(words))
 
 
-def scan_attributes(rows: Iterable[dict[str, Any]], keys: dict[str, int], values: dict[tuple[str, ...], set[str]],
-                    value_counts: dict[tuple[tuple[str, ...], str], int]) -> None:
+def scan_attributes(rows: Iterable[dict[str, Any]], keys: dict[str, int], values: dict[tuple[str, ...], set[str]]
+                    ) -> None:
     """Adds one page of products' attribute objects to the key counts and the value index."""
     for r in rows:
         raw = r.get("attributes")
@@ -421,7 +421,6 @@ def scan_attributes(rows: Iterable[dict[str, Any]], keys: dict[str, int], values
                 st = _stems(v)
                 if st and len(st) <= 5:
                     values.setdefault(st, set()).add(k)
-                    value_counts[(st, k)] = value_counts.get((st, k), 0) + 1
 
 
 # -- detection --------------------------------------------------------------------------------
@@ -474,6 +473,8 @@ def match_lexical(catalog: FieldCatalog, text: str) -> list[_Hit]:
                     h.best_term, h.label, h.source = PHRASE_W, lbl, "phrase"
         if h.score > 0:
             hits.append(h)
+    # one word of a longer field name alone ("life" of "shelf life") is no question about it
+    hits = [h for h in hits if not (h.best_term == PART_W and h.score < 2 * PART_W)]
     # a weak phrasing ("how much") only counts when nothing else is asked for
     strong = [h for h in hits if h.best_term > WEAK_W]
     if strong:
@@ -564,17 +565,13 @@ class FieldResolver:
     def _build(self, stamp: Any) -> FieldCatalog:
         keys: dict[str, int] = {}
         values: dict[tuple[str, ...], set[str]] = {}
-        counts: dict[tuple[tuple[str, ...], str], int] = {}
         after = ""
         while self.store is not None:
             rows = self.store.run(get("products.attribute_page"), {"after": after, "limit": self.page_size})
-            scan_attributes(rows, keys, values, counts)
+            scan_attributes(rows, keys, values)
             if len(rows) < self.page_size:
                 break
             after = rows[-1]["sku"]
-        # A value names a field only where it recurs (a format, a language), not a one-off name.
-        values = {v: {k for k in ks if counts.get((v, k), 0) >= 2} for v, ks in values.items()}
-        values = {v: ks for v, ks in values.items() if ks}
         similar = self._similar if self.encoder_factory is not None else None
         try:
             cat = build_catalog(keys, values, similar=similar, version=stamp)

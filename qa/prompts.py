@@ -169,6 +169,7 @@ class FieldQuestion(PromptModel):
     asked_value: str | None = None
     yes_no: bool = False
     contact: bool = False
+    group: str | None = None  # asked of a brand's or category's products ("your e-books")
 
 
 class RefundRequests(PromptModel):

@@ -246,10 +246,19 @@ def _field_sentence(name: str, q: FieldQuestion, value: str, pick: Picker, suppl
 def write_field(r: Retrieval, q: FieldQuestion, pick: Picker) -> str:
     """One product field, stated for each product asked about; "I don't have that information"
     for a product without it (never another field in its place)."""
-    products = facts_of(r.facts, ProductFact)
-    sups = facts_of(r.facts, SupplierFact)
-    values = [(p, sups[i] if q.kind == "supplier" and i < len(sups) else None) for i, p in enumerate(products)]
+    values: list[tuple[ProductFact, SupplierFact | None]] = []
+    for f in r.facts:  # a supplier fact follows the product it supplies
+        if isinstance(f, ProductFact):
+            values.append((f, None))
+        elif isinstance(f, SupplierFact) and values and values[-1][1] is None:
+            values[-1] = (values[-1][0], f)
     shown = [(p, field_value(p, q, sup), sup) for p, sup in values]
+    if q.group:
+        # a brand's or category's products: the distinct values they have
+        found = list(dict.fromkeys(v for _, v, _ in shown if v is not None))
+        if not found:
+            return f"I don't have that information for our {q.group} products."
+        return f"The {_label(q.label)} of our {q.group} products: {join(found[:8])}."
     known = [v for _, v, _ in shown if v is not None]
     if len(shown) > 1 and len(known) == len(shown) and len(set(known)) == 1 and q.kind != "supplier":
         # editions that agree ("the author of X (Hardcover) and X (Paperback) is ...")
@@ -355,8 +364,11 @@ def write_recommendations(r: Retrieval, pick: Picker) -> str:
     return head + "\n" + "\n".join(lines)
 
 
-def _bare(name: str) -> str:
-    """A name compared loosely: lower case, no leading article, no punctuation."""
+def _bare(name: str, *, edition: bool = True) -> str:
+    """A name compared loosely: lower case, no leading article, no punctuation; without `edition`,
+    also without a bracketed or comma-separated variant ("Dune (Paperback)" -> "dune")."""
+    if not edition:
+        name = re.sub(r"\s*\([^)]*\)\s*$", "", name).split(", ")[0]
     words = re.findall(r"[a-z0-9]+", name.lower())
     return " ".join(words[1:] if words and words[0] in ("the", "a", "an") else words)
 
@@ -469,15 +481,16 @@ class Products(Handler):
                 return ask_for(intent, 1.0, "PRODUCT", entities, "compare_with")
             return self._compare(rows, entities)
         if not rows:
-            if ask.field is not None and not any(e.node_id for e in entities if e.type in ("BRAND", "CATEGORY")):
+            linked_group = any(e.node_id for e in entities if e.type in ("BRAND", "CATEGORY"))
+            if asked is not None and not linked_group:
                 # a field question whose product name matches nothing: say so, not "no such products"
-                named = next((e.text for e in entities if e.source == "message" and not e.node_id and
-                              not e.candidates), ask.field.rests[0] if ask.field.rests else "")
-                named = next((e.text for e in entities if e.source == "message" and e.type == "ATTRIBUTE" and
-                              not e.candidates), named)
+                unlinked = [e.text for e in entities if e.source == "message" and not e.node_id and not e.candidates]
+                named = unlinked[0] if unlinked else (asked.rests[0] if asked.rests else "")
                 if named:
                     return Outcome(Retrieval(intent=intent, status="not_found", query_name="products.search_by_name",
                                              prompt=ProductNotFound(product=named)), entities)
+            if asked is not None and (brand or category):
+                return self._group_field(ctx, entities, brand, category, attribute, asked)
             if brand or category:
                 return self._group(ctx, intent, entities, brand, category, attribute)
             return ask_for(intent, 1.0, "PRODUCT", entities, "which_product")
@@ -512,14 +525,21 @@ class Products(Handler):
                  field: FieldAsk | None = None) -> Outcome:
         cands = entity.candidates[:MAX_CANDIDATES]
         if field is not None and entity.type == "PRODUCT":
-            # a candidate named exactly as asked ("Harry Potter and the Prisoner of Azkaban") is the one
-            exact = [c for c in cands if _bare(c.name) == _bare(entity.text)]
+            # the candidates named exactly as asked ("Harry Potter and the Prisoner of Azkaban"; "Dune"
+            # in its two editions, not "Dune Messiah") are the ones meant
+            exact = [c for c in cands if _bare(c.name) == _bare(entity.text)] or \
+                [c for c in cands if _bare(c.name, edition=False) == _bare(entity.text)]
             if len(exact) == 1:
                 rows = ctx.run("products.by_skus", skus=[exact[0].node_id])
                 if rows:
                     chosen = entity.model_copy(update={"node_id": exact[0].node_id, "ambiguous": False,
                                                        "score": exact[0].score})
                     return self._field(ctx, rows, [chosen if e is entity else e for e in others], field)
+            if len(exact) > 1:
+                cands = exact
+                narrowed = entity.model_copy(update={"candidates": exact})
+                others = [narrowed if e is entity else e for e in others]
+                entity = narrowed
         if field is not None and entity.type == "PRODUCT" and 2 <= len(cands):
             # A field every candidate has alike ("who wrote it?" of two editions): answered at once.
             rows = ctx.run("products.by_skus", skus=[c.node_id for c in cands])
@@ -581,6 +601,25 @@ class Products(Handler):
         return Outcome(Retrieval(intent=DETAILS.name, status="ok", facts=facts, query_name=query, prompt=prompt),
                        entities, mentioned=refs[:1], listed=refs if len(refs) > 1 else [])
 
+    def _group_field(self, ctx: Context, entities: list[Entity], brand: str | None, category: str | None,
+                     attribute: str | None, asked: FieldAsk) -> Outcome:
+        """A field asked of a brand's or a category's products ("what file format are your
+        e-books?"): the products' values of it, as facts; the writer names the distinct ones."""
+        rows = ctx.run("products.list_filtered", brand=brand, category=category, attribute=attribute,
+                       max_price=None, only_active=True, limit=50)
+        prompt = FieldQuestion(field=asked.key, label=asked.label, kind=asked.kind, asked_value=asked.value,
+                               yes_no=asked.yes_no, contact=asked.contact, group=" ".join(
+                                   x for x in (attribute, brand, category) if x) or None)
+        facts, query, _ = self._field_facts(ctx, rows, asked, prompt)
+        mentioned = [Ref(type=t, node_id=v, name=v, label=lbl) for t, v, lbl in
+                     (("BRAND", brand, "Brand"), ("CATEGORY", category, "Category")) if v]
+        status: Status = "ok" if rows else "not_found"
+        return Outcome(Retrieval(intent=DETAILS.name, status=status, facts=facts,
+                                 query_name="products.list_filtered" if query == "products.by_skus" else query,
+                                 prompt=prompt if rows else NoProducts(brand=brand, category=category,
+                                                                       attribute=attribute)),
+                       entities, mentioned=mentioned)
+
     def _agreed_field(self, ctx: Context, rows: list[dict[str, Any]], entities: list[Entity], asked: FieldAsk
                       ) -> Outcome | None:
         """The candidates of an ambiguous mention answered at once when they all have the same value
@@ -618,8 +657,10 @@ class Products(Handler):
             if fact.attributes is not None:
                 fact.attributes = {k: v for k, v in fact.attributes.items() if k == asked.key}
             facts.append(fact)
-            values.append(field_value(fact, prompt, suppliers.get(r["sku"])))
-        facts += list(suppliers.values())
+            sup = suppliers.get(r["sku"])
+            if sup is not None:
+                facts.append(sup)  # right after its product: the writer pairs them so
+            values.append(field_value(fact, prompt, sup))
         return facts, query, values
 
     def _variant(self, ctx: Context, intent: str, row: dict[str, Any], attribute: str, entities: list[Entity]
