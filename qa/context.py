@@ -156,7 +156,10 @@ def resolve(u: Understanding, state: DialogueState, *, threshold: float,
     entities = [e.model_copy() for e in u.entities]
     intent, conf = u.intent.name, u.intent.confidence
 
-    asked = fields.detect(u.text, entities) if fields is not None else None
+    # Similarity alone routes only a question the model did not place (or placed in product_details),
+    # so the encoder runs only for those; names, phrasings and values are looked for in every message.
+    similar = intent in (DETAILS, "out_of_scope") or conf < threshold
+    asked = fields.detect(u.text, entities, embeddings=similar) if fields is not None else None
     named = _names_product(entities)
 
     pending = state.pending_clarification
@@ -212,8 +215,11 @@ def resolve(u: Understanding, state: DialogueState, *, threshold: float,
         routed = _field_intent(asked, intent, conf, threshold, entities, state, text, named)
         if routed is not None:
             intent, conf = routed, max(conf, threshold)
-    elif intent == "out_of_scope" and named:
-        # "tell me about X", "I'm looking at X": a product named in words a product intent uses.
+    elif (intent == "out_of_scope" and named) or (
+            FAMILY_OF.get(intent) == "orders" and not any(e.type == "ORDER_ID" for e in entities)
+            and _most_recent_kind(state) == "PRODUCT" and not _ORDER_WORD_RE.search(text)):
+        # "tell me about X", "I'm looking at X", or "tell me about it" after a product (heard as an
+        # order question): a product in words a product intent uses.
         intent, conf = _cued_product_intent(text, intent, conf, threshold)
     # "which of the two is cheaper?": the products of the conversation, compared.
     if _WHICH_COMPARE_RE.search(text) and intent in ("product_recommend", "product_price", "product_details",

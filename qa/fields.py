@@ -228,6 +228,9 @@ class FieldAsk:
     value: str | None = None
     contact: bool = False
     yes_no: bool = False  # "is it in English?" (a value asked about, not "paperback or hardcover?")
+    # other attribute keys the same words ask for ("battery_mah" and "battery_life_hours" for "the
+    # battery"): a product without `key` is answered from the first of these it has
+    alternates: tuple[str, ...] = ()
     rests: tuple[str, ...] = ()  # the message's other content words: where an untagged product name is
 
     @property
@@ -309,6 +312,7 @@ class FieldEntry:
     terms: list[_Term] = field(default_factory=list)
     patterns: list[tuple[re.Pattern[str], str]] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)  # what the encoder compares the message with
+    concept: str | None = None  # the lexicon concept an attribute key was joined to
 
 
 @dataclass
@@ -386,6 +390,7 @@ def build_catalog(attribute_keys: dict[str, int], values: dict[tuple[str, ...], 
             for w in words:
                 e.terms.append(_Term((w,), PART_W, labels[k]))
         if k in matched:
+            e.concept = matched[k]
             _add_concept(e, by_label[matched[k]])
             # the shop's own word names it in replies ("pack size"), the concept's phrasings find it
             e.terms = [_Term(t.stems, t.weight, labels[k]) for t in e.terms]
@@ -397,9 +402,9 @@ def build_catalog(attribute_keys: dict[str, int], values: dict[tuple[str, ...], 
         e = FieldEntry(c.label, "unknown", DETAILS, c.label)
         _add_concept(e, c)
         entries.append(e)
-    words = {w for e in entries for t in e.terms for w in t.stems if w not in _STOP}
-    return FieldCatalog(entries, values, dict(attribute_keys), version, vocab=sorted(w for w in words if len(w) >= 5),
-                        lexicon=frozenset(words))
+    lexicon = {w for e in entries for t in e.terms for w in t.stems if w not in _STOP}
+    return FieldCatalog(entries, values, dict(attribute_keys), version,
+                        vocab=sorted(w for w in lexicon if len(w) >= 5), lexicon=frozenset(lexicon))
 
 
 def scan_attributes(rows: Iterable[dict[str, Any]], keys: dict[str, int], values: dict[tuple[str, ...], set[str]]
@@ -624,8 +629,12 @@ class FieldResolver:
         if best is not None:
             either = best.value is not None and "or" in tokens(blanked)
             every = set().union(*(h.used for h in hits)) | best.used
+            alternates = tuple(h.entry.key for h in hits if h is not best and h.entry.kind == "attribute"
+                               and best.entry.kind == "attribute" and best.entry.concept is not None
+                               and h.entry.concept == best.entry.concept and h.score >= 0.6 * best.score)
             return self._ask(best, contact, yes_no=best.value is not None and not either,
-                             rests=tuple(dict.fromkeys(r for r in (_rest(text, best.used), _rest(text, every)) if r)))
+                             rests=tuple(dict.fromkeys(r for r in (_rest(text, best.used), _rest(text, every)) if r)),
+                             alternates=alternates)
         if not embeddings:
             return None
         return self._by_embedding(cat, blanked, contact)
@@ -666,11 +675,12 @@ class FieldResolver:
         return self._ask(_Hit(e, score * NAME_W, e.label, 0.0, "embedding"), contact)
 
     @staticmethod
-    def _ask(h: _Hit, contact: bool, *, yes_no: bool = False, rests: tuple[str, ...] = ()) -> FieldAsk:
+    def _ask(h: _Hit, contact: bool, *, yes_no: bool = False, rests: tuple[str, ...] = (),
+             alternates: tuple[str, ...] = ()) -> FieldAsk:
         e = h.entry
         return FieldAsk(key=e.key, label=h.label or e.label, kind=e.kind, intent=e.intent, score=round(h.score, 3),
                         source=h.source, value=h.value, contact=contact and e.kind == "supplier", yes_no=yes_no,
-                        rests=rests)
+                        rests=rests, alternates=alternates)
 
 
 # Words of a field question that are not a product's name.

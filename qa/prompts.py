@@ -169,7 +169,8 @@ class FieldQuestion(PromptModel):
     asked_value: str | None = None
     yes_no: bool = False
     contact: bool = False
-    group: str | None = None  # asked of a brand's or category's products ("your e-books")
+    group: str | None = None  # asked of a brand's or category's products ("your e-books"), or of a model line
+    line: bool = False  # `group` is a model line: its variants' values ("what colours does it come in?")
 
 
 class RefundRequests(PromptModel):

@@ -27,7 +27,9 @@ from qa.templates import render, suggestions
 from qa.types import Retrieval
 from tests import test_dialogue_support as support
 
-encoder = support.encoder  # shared fixture: the sentence encoder, loaded once per module
+# Shared fixtures: the sentence encoder, and (for the scripted tests) the small shop of
+# tests/test_dialogue_support.py with a fake understander that says what the model understood.
+encoder, shop, engine_factory, chat_factory = support.encoder, support.shop, support.engine_factory, support.chat_factory
 
 NOW = datetime(2026, 5, 4, 12, 0, 0, tzinfo=UTC)
 
@@ -43,25 +45,25 @@ FILES = {
                       "G01,Valle Verde Imports,Italy,+39 06 5550 0199\n"),
     "products.csv": (
         "sku,name,brand,category,supplier_id,price,currency,stock,description,warranty_months,rating,status,"
-        "voltage,origin,pack_size,shelf_life_days,thread_pitch\n"
+        "voltage,origin,pack_size,shelf_life_days,thread_pitch,battery_mah,battery_life_hours\n"
         f"{DRILL},Ampere Cordless Drill,Ampere Works,Electrical,H01,89.00,EUR,14,A compact drill.,24,4.5,active,"
-        "18 V,Germany,,,\n"
+        "18 V,Germany,,,,2000,\n"
         f"{CABLE},Ampere Extension Cable,Ampere Works,Electrical,H01,19.90,EUR,30,Ten metres of cable.,,4.1,active,"
-        "230 V,Poland,1,,\n"
+        "230 V,Poland,1,,,,\n"
         f"{SCREWS},Kestrel Wood Screws,Kestrel Fixings,Fixings,H01,6.40,EUR,0,Zinc-plated wood screws.,,4.0,active,"
-        ",Taiwan,200,,1.8 mm\n"
+        ",Taiwan,200,,1.8 mm,,\n"
         f"{OATS},Hill Farm Rolled Oats,Hill Farm,Pantry,G01,3.20,EUR,52,Jumbo rolled oats.,,4.6,active,"
-        ",Ireland,6,365,\n"
+        ",Ireland,6,365,,,\n"
         f"{BEANS},Roastwell Espresso Beans,Roastwell,Coffee,G01,12.50,EUR,18,A dark roast.,,4.8,active,"
-        ",Brazil,1,270,\n"
+        ",Brazil,1,270,,,\n"
         f"{DECAF},Roastwell Decaf Ground Coffee,Roastwell,Coffee,G01,9.80,EUR,7,Swiss water decaf.,,3.9,active,"
-        ",,2,,\n"
+        ",,2,,,,\n"
         f"{EARBUDS},Ampere Wireless Earbuds,Ampere Works,Electrical,H01,49.00,EUR,0,True wireless.,12,4.2,active,"
-        ",China,,,\n"
+        ",China,,,,,6\n"
         f"{PORRIDGE_S},Hill Farm Porridge Oats (500 g),Hill Farm,Pantry,G01,2.10,EUR,40,Fine porridge oats.,,4.4,"
-        "active,,Ireland,12,300,\n"
+        "active,,Ireland,12,300,,,\n"
         f"{PORRIDGE_L},Hill Farm Porridge Oats (1 kg),Hill Farm,Pantry,G01,3.60,EUR,25,Fine porridge oats.,,4.4,"
-        "active,,Ireland,6,300,\n"
+        "active,,Ireland,6,300,,,\n"
     ),
     "policies.jsonl": "\n".join(json.dumps(p) for p in (
         {"policy_id": "RET", "type": "return", "title": "30-day returns", "text": "Return within 30 days.",
@@ -200,6 +202,14 @@ def test_a_field_the_product_lacks_is_not_known_never_another_field(engine):
     assert "89.00" not in r.answer and "18 V" not in r.answer
 
 
+def test_keys_asked_for_in_the_same_words_answer_for_the_product_that_has_one(engine):
+    # "battery_mah" and "battery_life_hours" are both "the battery": each product answers with its own
+    r = Talk(engine)("how long does the battery last on the Ampere Wireless Earbuds?")
+    assert "6 h" in r.answer and "battery life" in r.answer
+    r = Talk(engine)("what's the battery of the Ampere Cordless Drill?")
+    assert "2000 mAh" in r.answer
+
+
 def test_yes_no_about_a_value(engine):
     r = Talk(engine)("is the Roastwell Espresso Beans from Brazil?")
     assert r.answer.startswith("Yes") and "Brazil" in r.answer
@@ -250,6 +260,27 @@ def test_variants_that_agree_are_answered_at_once_and_those_that_differ_are_aske
     assert talk("how much are the Hill Farm Porridge Oats?").status == "clarify"
     r = talk("who supplies them?")
     assert r.status == "ok" and "Valle Verde Imports" in r.answer
+
+
+# -- the same, with a scripted understanding (what the model got wrong is stated, not hoped for) -------
+def test_options_of_a_model_line_and_follow_ups_the_model_misreads(chat_factory):
+    chat = chat_factory()
+    r = chat.say("what colours does the Aurora X2 in black come in?", "product_details",
+                 ("Aurora X2 in black", "PRODUCT", "NA-HP-000001"))
+    assert r.status == "ok" and r.query_name == "products.line_variants"
+    assert r.answer == "Aurora X2 comes in Black, Silver and Midnight Blue."
+    # "tell me about it" heard as an order question: the product the conversation is about
+    r = chat.say("tell me about it", "order_details", confidence=0.8)
+    assert r.intent.name == "product_details" and r.status == "ok" and "249.99 USD" in r.answer
+    # "what about X?" heard as a goodbye: the previous question, for X
+    r = chat.say("how long does the battery last?", "out_of_scope", confidence=0.9)
+    assert r.intent.name == "product_details" and "30 h" in r.answer
+    r = chat.say("what about the Bose QuietComfort 45 in white?", "goodbye", ("Bose QuietComfort 45 in white",
+                                                                              "PRODUCT", "BO-HP-000006"))
+    assert r.intent.name == "product_details" and "24 h" in r.answer and "battery life" in r.answer
+    # "same question for X" heard as a yes
+    r = chat.say("same for the Sonara Tide 3 please", "affirm", ("Sonara Tide 3", "PRODUCT", "SN-HP-000007"))
+    assert r.intent.name == "product_details" and "30 h" in r.answer and "Sonara" in r.answer
 
 
 # -- wording ------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from qa.facts import (
     facts_of,
     first_of,
 )
-from qa.fields import FieldAsk
+from qa.fields import FieldAsk, humanise
 from qa.handlers.base import Ask, Context, Handler, IntentSpec, Outcome
 from qa.handlers.shared import (
     MAX_CANDIDATES,
@@ -189,8 +189,11 @@ def field_value(p: ProductFields, q: FieldQuestion, supplier: SupplierFact | Non
     if q.kind == "supplier":
         return supplier.name if supplier is not None else None
     if q.kind == "attribute":
-        attrs = p.attributes or {}
-        return attr_value(q.field, attrs[q.field]) if q.field in attrs and attrs[q.field] not in (None, "") else None
+        attrs = {k: v for k, v in (p.attributes or {}).items() if v not in (None, "")}
+        if q.field in attrs:
+            return attr_value(q.field, attrs[q.field])
+        # the fact holds one other key the same words ask for ("battery_life_hours" for "battery")
+        return attr_value(*next(iter(attrs.items()))) if len(attrs) == 1 else None
     if q.field == "rating":
         return f"{p.rating:g}/5" if p.rating is not None else None
     if q.field == "sku":
@@ -211,7 +214,7 @@ def _label(label: str) -> str:
 
 
 def _field_sentence(name: str, q: FieldQuestion, value: str, pick: Picker, supplier: SupplierFact | None, *,
-                    plural: bool = False) -> str:
+                    plural: bool = False, label: str | None = None) -> str:
     # Named as the catalog names it, without an article: titles read right ("The author of Dune").
     subject = name if plural else display(name)
     if q.kind == "supplier" and supplier is not None:
@@ -233,7 +236,7 @@ def _field_sentence(name: str, q: FieldQuestion, value: str, pick: Picker, suppl
         verb = "have" if plural else has(name)
         return (f"{cap} {verb} been discontinued." if value == "discontinued" else
                 f"{cap} {'are' if plural else be(name)} part of our current range.")
-    label = _label(q.label)
+    label = _label(label or q.label)
     if q.asked_value is not None and q.yes_no:
         same = value.strip().lower() == q.asked_value.strip().lower()
         return ("Yes, " if same else "No, ") + f"the {label} of {subject} is {value}."
@@ -241,6 +244,15 @@ def _field_sentence(name: str, q: FieldQuestion, value: str, pick: Picker, suppl
             not label.endswith("ss") and " " not in label:
         return f"There are {value} {label} in {subject}."  # "There are 320 pages in Dune."
     return f"The {label} of {subject} is {value}."
+
+
+def _key_label(p: ProductFields, q: FieldQuestion) -> str | None:
+    """The name of the attribute a product's answer came from, when it is another key than the
+    one asked ("battery life" answering "battery")."""
+    attrs = p.attributes or {}
+    if q.kind != "attribute" or q.field in attrs or len(attrs) != 1:
+        return None
+    return humanise(next(iter(attrs)))
 
 
 def write_field(r: Retrieval, q: FieldQuestion, pick: Picker) -> str:
@@ -254,8 +266,10 @@ def write_field(r: Retrieval, q: FieldQuestion, pick: Picker) -> str:
             values[-1] = (values[-1][0], f)
     shown = [(p, field_value(p, q, sup), sup) for p, sup in values]
     if q.group:
-        # a brand's or category's products: the distinct values they have
+        # a brand's or category's products, or a model line's variants: the distinct values they have
         found = list(dict.fromkeys(v for _, v, _ in shown if v is not None))
+        if q.line:
+            return f"{named(q.group, capital=True)} comes in {join(found[:8], 'and')}."
         if not found:
             return f"I don't have that information for our {q.group} products."
         return f"The {_label(q.label)} of our {q.group} products: {join(found[:8])}."
@@ -264,7 +278,8 @@ def write_field(r: Retrieval, q: FieldQuestion, pick: Picker) -> str:
         # editions that agree ("the author of X (Hardcover) and X (Paperback) is ...")
         together = join([display(p.name) for p, _, _ in shown])
         return _field_sentence(together, q, known[0], pick, None, plural=True)
-    out = [_field_sentence(p.name or p.sku, q, v, pick, sup) for p, v, sup in shown if v is not None]
+    out = [_field_sentence(p.name or p.sku, q, v, pick, sup, label=_key_label(p, q)) for p, v, sup in shown
+           if v is not None]
     missing = [p for p, v, _ in shown if v is None]
     if missing:
         names = join([display(p.name or p.sku) for p in missing])
@@ -295,7 +310,8 @@ def write_compare(r: Retrieval, pick: Picker) -> str:
         lead = (f"{named(c.cheaper_name, capital=True)} {be(c.cheaper_name)} "
                 f"{money(c.price_difference, c.currency)} cheaper{than}.")
         if c.better_rated_name:
-            lead += (" It also has the better rating." if c.better_rated_name == c.cheaper_name else
+            lead += ((" They also have" if is_plural(c.cheaper_name) else " It also has") + " the better rating."
+                     if c.better_rated_name == c.cheaper_name else
                      f" {named(c.better_rated_name, capital=True)} {has(c.better_rated_name)} the better rating.")
     elif c.better_rated_name:
         lead = f"{named(c.better_rated_name, capital=True)} {has(c.better_rated_name)} the better rating."
@@ -362,6 +378,10 @@ def write_recommendations(r: Retrieval, pick: Picker) -> str:
             head = pick("rc_b", (f"Good options up to {money(budget, cur)}:", f"Within a budget of {money(budget, cur)}:"))
     lines = [f"- {product_line(p, stock=True, rating=True)}" for p in recs]
     return head + "\n" + "\n".join(lines)
+
+
+# "what colours does it come in?", "which sizes are there?": the values across a model line
+_OPTIONS_RE = re.compile(r"\b(come in|comes in|available in|options|choices|variants|versions|which ones)\b")
 
 
 def _bare(name: str, *, edition: bool = True) -> str:
@@ -507,6 +527,10 @@ class Products(Handler):
                 entities = [e for e in entities if not (e.type == "PRODUCT" and e.node_id == row["sku"])]
             rows = [picked] + rows[1:]
         if asked is not None:
+            if asked.kind == "attribute" and _OPTIONS_RE.search(norm(ask.message)) and len(rows) == 1:
+                line = self._line_field(ctx, row, entities, asked)
+                if line is not None:
+                    return line
             return self._field(ctx, rows[:4], entities, asked)
         if intent == WARRANTY.name:
             return self._warranty(ctx, rows, entities)
@@ -620,6 +644,22 @@ class Products(Handler):
                                                                        attribute=attribute)),
                        entities, mentioned=mentioned)
 
+    def _line_field(self, ctx: Context, row: dict[str, Any], entities: list[Entity], asked: FieldAsk
+                    ) -> Outcome | None:
+        """"What colours does it come in?": the values of the asked field across the product's
+        model line (None when it has no line, or one value only)."""
+        line = str(attributes(row).get("model_line") or "")
+        if not line or not row.get("brand"):
+            return None
+        variants = ctx.run("products.line_variants", brand=row["brand"], line=line.lower(), limit=50)
+        prompt = FieldQuestion(field=asked.key, label=asked.label, kind=asked.kind, group=line, line=True)
+        facts, _, values = self._field_facts(ctx, variants, asked, prompt)
+        if len({v for v in values if v is not None}) < 2:
+            return None
+        return Outcome(Retrieval(intent=DETAILS.name, status="ok", facts=facts, query_name="products.line_variants",
+                                 prompt=prompt), entities, mentioned=[product_ref(row)],
+                       listed=[product_ref(v) for v in variants[:MAX_LIST]])
+
     def _agreed_field(self, ctx: Context, rows: list[dict[str, Any]], entities: list[Entity], asked: FieldAsk
                       ) -> Outcome | None:
         """The candidates of an ambiguous mention answered at once when they all have the same value
@@ -655,7 +695,10 @@ class Products(Handler):
         for r in rows:
             fact = product_fact(r, keep)
             if fact.attributes is not None:
-                fact.attributes = {k: v for k, v in fact.attributes.items() if k == asked.key}
+                # the asked key, or the first other key the same words ask for that this product has
+                have = fact.attributes
+                key = next((k for k in (asked.key, *asked.alternates) if have.get(k) not in (None, "")), asked.key)
+                fact.attributes = {k: v for k, v in have.items() if k == key}
             facts.append(fact)
             sup = suppliers.get(r["sku"])
             if sup is not None:
