@@ -158,7 +158,9 @@ def resolve(u: Understanding, state: DialogueState, *, threshold: float,
 
     # Similarity alone routes only a question the model did not place (or placed in product_details),
     # so the encoder runs only for those; names, phrasings and values are looked for in every message.
-    similar = intent in (DETAILS, "out_of_scope") or conf < threshold
+    details = spec_for(DETAILS)
+    generic = details is not None and details.cue is not None and bool(details.cue.search(text))  # "tell me about"
+    similar = (intent in (DETAILS, "out_of_scope") or conf < threshold) and not generic
     asked = fields.detect(u.text, entities, embeddings=similar) if fields is not None else None
     named = _names_product(entities)
 

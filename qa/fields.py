@@ -296,7 +296,7 @@ def blank_mentions(text: str, entities: Iterable[Entity], keep_values: Iterable[
 
 
 # -- the catalogue of fields ----------------------------------------------------------------------
-@dataclass
+@dataclass(frozen=True)
 class _Term:
     stems: tuple[str, ...]
     weight: float
@@ -329,6 +329,18 @@ class FieldCatalog:
     vocab: list[str] = field(default_factory=list)  # every word of every field's terms (typo repair)
     lexicon: frozenset[str] = frozenset()
     currencies: dict[str, int] = field(default_factory=dict)  # products priced in each currency
+    # indexes for matching: terms by their first word, the entries' patterns, the values as text
+    first_words: dict[str, list[tuple[int, _Term]]] = field(default_factory=dict)
+    patterns: list[tuple[int, re.Pattern[str], str]] = field(default_factory=list)
+    value_texts: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        for ei, e in enumerate(self.entries):
+            for t in e.terms:
+                if t.stems and not (len(t.stems) == 1 and t.stems[0] in _STOP):
+                    self.first_words.setdefault(t.stems[0], []).append((ei, t))
+            self.patterns += [(ei, rx, lbl) for rx, lbl in e.patterns]
+        self.value_texts = frozenset(" ".join(v) for v in self.values)
 
     def entry(self, key: str) -> FieldEntry | None:
         return next((e for e in self.entries if e.key == key), None)
@@ -451,25 +463,28 @@ def match_lexical(catalog: FieldCatalog, text: str) -> list[_Hit]:
     """Fields named or asked for by the words of `text` (mentions already blanked), best first."""
     st = _stems(text)
     joined = " ".join(tokens(text))
+    found: dict[int, list[_Term]] = {}  # entry -> its terms in the text (indexed by first word: no full scan)
+    for i, word in enumerate(st):
+        for ei, t in catalog.first_words.get(word, ()):
+            if tuple(st[i:i + len(t.stems)]) == t.stems:
+                found.setdefault(ei, []).append(t)
     hits: list[_Hit] = []
-    for e in catalog.entries:
+    for ei in sorted(set(found) | {ei for ei, _, _ in catalog.patterns}):
+        e = catalog.entries[ei]
         used: set[int] = set()
         h = _Hit(e)
-        for t in sorted(e.terms, key=lambda t: (-t.weight, -len(t.stems))):
-            if len(t.stems) == 1 and t.stems[0] in _STOP:
-                continue
-            for i in _find(st, t.stems):
-                span = set(range(i, i + len(t.stems)))
-                # words already counted for this field add little ("which language" after "language")
-                h.score += t.weight * (0.25 if span & used else 1.0)
-                used |= span
-                h.used |= set(t.stems)
-                if t.weight > h.best_term:
-                    h.best_term, h.label = t.weight, t.label
-                    h.source = "name" if t.weight >= NAME_W else "phrase" if t.weight >= PHRASE_W else "part"
-                break
-        for rx, lbl in e.patterns:
-            m = rx.search(joined)
+        for t in sorted(dict.fromkeys(found.get(ei, ())), key=lambda t: (-t.weight, -len(t.stems))):
+            i = next(i for i in _find(st, t.stems))
+            span = set(range(i, i + len(t.stems)))
+            # words already counted for this field add little ("which language" after "language")
+            h.score += t.weight * (0.25 if span & used else 1.0)
+            used |= span
+            h.used |= set(t.stems)
+            if t.weight > h.best_term:
+                h.best_term, h.label = t.weight, t.label
+                h.source = "name" if t.weight >= NAME_W else "phrase" if t.weight >= PHRASE_W else "part"
+        for pei, rx, lbl in catalog.patterns:
+            m = rx.search(joined) if pei == ei else None
             if m:
                 ends = m.group(0).split()
                 h.used |= {_stem(ends[0]), _stem(ends[-1])}
@@ -611,9 +626,8 @@ class FieldResolver:
     def detect(self, text: str, entities: Sequence[Entity] = (), *, embeddings: bool = True) -> FieldAsk | None:
         """The field `text` asks about, or None (a generic "tell me about it", or no field)."""
         cat = self.catalog()
-        shop_values = {" ".join(v) for v in cat.values}
         text = _repair(cat, text)
-        blanked = blank_mentions(text, entities, keep_values=shop_values)
+        blanked = blank_mentions(text, entities, keep_values=cat.value_texts)
         contact = bool(_CONTACT.search(blanked.lower()))
         hits = match_lexical(cat, blanked)
         value = match_values(cat, blanked)
