@@ -18,7 +18,8 @@ decides which intent is being asked and which graph nodes it is about:
 - "which of the two is cheaper?" compares the products the conversation has been about.
 
 Entities taken from the conversation are reported with `source="context"` and no offsets. This
-module reads state and returns a `Resolution`; it never talks to the graph.
+module reads state and returns a `Resolution`; the graph is read only through the field resolver
+it is given (qa/fields.py, which caches the shop's field names per catalog version).
 """
 
 from __future__ import annotations
@@ -285,8 +286,8 @@ def _field_intent(asked: FieldAsk, intent: str, conf: float, threshold: float, e
     in_context = state.last_entities.get("PRODUCT") is not None and _most_recent_kind(state) != "ORDER_ID" \
         and (family != "orders" or (not core and asked.score >= PHRASE_W and not _ORDER_WORD_RE.search(text)))
     linked_other = any(e.type in ("BRAND", "CATEGORY") and e.node_id for e in mentions)
-    # words left over that may be an untagged product name ("who wrote perfume?")
     confident = conf >= threshold and intent != "out_of_scope"
+    # words left over that may be an untagged product name ("who wrote perfume?")
     untagged = not mentions and not core and not confident and asked.source in ("name", "phrase") and \
         any(0 < len(r.split()) <= 6 for r in asked.rests)
     if not (named or linked_other or in_context or untagged):
