@@ -18,6 +18,7 @@ from common.errors import UnknownQuery
 from kg.queries import get
 from kg.store import GraphStore
 from nlu.types import Entity
+from qa.fields import FieldAsk
 from qa.handlers.wording import Picker, Writer
 from qa.state import DialogueState, PendingAction, PendingClarification, Ref
 from qa.types import Retrieval
@@ -66,6 +67,7 @@ class Ask:
     customer_id: str | None
     state: DialogueState
     address: str | None = None  # a new address given in answer to "what is the new address?"
+    field: FieldAsk | None = None  # the product field asked about (qa/fields.py)
 
 
 @dataclass
@@ -124,8 +126,14 @@ class Handler:
         writer of the status (or, for "ok", the intent's `write`)."""
         return None
 
+    def suggest(self, r: Retrieval) -> list[str] | None:
+        """Follow-ups that fit a reply of this handler's own (a prompt it words itself); None: the
+        intent's `suggestions`."""
+        return None
+
     def clarify_mention(self, intent: str, confidence: float, entity: Entity, others: list[Entity],
-                        ctx: Context) -> Outcome | None:
-        """A question back for an ambiguous mention, when this handler asks it differently;
-        None: the shared "which one do you mean?"."""
+                        ctx: Context, *, field: FieldAsk | None = None) -> Outcome | None:
+        """A question back for an ambiguous mention, when this handler asks it differently (or an
+        answer for every candidate, when they agree on the `field` asked about); None: the shared
+        "which one do you mean?"."""
         return None
