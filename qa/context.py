@@ -265,6 +265,9 @@ def _names_product(entities: list[Entity]) -> bool:
     return False
 
 
+_YES_NO_RE = re.compile(r"\s*(is|are|was|were|does|do|did|has|have|can|could)\b", re.IGNORECASE)
+
+
 def _field_intent(asked: FieldAsk, intent: str, conf: float, threshold: float, entities: list[Entity],
                   state: DialogueState, text: str, named: bool) -> str | None:
     """The intent a field question is answered by, or None when the model's intent stands.
@@ -295,9 +298,14 @@ def _field_intent(asked: FieldAsk, intent: str, conf: float, threshold: float, e
     spec = spec_for(intent)
     if spec is not None and spec.handoff:
         return None
-    if asked.source in ("value", "embedding", "part") and confident and intent != DETAILS:
-        return None
     own_cue = bool(spec is not None and spec.cue is not None and spec.cue.search(text))
+    # a value, a similarity or a part of a field's name alone does not overrule a confident intent;
+    # a catalog value in a yes/no question ("is it from Brazil?") does overrule an availability
+    # reading ("is it ...?" sounds like "is it available?") when no word of availability is there
+    if asked.source in ("value", "embedding", "part") and confident and intent != DETAILS and \
+            not (asked.source == "value" and intent == "product_availability" and not own_cue
+                 and _YES_NO_RE.match(text)):
+        return None
     if family == "products":
         # "which accessories fit it?" asks for accessories, though a shop may have a "fit" column
         if intent in ("product_compare", "product_recommend", "product_promotions") and own_cue and \
