@@ -470,8 +470,8 @@ class EntityLinker:
                 content = [w for w in words[i:j] if w not in T.STOPWORDS]
                 k, c = " ".join(content), "".join(content)
                 merged = merge_split_tokens(content, st.lines.postings)
-                if k in st.lines.exact or (len(c) >= 3 and c in st.lines.compact) or \
-                        (merged != content and " ".join(merged) in st.lines.exact):
+                if st.lines.has_exact(k) or (len(c) >= 3 and c in st.lines.compact) or \
+                        (merged != content and st.lines.has_exact(" ".join(merged))):
                     spans.append((1.0, j - i, i, j, "PRODUCT"))
                 for typ, table in (("BRAND", st.brands), ("CATEGORY", st.categories)):
                     if k in table.exact or (len(c) >= 3 and c in table.compact):
@@ -545,7 +545,7 @@ class EntityLinker:
 
         # 1. exact and alias keys
         for form in ([qtoks, stripped] if stripped and stripped != qtoks else [qtoks]):
-            skus = idx.exact.get(" ".join(form)) or idx.compact.get("".join(form))
+            skus = idx.exact_skus(" ".join(form)) or idx.compact.get("".join(form))
             if skus:
                 for s in skus:
                     lid = idx.line_of[s]
@@ -648,7 +648,7 @@ class EntityLinker:
                 have.add(lid)
                 out.append(idx.lines[lid])
         if unknown:  # added since the last refresh: index them on the fly, just for this mention
-            groups: dict[tuple[str, str], list[ProductRecord]] = {}
+            groups: dict[tuple[str, ...], list[ProductRecord]] = {}
             for rec in self._products_by_skus(unknown):
                 groups.setdefault(rec.line_key, []).append(rec)
             for n, recs in enumerate(groups.values()):
@@ -835,22 +835,23 @@ def _variant_scores(line: Line, skus: Iterable[str], ctx: _Words) -> dict[str, f
 
     # Values every product of the line shares count too: they tell lines apart ("vapor trail ... coral":
     # the brand whose Vapor Trail comes in coral), though never products within the line.
-    strength: dict[tuple[str, tuple[str, ...]], float] = {}
-    best: dict[str, float] = {}
+    # Between two values named in full, the longer wins ("navy blue" over "blue").
+    strength: dict[tuple[str, tuple[str, ...]], tuple[float, float]] = {}
+    best: dict[str, tuple[float, float]] = {}
     for sku in line.skus:
         for k, value in line.variants_of(sku) + line.common:
             if (k, value) not in strength:
                 core = [t for t in value if t not in T.UNIT_TOKENS] or list(value)
-                s = sum(tok(t) for t in core) / len(core)
-                strength[(k, value)] = s
-                best[k] = max(best.get(k, 0.0), s)
+                named = sum(tok(t) for t in core)
+                strength[(k, value)] = (named / len(core), named)
+                best[k] = max(best.get(k, (0.0, 0.0)), strength[(k, value)])
     out: dict[str, float] = {}
     for sku in skus:
         total = 0.0
         for k, value in line.variants_of(sku) + line.common:
             s = strength[(k, value)]
-            if s > 0 and s >= best[k]:
-                total += s
+            if s[0] > 0 and s >= best[k]:
+                total += s[0]
         out[sku] = total
     return out
 
