@@ -305,15 +305,18 @@ def make_line(lid: int, records: Sequence[ProductRecord]) -> Line:
 
     titles = list(dict.fromkeys([*bases, *(first.without_brand(b) for b in bases)]))
     heads = [h for h in dict.fromkeys(short_title(t) for t in titles) if h]
-    # A title named exactly is that title; a head, a model line or a series may name more.
-    model_aliases = [line_name, *heads]
+    # A title named exactly is that title; the model line (or series) alone, or a subtitled name's
+    # head, may name more and yields to it. The line with its brand or its kind, and its model
+    # numbers, are as specific as a title.
+    named = list(titles)
     if brand:
-        model_aliases.append(f"{brand} {line_name}")
+        named.append(f"{brand} {line_name}")
     if first.category:
-        model_aliases.append(f"{line_name} {_category_noun(first.category)}")
+        named.append(f"{line_name} {_category_noun(first.category)}")
     own = re.split(r"\s+for\s+", line_name, maxsplit=1, flags=re.I)[0]
-    model_aliases.extend(t for t in own.split() if T.is_model_number(T.compact(t)))
-    line_aliases = [line_name, *titles, *model_aliases[1:]]
+    named.extend(t for t in own.split() if T.is_model_number(T.compact(t)))
+    model_aliases = [line_name, *heads]
+    line_aliases = [line_name, *named, *heads]
 
     exact: dict[str, set[str]] = {}
     line_exact: dict[str, set[str]] = {}
@@ -326,7 +329,7 @@ def make_line(lid: int, records: Sequence[ProductRecord]) -> Line:
         if len(c) >= 3:
             compact.setdefault(c, set()).update(targets)
 
-    for a in titles:
+    for a in named:
         add(a, skus, exact)
     for a in model_aliases:
         add(a, skus, line_exact)

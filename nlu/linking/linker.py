@@ -6,8 +6,9 @@ the catalog's value in lower case (as in `Product.attr_values`), MONEY -> "200.0
 
 How a product mention is scored (every score in [0, 1], one ranked list):
 1. exact and alias keys (full name, name without brand or variant, model line, brand + model line,
-   model numbers in any spacing, sku), also after taking variant words out ("aurora x2 in black",
-   "nova 5 256gb") -> 1.0;
+   model numbers in any spacing, sku, the head of a subtitled name), also after taking variant words
+   out ("aurora x2 in black", "nova 5 256gb") -> 1.0; a name or title typed exactly names its own
+   products before a model line, series or head of the same words names theirs;
 2. otherwise fuzzy recall from token postings (rapidfuzz with a cutoff, for typos) and, when that is
    not convincing, the graph's full-text index (which also sees products added since the last
    refresh), scored by a soft TF-IDF F-score of the mention against each line's aliases -> at most
@@ -18,6 +19,13 @@ How a product mention is scored (every score in [0, 1], one ranked list):
    pick products inside a line, and lines among tied lines. When the best two candidates are closer
    than `ambiguity_margin` the entity comes back with `ambiguous=True`, no `node_id`, and the tied
    candidates ranked (alternating between lines): the dialogue asks.
+
+On a catalog unlike the one the model was trained on, its spans miss product names, or type them as
+brands, categories, values or order ids, or cut them short. `link()` then reads the message itself
+(`_spot_products`): spans covering most of one of a line's names, or a few words found together in
+at most three lines' names, are linked as product mentions and replace what they explain. When
+still nothing names a product, an attribute value that names products (an author, a designer, a
+maker: see `LineIndex.naming_key`) offers the products that carry it (`_value_products`).
 
 The index follows the catalog: at most every `refresh_interval_s` one cheap query reads the
 catalog version; when it moved, the products stamped since the newest stamp seen are re-read (a
@@ -124,6 +132,8 @@ class LinkerConfig(BaseModel):
         "An attribute value shared by every product of at most this many lines, under a key that varies "
         "inside no line (an author, a maker), names those products when nothing else does; 0: off."))
     value_name_score: float = Field(0.8, ge=0.0, le=1.0)
+    value_name_diversity: float = Field(0.5, ge=0.0, le=1.0, description=(
+        "A key names products when it takes at least this many distinct values per line that has it."))
 
 
 @dataclass(frozen=True, eq=False)
@@ -140,6 +150,9 @@ class _State:
     naming_words: Mapping[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)  # word -> naming values
     watermark: str | None = None  # the latest `updated_at` among indexed products (the graph's clock)
     reconciled_at: float = 0.0  # when every fingerprint was last compared (this process's clock)
+    # A shopper's word -> the name words it may stand for (`token_sims`), kept while this index lives:
+    # the fuzzy search over a large vocabulary is the dearest step, and words repeat between messages.
+    word_sims: dict[str, dict[str, float]] = field(default_factory=dict, compare=False, repr=False)
 
 
 def _distinctive_lines(idx: LineIndex, words: Sequence[str], max_lines: int, min_len: int = 4) -> list[int]:
@@ -292,7 +305,8 @@ class EntityLinker:
         value_tokens = frozenset(t for k in lines.values for t in k)
         value_words = tuple(sorted(t for t in value_tokens if fuzzy_cutoff(t) is not None))
         new = _State(version, lines, brands, categories, line_emb, cat_emb, value_keys, value_words, value_tokens,
-                     _naming_words(lines, cfg.value_name_max_lines), watermark, reconciled_at)
+                     _naming_words(lines, cfg.value_name_max_lines, cfg.value_name_diversity), watermark,
+                     reconciled_at)
         log.info("linking index updated", extra={
             "catalog_version": version, "changed_products": len(changes), "products": len(lines.fingerprints),
             "lines": len(lines.lines), "ms": round((time.perf_counter() - t0) * 1000, 1)})
@@ -372,7 +386,8 @@ class EntityLinker:
         family = FAMILY_OF.get(understanding.intent.name)
         if self.config.find_products and text.strip() and self._may_name_more(entities, text):
             entities = self._spot_products(entities, text, family)
-        if tagged and family in _PRODUCT_FAMILIES and not _has_product(entities):
+        if tagged and (family in _PRODUCT_FAMILIES or understanding.intent.name == "out_of_scope") and \
+                not _has_product(entities):
             entities = self._mistyped_products(entities, text)
         if self.config.find_products and text.strip() and not _has_product(entities):
             entities = self._value_products(entities, text, family)
@@ -482,7 +497,7 @@ class EntityLinker:
         pos = [i for i, w in enumerate(words) if w not in T.STOPWORDS]
         if not pos or not idx.lines:
             return []
-        sims = token_sims({words[i] for i in pos}, idx.postings, idx.vocab_list)
+        sims = _line_sims(st, {words[i] for i in pos})
         weight: dict[int, float] = {}
         said: dict[str, float] = {}  # name word -> how well the message says it
         for i in pos:
@@ -600,7 +615,7 @@ class EntityLinker:
         if best is None:
             return entities
         score, i, j, values = best
-        lids = sorted({lid for v in values for lid in st.lines.named_by_value(v)})
+        lids = sorted({lid for v in values for lid in st.lines.named_by_value(v, cfg.value_name_diversity)})
         if not lids or len(lids) > cfg.value_name_max_lines:
             return entities
         start, end = toks[i].start, toks[j - 1].end
@@ -791,7 +806,7 @@ class EntityLinker:
             forms = [qtoks] + ([stripped] if stripped and stripped != qtoks else [])
             words = {t for f in forms for t in f}
             sims = ({t: dict(known_sims[t]) for t in words} if known_sims is not None and words <= known_sims.keys()
-                    else token_sims(words, idx.postings, idx.vocab_list))
+                    else _line_sims(st, words))
             recall: dict[int, float] = {}
             for q in qtoks:
                 for v, s in sims.get(q, {}).items():
@@ -949,8 +964,31 @@ class EntityLinker:
 
 # -- helpers --------------------------------------------------------------------------------------
 _NAMED = ("PRODUCT", "BRAND", "CATEGORY")
-_PRODUCT_FAMILIES = ("products", "policies", "conversation")  # conversation: out_of_scope for want of confidence
+_PRODUCT_FAMILIES = ("products", "policies")
 _POINTS_BACK = frozenset({"it", "its", "they", "them", "their", "this", "these", "those"})
+
+
+_WORD_SIMS_MAX = 50_000
+
+
+def _line_sims(st: _State, words: Iterable[str]) -> dict[str, dict[str, float]]:
+    """`token_sims` against the product-name vocabulary, through the index's cache."""
+    cache = st.word_sims
+    out: dict[str, dict[str, float]] = {}
+    missing: list[str] = []
+    for w in dict.fromkeys(words):
+        got = cache.get(w)
+        if got is None:
+            missing.append(w)
+        else:
+            out[w] = got
+    if missing:
+        fresh = token_sims(missing, st.lines.postings, st.lines.vocab_list)
+        if len(cache) > _WORD_SIMS_MAX:
+            cache.clear()
+        cache.update(fresh)
+        out.update(fresh)
+    return out
 
 
 def _has_product(entities: Iterable[Entity], *, linked_only: bool = False) -> bool:
@@ -1014,7 +1052,7 @@ def _extend_over_values(idx: LineIndex, toks: Sequence[T.Token], i: int, j: int,
     return k, j
 
 
-def _naming_words(idx: LineIndex, max_lines: int) -> dict[str, tuple[tuple[str, ...], ...]]:
+def _naming_words(idx: LineIndex, max_lines: int, diversity: float = 0.5) -> dict[str, tuple[tuple[str, ...], ...]]:
     """Word -> the attribute values with that word that name products (`LineIndex.named_by_value`)."""
     out: dict[str, list[tuple[str, ...]]] = {}
     if max_lines <= 0:
@@ -1022,7 +1060,7 @@ def _naming_words(idx: LineIndex, max_lines: int) -> dict[str, tuple[tuple[str, 
     for value, lids in idx.common_values.items():
         if len(lids) > max_lines or not any(ch.isalpha() for t in value for ch in t):
             continue
-        if idx.named_by_value(value):
+        if idx.named_by_value(value, diversity):
             for w in dict.fromkeys(value):
                 if w not in T.STOPWORDS:
                     out.setdefault(w, []).append(value)
