@@ -37,7 +37,7 @@ def linked(shop, encoder):
                     understander=nlu, linker=linker,
                     retriever=Retriever(store, ProcedureSearch(store, settings.encoder_path, encoder=encoder),
                                         clock=lambda: NOW),
-                    verbalizer=TemplateVerbalizer(), clock=lambda: NOW)
+                    verbalizer=TemplateVerbalizer(), threshold=0.5, clock=lambda: NOW)
     return engine, nlu, store
 
 
