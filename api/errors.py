@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from common.errors import (
+    GraphBusy,
     ImportError_,
     InvalidMessage,
     KGQAError,
@@ -230,12 +231,13 @@ def _is_transport_failure(exc: BaseException) -> bool:
 def _note_unavailable(exc: BaseException) -> None:
     """Let the services drop a broken connection, so the next request reconnects (and the embedded
     server is restarted) instead of every later request failing the same way. Only for a lost
-    connection: models still loading are not one, and `Services.redis_call` has already dropped
+    connection: models still loading are not one, nor is a query the busy server stopped at its
+    time limit (`GraphBusy`: the connection is fine), and `Services.redis_call` has already dropped
     the connection behind a `StateUnavailable` (closing the pool again would break other threads'
     calls in flight)."""
     from api.services import StateUnavailable
 
-    if not isinstance(exc, Retryable) or isinstance(exc, (ModelNotReady, StateUnavailable)):
+    if not isinstance(exc, Retryable) or isinstance(exc, (ModelNotReady, StateUnavailable, GraphBusy)):
         return
     try:
         from flask import current_app

@@ -176,7 +176,9 @@ def build(settings: Settings | None = None, *, store: GraphStore | None = None,
                      if linker is DEFAULT else linker)
     procedures = ProcedureSearch(graph_store, settings.encoder_path, threshold=settings.procedure_threshold,
                                  encoder_factory=lambda: encoder.model)
-    retriever = Retriever(graph_store, procedures, currency=settings.store_currency, clock=now)
+    retriever = Retriever(graph_store, procedures, currency=settings.store_currency, clock=now,
+                          link_product=(None if entity_linker is None else
+                                        lambda text, words: entity_linker.link_mention(text, "PRODUCT", context=words)))
     lazy_understander: Lazy[Understander] = Lazy(
         (lambda: understander) if understander is not None else (lambda: _load_understander(settings)))
     lazy_examples: Lazy[ExampleRefresher | None] = Lazy(

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from common.errors import ConfigError
+from common.errors import ConfigError, GraphBusy, GraphError, QueryTimeout
 from common.settings import Settings
 from kg.queries import Query
 
@@ -27,12 +27,23 @@ def analyst_socket_timeout_s(timeout_ms: int) -> float:
     return round(limit_s + max(2.0, limit_s), 3)
 
 
+ANALYST_QUERY = "analyst.adhoc"  # the name the analyst route's own Cypher runs under
+
+
+def timeout_error(name: str) -> GraphError:
+    """The error for a query the server stopped at its time limit: the analyst's own query is at
+    fault (`QueryTimeout`, a 422), a named query of the product is not (`GraphBusy`, retryable)."""
+    if name == ANALYST_QUERY:
+        return QueryTimeout(f"query {name} ran past its time limit", details={"query": name})
+    return GraphBusy(f"query {name} ran past its time limit", details={"query": name})
+
+
 @dataclass
 class ReadResult:
     columns: list[str]
     rows: list[Row]
     truncated: bool = False
-    query_name: str = "analyst.adhoc"
+    query_name: str = ANALYST_QUERY
 
 
 @dataclass

@@ -41,7 +41,7 @@ from common.errors import InvalidMessage, KGQAError, SessionConflict
 from nlu.labels import FAMILY_OF, INTENTS
 from nlu.types import Entity, Understanding
 from qa import actions, handoff
-from qa.context import CONTENT_FAMILIES, Resolution, ref_to_entity, resolve
+from qa.context import CONTENT_FAMILIES, RECENT_PRODUCTS, Resolution, ref_to_entity, resolve
 from qa.facts import (
     ActionCancelledFact,
     ActionDroppedFact,
@@ -318,7 +318,7 @@ class Engine:
             dropped_question = QuestionDroppedFact(intent=question.intent)
 
         # 4. context.
-        res = resolve(u, state, threshold=self.threshold)
+        res = resolve(u, state, threshold=self.threshold, fields=self.retriever.fields)
         intent, conf = res.intent, res.confidence
         if res.clarification_repeat is not None:
             state.pending_clarification = None
@@ -339,10 +339,10 @@ class Engine:
             return intent, conf, _with_note(self._handoff(state, u, message, reason, intent, res), dropped,
                                             dropped_question)
         if res.ambiguous is not None:
-            outcome = self.retriever.clarify_mention(intent, conf, res.ambiguous, res.entities)
+            outcome = self.retriever.clarify_mention(intent, conf, res.ambiguous, res.entities, field=res.asked_field)
         else:
             outcome = self.retriever.retrieve(intent, res.entities, message=message, customer_id=customer_id,
-                                              state=state, address=res.address)
+                                              state=state, address=res.address, field=res.asked_field)
         if handoff.is_failed(intent, outcome.retrieval.status):
             if state.failed_turns + 1 >= handoff.MAX_FAILED:
                 return intent, conf, _with_note(
@@ -434,6 +434,10 @@ class Engine:
             state.expired_action = prep.notes.expired
             for ref in outcome.mentioned:
                 state.last_entities[ref.type] = ref
+            if status == "ok":  # the products of the conversation, newest first ("which of the two?")
+                products = [r for r in outcome.mentioned if r.type == "PRODUCT"]
+                state.recent_products = (products + [r for r in state.recent_products if all(
+                    r.node_id != p.node_id for p in products)])[:RECENT_PRODUCTS]
             if outcome.listed:
                 state.last_list = list(outcome.listed)
             topic = retrieval.intent if FAMILY_OF.get(retrieval.intent) in CONTENT_FAMILIES else None

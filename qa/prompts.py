@@ -180,6 +180,21 @@ class Subject(PromptModel):
     sku: str | None = None
 
 
+class FieldQuestion(PromptModel):
+    """A question about one field of a product (qa/fields.py): the field (`field`: brand,
+    category, supplier, rating, an attribute key...), the shopper's word for it (`label`), a value
+    they asked about ("is it in English?"), and whether the shop records that field at all."""
+
+    field: str
+    label: str
+    kind: Literal["product", "supplier", "attribute", "unknown"]
+    asked_value: str | None = None
+    yes_no: bool = False
+    contact: bool = False
+    group: str | None = None  # asked of a brand's or category's products ("your e-books"), or of a model line
+    line: bool = False  # `group` is a model line: its variants' values ("what colours does it come in?")
+
+
 class RefundRequests(PromptModel):
     """A refund question: whether the customer has any request at all."""
 
@@ -189,4 +204,4 @@ class RefundRequests(PromptModel):
 Prompt = (Clarification | ConfirmAction | ActionRefusal | ActionTaken | ActionExpired | AwaitingAgent | BackToBot
           | OrderNotFound | NoOrders | ProductNotFound
           | MissingVariant | NoProducts | OfferHuman | ProcedureMatch | SmallTalk | PromotionsAsOf | Recommendation
-          | Subject | RefundRequests)
+          | Subject | RefundRequests | FieldQuestion)

@@ -128,6 +128,7 @@ class DialogueState(BaseModel):
     turns: list[TurnRecord] = Field(default_factory=list)
     last_entities: dict[str, Ref] = Field(default_factory=dict)  # by entity type
     last_list: list[Ref] = Field(default_factory=list)  # what the last reply listed, in order
+    recent_products: list[Ref] = Field(default_factory=list)  # products answered about, latest first (a few)
     last_intent: str | None = None
     last_status: str | None = None
     pending_clarification: PendingClarification | None = None

@@ -65,19 +65,27 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
     "no_answer": ("Talk to a person", "What is your return policy?"),
     "handoff": ("Never mind, I'll keep asking you",),
     "action_proposed": ("Yes, go ahead", "No, leave it"),
+    # after an action the reply has said what it cost and what happened: what comes next, not that again
+    "action_done": ("Show my recent orders", "Talk to a person"),
+    "action_cancelled": ("Where is my order?", "Talk to a person"),
+    "action_refused": ("Talk to a person", "What is your return policy?"),
     "chitchat": ("Where is my order?", "Recommend a product", "What is your return policy?"),
 }
 
 
 def suggestions(retrieval: Retrieval) -> list[str]:
-    """Next questions for the client to offer; they depend on the intent and status only (never on
-    facts), so a 'not found' reply suggests the same things whoever's order was asked about."""
+    """Next questions for the client to offer, fitting the reply: they depend on the intent, the
+    status and the prompt (what the reply was about) only, never on facts, so a 'not found' reply
+    suggests the same things whoever's order was asked about."""
     if retrieval.status in _BY_STATUS:
         return list(_BY_STATUS[retrieval.status])
     if retrieval.status == "clarify":
         return []
     if retrieval.status == "not_found" and FAMILY_OF.get(retrieval.intent) == "orders":
         return ["Show my recent orders", "Talk to a person"]
+    own = handler_for(retrieval.intent).suggest(retrieval)
+    if own is not None:
+        return own
     spec = spec_for(retrieval.intent)
     return list(spec.suggestions) if spec is not None else ["Talk to a person"]
 
@@ -264,7 +272,9 @@ def _clarify(r: Retrieval, pick: Picker) -> str:
     if isinstance(p, WhichOrder):
         opts = []
         for i, o in enumerate(facts_of(r.facts, OrderOptionFact), 1):
-            bits = [f"order {o.order_id}", o.status or "", f"placed {day(o.placed_at)}"]
+            # "order 10452, placed 6 December", never "placed, placed 6 December"
+            status = o.status if o.status and o.status != "placed" else ""
+            bits = [f"order {o.order_id}", status, f"placed {day(o.placed_at)}" if o.placed_at else ""]
             if o.first_item:
                 more = (o.item_count or 1) - 1
                 bits.append(display(o.first_item) + (f" and {more} more" if more > 0 else ""))

@@ -305,3 +305,19 @@ def test_a_socket_timeout_is_a_query_timeout_and_never_resent(make_server):
         assert res.rows == [{"k": "k"}]  # the store carries on with a fresh connection
     finally:
         store.close()
+
+
+def test_a_named_query_stopped_at_its_time_limit_is_busy_not_the_callers_fault(store):
+    """The server stops one of the product's own queries at its time limit: a retryable
+    `GraphBusy` (the API's 503 with Retry-After), never the analyst's 422 `query_timeout`."""
+    from common.errors import GraphBusy, QueryTimeout, Retryable
+
+    heavy = Query("test.heavy", "UNWIND range(1, 30000000) AS x WITH x WHERE x % 7 = 0 RETURN count(x) AS n")
+    with pytest.raises(GraphBusy) as caught:
+        store.run(heavy, timeout_ms=50)
+    assert isinstance(caught.value, Retryable) and not isinstance(caught.value, QueryTimeout)
+    assert caught.value.details == {"query": "test.heavy"}
+    # the analyst's own query with the same text is the caller's: a QueryTimeout
+    with pytest.raises(QueryTimeout):
+        store.run_untrusted_read(heavy.text_for("falkordb"), None, row_limit=5, timeout_ms=50)
+    assert store.run(get("system.ping")) == [{"ok": 1}]  # the connection is still good

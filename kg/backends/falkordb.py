@@ -10,7 +10,8 @@ The analyst route (`run_untrusted_read`) is bounded inside the server: the text 
 `CALL { <query> } RETURN * LIMIT n+1` (kg/readonly.py `bound_rows` has the rule), with the
 analyst's time limit as the query's TIMEOUT, on a client of its own whose socket gives up a little
 after that limit. It is never retried: a heavy query sent twice is twice the load, and a socket
-timeout is reported as the query's timeout (`QueryTimeout`), not as a lost server. The embedded
+timeout is reported as the query's timeout (`QueryTimeout`), not as a lost server. A named query
+the server stops at its time limit is `GraphBusy` (retryable): its parameters are not at fault. The embedded
 server itself runs with TIMEOUT_MAX and QUERY_MEM_CAPACITY (settings), which bound every query;
 the store reads TIMEOUT_MAX on connecting and lowers longer per-query timeouts to it (the server
 refuses a query whose TIMEOUT exceeds it).
@@ -35,13 +36,20 @@ from falkordb.path import Path as GraphPath
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from common.errors import GraphUnavailable, QueryError, QueryMemoryLimit, QueryTimeout, ReadOnlyViolation
+from common.errors import (
+    GraphError,
+    GraphUnavailable,
+    QueryError,
+    QueryMemoryLimit,
+    QueryTimeout,
+    ReadOnlyViolation,
+)
 from common.settings import Settings
 from kg.backends.embedded import EmbeddedFalkorDB
 from kg.params import check_params
 from kg.queries import Query
 from kg.readonly import bound_rows, check_read_only
-from kg.store import Health, ReadResult, Row, analyst_socket_timeout_s
+from kg.store import ANALYST_QUERY, Health, ReadResult, Row, analyst_socket_timeout_s, timeout_error
 
 log = logging.getLogger(__name__)
 
@@ -198,18 +206,18 @@ class FalkorDBStore:
             # the late reply, so it is closed.
             self._drop_analyst(graph)
             raise QueryTimeout("query analyst.adhoc ran past its time limit",
-                               details={"query": "analyst.adhoc", "where": "client"}) from None
+                               details={"query": ANALYST_QUERY, "where": "client"}) from None
         except (*_TRANSIENT, ValueError) as exc:
             if isinstance(exc, ValueError) and "closed file" not in str(exc):
                 raise
             self._drop_analyst(graph)
-            log.warning("graph unavailable", extra={"query": "analyst.adhoc", "error": type(exc).__name__})
-            raise GraphUnavailable("the graph database is unavailable", details={"query": "analyst.adhoc"}) from None
+            log.warning("graph unavailable", extra={"query": ANALYST_QUERY, "error": type(exc).__name__})
+            raise GraphUnavailable("the graph database is unavailable", details={"query": ANALYST_QUERY}) from None
         except redis.ResponseError as exc:
             if "empty key" in str(exc).lower():
                 res = _EMPTY
             else:
-                raise _translate("analyst.adhoc", exc, True) from None
+                raise _translate(ANALYST_QUERY, exc, True) from None
         rows = _rows(res)
         columns = [h[1] if isinstance(h, (list, tuple)) else str(h) for h in (res.header or [])]
         if plan.columns is not None and set(plan.columns) == set(columns) and len(columns) == len(plan.columns):
@@ -302,17 +310,17 @@ class _EmptyResult:
 _EMPTY = _EmptyResult()
 
 
-def _translate(name: str, exc: redis.ResponseError, read_only: bool) -> QueryError:
+def _translate(name: str, exc: redis.ResponseError, read_only: bool) -> GraphError:
     msg = str(exc)
     low = msg.lower()
     if "timed out" in low or "timeout" in low:
-        return QueryTimeout(f"query {name} ran past its time limit", details={"query": name})
+        return timeout_error(name)
     if "mem consumption exceeded" in low or "memory" in low and "capacity" in low:
         return QueryMemoryLimit(f"query {name} needed more memory than the server allows", details={"query": name})
     if read_only and ("read-only" in low or "ro_query" in low or "readonly" in low):
         return ReadOnlyViolation("a read-only query tried to write", details={"query": name})
     if "loading" in low:
-        return GraphUnavailable("the graph database is loading")  # type: ignore[return-value]
+        return GraphUnavailable("the graph database is loading")
     # The server's own text is useful to an analyst and names no internals; keep it short.
     return QueryError(f"query {name} was rejected: {msg[:300]}", details={"query": name})
 

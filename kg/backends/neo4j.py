@@ -22,7 +22,8 @@ How queries run
 
     Named queries marked `read_only` run in READ access mode, everything else in WRITE mode.
     `timeout` becomes the server-side transaction timeout; a server that ends a query for running
-    too long gives `QueryTimeout`, one that stops it for its memory (`db.memory.transaction.max`)
+    too long gives `QueryTimeout` for the analyst's own query and `GraphBusy` (retryable) for a
+    named one, one that stops it for its memory (`db.memory.transaction.max`)
     `QueryMemoryLimit`.
 
 Retries
@@ -113,14 +114,13 @@ from common.errors import (
     MissingDependency,
     QueryError,
     QueryMemoryLimit,
-    QueryTimeout,
     ReadOnlyViolation,
 )
 from common.settings import Settings
 from kg.params import check_params
 from kg.queries import Query
 from kg.readonly import check_read_only
-from kg.store import Health, ReadResult, Row
+from kg.store import ANALYST_QUERY, Health, ReadResult, Row, timeout_error
 
 log = logging.getLogger(__name__)
 
@@ -277,7 +277,7 @@ class Neo4jStore:
         # Never retried: a heavy query sent twice is twice the load (and a transient failure of one
         # is no reason to think the second would fare better).
         return self._execute(
-            "analyst.adhoc", cypher, params, read_only=True, timeout_ms=timeout_ms, may_retry=False,
+            ANALYST_QUERY, cypher, params, read_only=True, timeout_ms=timeout_ms, may_retry=False,
             consume=take, fetch_size=min(row_limit + 1, 1000),
         )
 
@@ -357,7 +357,7 @@ class Neo4jStore:
                     return consume(result)
             except exc_mod.Neo4jError as exc:
                 if _is_timeout(exc):
-                    raise QueryTimeout(f"query {name} ran past its time limit", details={"query": name}) from None
+                    raise timeout_error(name) from None
                 if _is_memory_limit(exc):
                     raise QueryMemoryLimit(f"query {name} needed more memory than the server allows",
                                            details={"query": name}) from None

@@ -43,7 +43,7 @@ from qa.handlers.shared import (
     round_money,
     strip_orders,
 )
-from qa.handlers.wording import Picker, day, display, money
+from qa.handlers.wording import Picker, day, display, money, named
 from qa.prompts import Subject
 from qa.state import Ref
 from qa.types import Retrieval
@@ -84,7 +84,7 @@ def write_policy(r: Retrieval, pick: Picker) -> str:
         return "I couldn't find a policy for that."
     target = r.prompt if isinstance(r.prompt, Subject) else None
     about = target.for_ if target is not None else None
-    subject = (f"the {display(about)}" if target is not None and target.sku else about) if about else ""
+    subject = (named(about) if target is not None and target.sku else about) if about else ""
     out = []
     for p in pols:
         kind = p.type
