@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -15,6 +16,10 @@ from rich.table import Table
 
 from common.errors import KGQAError
 from common.settings import Settings
+
+if TYPE_CHECKING:
+    from common.bootstrap import Container
+    from kg.store import GraphStore
 
 console = Console()
 
@@ -26,13 +31,11 @@ def main(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s %(message)s")
 
 
-def _store(settings: Settings):
-    from kg.schema import ensure_schema
-    from kg.store import open_store
+def _container(settings: Settings) -> Container:
+    """The composition root's collaborators (common/bootstrap.py); nothing connects until used."""
+    from common import bootstrap
 
-    store = open_store(settings)
-    ensure_schema(store)
-    return store
+    return bootstrap.build(settings)
 
 
 @main.command()
@@ -52,12 +55,14 @@ def up(data_dir: Path | None, empty: bool, products: int, serve: bool, host: str
     (--data) is never mixed with the sample store: use its own GRAPH_NAME and DATA_DIR.
     """
     from kg.backends.embedded import EmbeddedFalkorDB
-    from kg.loader import import_path
 
     settings = Settings()
     embedded = settings.graph_url.startswith("falkordb://embedded")
     started_graph = embedded and EmbeddedFalkorDB(settings.data_dir).current() is None
-    store = _store(settings)
+    app = _container(settings)
+    state = app.redis
+    started_state = state.embedded is not None and state.embedded.current() is None
+    store = app.graph()
     if not empty:
         if data_dir is None:
             from import_scripts.sample_store import generate
@@ -67,18 +72,21 @@ def up(data_dir: Path | None, empty: bool, products: int, serve: bool, host: str
                 console.print(f"[bold]Generating the sample store[/] in {data_dir}")
                 generate(data_dir, products=products, today=dt.date.today())
         console.print(f"[bold]Importing[/] {data_dir}")
-        report = import_path(store, data_dir, settings=settings, progress=True)
+        report = app.catalog.import_path(data_dir, progress=True, audit=app.local_audit())
         if report.errors:
             console.print(f"[yellow]{len(report.errors)} rows rejected[/]; first: {report.errors[0]}")
     _print_stats(store)
     info = store.embedded.current() if getattr(store, "embedded", None) else None
     if info:
         console.print(f"\nFalkorDB is running on 127.0.0.1:{info.port} (data in {settings.data_dir}).")
+    if state.embedded is not None:  # sessions, keys and rate limits: a Redis of their own
+        state_info = state.embedded.ensure_running()
+        console.print(f"State store (Redis) is running on 127.0.0.1:{state_info.port} (data in {state.embedded.data_dir}).")
     _ensure_nlu_model(settings)
     console.print("Try:  ./kgqa graph query \"MATCH (p:Product)-[:MADE_BY]->(b:Brand) RETURN p.name, b.name LIMIT 5\"")
     console.print("      ./kgqa nlu predict \"is the aurora x2 in stock?\"")
     console.print("Stop: ./kgqa down")
-    store.close()
+    app.close()
     if serve:
         from api.serve import serve as serve_api
 
@@ -87,6 +95,8 @@ def up(data_dir: Path | None, empty: bool, products: int, serve: bool, host: str
         finally:  # stopped by Ctrl-C or SIGTERM: stop what this command started
             if started_graph:
                 EmbeddedFalkorDB(settings.data_dir).stop()
+            if started_state:
+                state.stop()
         sys.exit(code)
 
 
@@ -102,16 +112,19 @@ def _ensure_nlu_model(settings: Settings) -> None:
 
 @main.command()
 def down() -> None:
-    """Stop the instance of this DATA_DIR: its API (gunicorn) and its embedded graph server
-    (the data stays in DATA_DIR)."""
+    """Stop the instance of this DATA_DIR: its API (gunicorn), its embedded graph server and its
+    embedded state server (the data stays in DATA_DIR)."""
     from api.serve import stop_gunicorn
     from kg.backends.embedded import EmbeddedFalkorDB
+    from kg.backends.state_server import EmbeddedRedis, state_dir
 
     settings = Settings()
     if stop_gunicorn(settings):
         console.print("API stopped")
     EmbeddedFalkorDB(settings.data_dir).stop()
     console.print("graph stopped")
+    EmbeddedRedis(state_dir(settings.data_dir)).stop()
+    console.print("state store stopped")
 
 
 @main.group()
@@ -133,9 +146,12 @@ def graph_query(cypher: str, params: str, limit: int | None, as_json: bool) -> N
             raise ValueError
     except ValueError:
         raise click.BadParameter("--params must be a JSON object") from None
-    store = _store(settings)
-    res = store.run_untrusted_read(cypher, parsed, row_limit=limit or settings.analyst_row_limit,
-                                   timeout_ms=settings.analyst_timeout_ms)
+    app = _container(settings)
+    try:
+        res = app.graph().run_untrusted_read(cypher, parsed, row_limit=limit or settings.analyst_row_limit,
+                                             timeout_ms=settings.analyst_timeout_ms)
+    finally:
+        app.close()
     if as_json:
         click.echo(json.dumps({"columns": res.columns, "rows": res.rows, "truncated": res.truncated}, default=str))
         return
@@ -150,10 +166,14 @@ def graph_query(cypher: str, params: str, limit: int | None, as_json: bool) -> N
 @graph.command("stats")
 def graph_stats() -> None:
     """Node and relationship counts."""
-    _print_stats(_store(Settings()))
+    app = _container(Settings())
+    try:
+        _print_stats(app.graph())
+    finally:
+        app.close()
 
 
-def _print_stats(store) -> None:
+def _print_stats(store: GraphStore) -> None:
     from kg.queries import get
 
     table = Table("label", "nodes")
@@ -171,9 +191,10 @@ def _register_optional() -> None:
     from import_scripts.sample_store import generate_sample_command
 
     main.add_command(import_command, "import")
-    from api.cli import keys_command
+    from api.cli import audit_command, keys_command
 
     main.add_command(keys_command, "keys")
+    main.add_command(audit_command, "audit")
     main.add_command(generate_sample_command, "sample")
     from nlu.cli import nlu
 

@@ -1,9 +1,12 @@
-"""Operations routes: liveness, readiness, Prometheus metrics (`admin` blueprint); the development
-sign-in (`dev` blueprint, registered only when API_DEV_MODE is on); the chat page (`web`)."""
+"""Operations routes: liveness, readiness, Prometheus metrics, hand-offs for agents and the audit
+log of catalog writes (`admin` blueprint); the development sign-in (`dev` blueprint, registered
+only when API_DEV_MODE is on); the chat page (`web`)."""
 
 from __future__ import annotations
 
 import ipaddress
+import logging
+import re
 import time
 from typing import Any
 
@@ -11,20 +14,19 @@ from flask import Blueprint, Response, current_app, g, jsonify, render_template,
 
 from api import schemas as S
 from api.auth import authenticate, mint_customer_token, require
-from api.errors import Forbidden, NotFound
-from api.openapi import doc
-from kg.queries import q
+from api.chat import check_session_id
+from api.errors import BadRequest, Forbidden, NotFound
+from api.handoffs import HandoffList, HandoffRecord, HandoffReleased, summary_of
+from api.openapi import doc, qparam
+from common.errors import KGQAError
+from kg.audit import CURSOR_PATTERN, parse_since
+from kg.queries.system import SAMPLE_CUSTOMERS
+
+log = logging.getLogger("kgqa.api")
 
 bp = Blueprint("admin", __name__)
 dev_bp = Blueprint("dev", __name__, url_prefix="/api/v1/dev")
 web_bp = Blueprint("web", __name__, static_folder="static", static_url_path="/static/chat")
-
-SAMPLE_CUSTOMERS = q(
-    "api.dev.sample_customers",
-    "MATCH (c:Customer)-[:PLACED]->(:Order) RETURN DISTINCT c.customer_id AS customer_id "
-    "ORDER BY customer_id LIMIT $limit",
-    description="A few customers with orders, for the development sign-in on the chat page.",
-)
 
 
 def _services() -> Any:
@@ -86,6 +88,96 @@ def metrics():
             raise Forbidden("this API key lacks the `admin` role")
     body, ctype = services.metrics.render()
     return Response(body, mimetype=ctype.split(";")[0], headers={"Content-Type": ctype})
+
+
+# -- hand-offs (agents) --------------------------------------------------------------------------------
+HANDOFF_PATH = {"session_id": {"type": "string", "minLength": 8, "maxLength": 64, "pattern": "^[A-Za-z0-9_-]+$"}}
+
+
+@bp.get("/api/v1/admin/handoffs")
+@doc(summary="Hand-offs: conversations passed to a person, newest first", tag="admin", reply=HandoffList,
+     params=[qparam("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "Records (default 50)")],
+     description="Each record carries the real session id (the conversation the agent takes up), why it was "
+                 "handed off, what was asked, the products and orders that came up, and the shopper's last "
+                 "messages with personal data masked; later events of the same hand-off (`returned`, "
+                 "`released`, `timeout`) are records too. Also POSTed to HANDOFF_WEBHOOK_URL when set.",
+     errors={400: "`limit` is not a number between 1 and 500."})
+@require("admin")
+def handoffs():
+    services = _services()
+    limit = S.query_int("limit", 50, lo=1, hi=500)
+    return jsonify(HandoffList(handoffs=services.handoffs.recent(limit)).model_dump(mode="json"))
+
+
+@bp.post("/api/v1/admin/handoffs/<session_id>/release")
+@doc(summary="Hand a conversation back to the bot", tag="admin", reply=HandoffReleased, path_params=HANDOFF_PATH,
+     description="After a hand-off the bot answers only that a colleague will reply; an agent who is done (or "
+                 "will not take it) hands the session back, and the bot answers the next message. Idempotent: "
+                 "`released` is false when the session was not handed off.",
+     errors={404: "No such session (unknown or expired).",
+             409: "The session was changed by concurrent requests; retry after `Retry-After`."})
+@require("admin")
+def release_handoff(session_id: str):
+    services = _services()
+    check_session_id(session_id)
+    released = services.sessions.release_handoff(session_id)
+    if released:
+        rec = HandoffRecord(event="released", at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                            session_id=session_id, by=g.principal.key_id)
+        rec.summary = summary_of(rec)
+        try:
+            services.handoffs.add(rec)
+        except KGQAError:  # released all the same: the log is for the record
+            log.warning("hand-off release not logged")
+    return jsonify(HandoffReleased(session_id=session_id, released=released).model_dump(mode="json"))
+
+
+# -- the audit log ----------------------------------------------------------------------------------------
+_CURSOR = re.compile(CURSOR_PATTERN)
+
+
+def _text_param(name: str, most: int) -> str | None:
+    value = request.args.get(name)
+    if value is None:
+        return None
+    if not value or len(value) > most or re.search(r"[\x00-\x1f\x7f]", value):
+        raise BadRequest(f"query parameter `{name}` must be 1 to {most} printable characters")
+    return value
+
+
+@bp.get("/api/v1/admin/audit")
+@doc(summary="The audit log of catalog writes", tag="admin", reply=S.AuditPage,
+     params=[qparam("key_id", {"type": "string", "maxLength": 100}, "Only writes by this API key (or `cli:<user>`)"),
+             qparam("node", {"type": "string", "maxLength": 200}, "Only writes to this node key (sku, order id, ...)"),
+             qparam("sku", {"type": "string", "maxLength": 200}, "The same as `node`, for products"),
+             qparam("since", {"type": "string", "maxLength": 40}, "Only writes at or after this ISO 8601 date or time"),
+             qparam("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "Entries per page (default 50)"),
+             qparam("cursor", {"type": "string", "pattern": CURSOR_PATTERN, "maxLength": 51},
+                    "`next_cursor` of the previous page: older entries")],
+     description="Every catalog write, newest first: who (the key), where (the route, or the import job, file "
+                 "and line), which node, and the old and new values of the fields that changed. Kept in the "
+                 "state store as a capped stream (AUDIT_MAX_ENTRIES). A page with a selective filter may hold "
+                 "fewer entries than `limit` and still a `next_cursor`: read on with it.")
+@require("admin")
+def audit_log():
+
+    key_id = _text_param("key_id", 100)
+    node = _text_param("node", 200) or _text_param("sku", 200)
+    limit = S.query_int("limit", 50, lo=1, hi=500)
+    cursor = request.args.get("cursor")
+    if cursor is not None and not _CURSOR.match(cursor):
+        raise BadRequest("query parameter `cursor` must be a `next_cursor` value")
+    since_ms = None
+    since = _text_param("since", 40)
+    if since is not None:
+        try:
+            since_ms = parse_since(since)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+    entries, next_cursor = _services().audit.read(key_id=key_id, node=node, since_ms=since_ms, cursor=cursor,
+                                                  limit=limit)
+    return jsonify(S.AuditPage(entries=[S.AuditEntry.model_validate(e) for e in entries], next_cursor=next_cursor)
+                   .model_dump(mode="json"))
 
 
 # -- development sign-in -----------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ appends one entry per answered turn to a Redis stream (`<prefix>turns`, capped a
 session and customer ids are pseudonyms (a keyed hash, api/privacy.py), the question is masked (e-mail addresses,
 phone and card numbers) and cut to 300 characters. Reports read the newest entries of a window.
 
-Graph reports (top products, co-purchases) are named, read-only queries like every other.
+Graph reports (top products, co-purchases) are named, read-only queries like every other
+(kg/queries/analytics.py).
 """
 
 from __future__ import annotations
@@ -17,44 +18,9 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from api.privacy import mask_text, pseudonym
-from kg.queries import q
+from kg.queries.analytics import CO_PURCHASES, CO_PURCHASES_OF, TOP_PRODUCTS
 
 SCAN_LIMIT = 20_000  # newest stream entries a report looks at
-
-TOP_PRODUCTS = q(
-    "analytics.top_products",
-    """
-    MATCH (o:Order)-[c:CONTAINS]->(p:Product)
-    WHERE o.status <> 'cancelled'
-    RETURN p.sku AS sku, p.name AS name, sum(coalesce(c.quantity, 1)) AS units, count(DISTINCT o) AS orders
-    ORDER BY units DESC, sku ASC
-    LIMIT $limit
-    """,
-    description="Best-selling products by units in orders that were not cancelled.",
-)
-CO_PURCHASES = q(
-    "analytics.co_purchases",
-    """
-    MATCH (o:Order)-[:CONTAINS]->(a:Product)
-    MATCH (o)-[:CONTAINS]->(b:Product)
-    WHERE a.sku < b.sku
-    RETURN a.sku AS sku_a, a.name AS name_a, b.sku AS sku_b, b.name AS name_b, count(DISTINCT o) AS orders
-    ORDER BY orders DESC, sku_a ASC, sku_b ASC
-    LIMIT $limit
-    """,
-    description="Pairs of products bought in the same order, most frequent first.",
-)
-CO_PURCHASES_OF = q(
-    "analytics.co_purchases_of",
-    """
-    MATCH (a:Product {sku: $sku})<-[:CONTAINS]-(o:Order)-[:CONTAINS]->(b:Product)
-    WHERE b.sku <> a.sku
-    RETURN a.sku AS sku_a, a.name AS name_a, b.sku AS sku_b, b.name AS name_b, count(DISTINCT o) AS orders
-    ORDER BY orders DESC, sku_b ASC
-    LIMIT $limit
-    """,
-    description="Products bought in the same order as one product.",
-)
 
 REPORTS = ("top_products", "co_purchases", "intents", "unanswered", "handoffs", "feedback")
 UNANSWERED_STATUSES = {"no_answer", "not_found"}
@@ -82,7 +48,8 @@ def record_turn(services: Any, result: Any, *, customer_id: str | None, message:
         "intent": result.intent.name,
         "confidence": f"{float(result.intent.confidence):.4f}",
         "status": getattr(result, "status", "ok") or "ok",
-        "handoff": "1" if result.handoff else "0",
+        # a hand-off opened (the summary is in the facts); not the replies while a person has it
+        "handoff": "1" if result.handoff and reason else "0",
         "reason": reason,
         "verbalizer": result.verbalizer,
         "guard": "" if guard is None else ("1" if guard else "0"),

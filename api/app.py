@@ -1,8 +1,9 @@
 """The app factory: `create_app(settings, services=...)`.
 
-Everything the app uses is set up per app, never at import: a `Services` object (graph store,
-Redis, the dialogue engine, built lazily) goes into `app.extensions["kgqa"]`. Tests pass their own
-`Settings` (and may pass a `Services` built on a store they hold).
+Everything the app uses is set up per app, never at import: a `Services` object around the
+composition root's container (common/bootstrap.py: graph store, Redis, the dialogue engine, built
+lazily) goes into `app.extensions["kgqa"]`. Tests pass their own `Settings`, or a `Services` built
+on a container they made (a store they hold, fakes).
 """
 
 from __future__ import annotations
@@ -10,11 +11,14 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from flask import Flask, Response, g, request
 
 from common.settings import Settings
+
+if TYPE_CHECKING:
+    from api.services import Services
 
 log = logging.getLogger("kgqa.api")
 
@@ -34,23 +38,14 @@ def loopback_host(host: str) -> bool:
     return False
 
 
-def create_app(settings: Settings | None = None, *, services: Any = None) -> Flask:
+def create_app(settings: Settings | None = None, *, services: Services | None = None) -> Flask:
     from api import admin, catalog, chat, errors, graph, openapi
-    from api.auth import KeyStore
     from api.errors import Forbidden
-    from api.jobs import ImportJobs
-    from api.metrics import Metrics
     from api.services import Services
 
-    settings = settings or Settings()
-    services = services or Services(settings)
-    if services.settings is not settings:
-        settings = services.settings
-    services.metrics = getattr(services, "metrics", None) or Metrics()
-    services.keys = KeyStore(services.redis_call, services.prefix)
-    services.jobs = ImportJobs(services)
-    if not hasattr(services, "sessions") or services.__dict__.get("sessions") is None:
-        services.sessions = _LazySessions(services)
+    if services is None:
+        services = Services.from_settings(settings or Settings())
+    settings = services.settings
 
     app = Flask(__name__, static_folder=None)
     app.config.update(
@@ -140,26 +135,3 @@ def _cors(resp: Response, origins: list[str]) -> None:
         resp.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type, X-Customer-Token, X-Request-Id"
         resp.headers["Access-Control-Max-Age"] = "600"
     resp.headers["Access-Control-Expose-Headers"] = "Retry-After, X-Request-Id"
-
-
-class _LazySessions:
-    """The dialogue's session store (qa/state.py), built on first use; reading a session or
-    posting feedback needs no models."""
-
-    def __init__(self, services: Any) -> None:
-        self._services = services
-        self._store: Any = None
-
-    def _get(self) -> Any:
-        if self._store is None:
-            from qa.state import SessionStore
-
-            services = self._services
-            if services.settings.redis_url:
-                self._store = SessionStore.from_settings(services.settings, services.store)
-            else:
-                self._store = SessionStore(lambda: services.redis(), ttl_s=services.settings.session_ttl_s)
-        return self._store
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._get(), name)

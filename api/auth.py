@@ -1,4 +1,4 @@
-"""API keys (roles chat, catalog, analyst, admin) and the shopper's customer token.
+"""API keys (roles chat, catalog, orders, analyst, admin) and the shopper's customer token.
 
 Keys look like `kgqa_<id>_<secret>`: `id` (8 hex) names the key in listings and logs, `secret`
 (32 random bytes, url-safe) is never stored. Redis keeps, per id, the SHA-256 of the whole key
@@ -35,7 +35,9 @@ from api.errors import Forbidden, Unauthorized
 
 log = logging.getLogger("kgqa.api")
 
-ROLES = ("chat", "catalog", "analyst", "admin")
+# catalog: products and the store's own data (brands, categories, suppliers, promotions, policies,
+# FAQs, shipping and payment methods, shop examples); orders: customers, orders and order items.
+ROLES = ("chat", "catalog", "orders", "analyst", "admin")
 MIN_SECRET_BYTES = 32
 KEY_RE = re.compile(r"^kgqa_([0-9a-f]{8})_([A-Za-z0-9_-]{20,128})$")
 MAX_SUB_CHARS = 128
@@ -275,23 +277,26 @@ def authenticate() -> Principal:
     return principal
 
 
-def require(role: str, *, rate_bucket: str = "default") -> Callable:
-    """Decorator: a valid key with `role` (admin implies every role), then the key's rate limit."""
-    if role not in ROLES:
-        raise ValueError(role)
+def require(role: str, *others: str, rate_bucket: str = "default") -> Callable:
+    """Decorator: a valid key with `role` or one of `others` (admin implies every role), then the
+    rate limits."""
+    roles = (role, *others)
+    if any(r not in ROLES for r in roles):
+        raise ValueError(roles)
 
     def deco(view: Callable) -> Callable:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             principal = authenticate()
-            if not principal.has(role):
-                raise Forbidden(f"this API key lacks the `{role}` role")
+            if not any(principal.has(r) for r in roles):
+                raise Forbidden(f"this API key lacks the {' or '.join(f'`{r}`' for r in roles)} role")
             from api.ratelimit import check_rate
 
             check_rate(principal, rate_bucket)
             return view(*args, **kwargs)
 
         wrapper.required_role = role  # type: ignore[attr-defined]  # read by the OpenAPI generator
+        wrapper.required_roles = roles  # type: ignore[attr-defined]
         return wrapper
 
     return deco

@@ -1,17 +1,24 @@
 """Catalog routes (`catalog` role): imports as jobs, one product at a time, and shop examples
 (labelled customer messages, nlu/example_store.py; docs/shop-examples.md).
 
-Single-product writes go through the importer itself (kg/loader.py `import_files` with a one-row
-`products.jsonl`, strict), so the validation rules, the reference checks, the content hash and the
-catalog version bump are exactly those of a file import: a change is visible to chat at once.
+Roles follow the data: `catalog` writes products and the store's own data (brands, categories,
+suppliers, promotions, policies, FAQs, shipping and payment methods, shop examples); customers,
+orders and order items need `orders` (`admin` implies both). An import names its files, so the
+route refuses, before anything is written, every file the key may not write (403, naming them).
+
+The product rules (replace, patch, discontinue, remove) are the catalog service's
+(kg/catalog/service.py), shared with the command line: single-product writes go through the
+importer itself, so a change is validated like an import row and visible to chat at once. The
+views parse, check the caller's rights, call the service and map its errors. Every write goes to
+the audit log (kg/audit.py) with the key, the route or the job's file and line, and the old and
+new values: the views hand the service a sink that knows the key and the route.
 """
 
 from __future__ import annotations
 
-import io
-import json
 import re
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
@@ -28,8 +35,13 @@ from api.errors import (
     field_details,
 )
 from api.openapi import doc, qparam
-from kg.queries import get as get_query
-from kg.queries import q
+from kg.catalog.service import (
+    ProductChange,
+    ProductChanged,
+    ProductInOrders,
+    ProductNotFound,
+    ProductRejected,
+)
 
 bp = Blueprint("catalog", __name__, url_prefix="/api/v1/catalog")
 
@@ -40,21 +52,26 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 SKU_PATH = {"sku": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]*$"}}
 JOB_PATH = {"job_id": {"type": "string", "minLength": 8, "maxLength": 64, "pattern": "^[A-Za-z0-9_-]+$"}}
 
-PRODUCT_IN_ORDERS = q(
-    "api.catalog.product_order_count",
-    "MATCH (p:Product {sku: $sku}) OPTIONAL MATCH (o:Order)-[:CONTAINS]->(p) RETURN count(o) AS orders",
-    description="How many orders contain a product (a hard delete is refused when any do).",
-)
-PRODUCT_HARD_DELETE = q(
-    "api.catalog.product_hard_delete",
-    "MATCH (p:Product {sku: $sku}) WHERE NOT (p)<-[:CONTAINS]-(:Order) DETACH DELETE p RETURN 1 AS deleted",
-    read_only=False,
-    description="Remove a product that no order contains, with its relationships.",
-)
+
+# Import file types and the role that may write them (any other type: `catalog`).
+FILE_ROLES = {"customers": "orders", "orders": "orders", "order_items": "orders"}
 
 
 def _services() -> Any:
     return current_app.extensions["kgqa"]
+
+
+def file_role(name: str) -> str | None:
+    """The role an import file needs (None for a name that is no import type: the importer reports it)."""
+    from kg.catalog.validation import file_type
+
+    kind = file_type(name)
+    return FILE_ROLES.get(kind[0], "catalog") if kind else None
+
+
+def _audit(services: Any) -> Any:
+    """The audit sink of this request's writes: the key and the route."""
+    return services.audit.sink(key_id=g.principal.key_id, route=f"{request.method} {request.path}")
 
 
 # -- imports ----------------------------------------------------------------------------------------------
@@ -67,9 +84,14 @@ def _services() -> Any:
              qparam("dry_run", {"type": "boolean"}, "Validate and report; write nothing")],
      description="Starts an import job and returns it at once (202); poll `GET /catalog/import/{job_id}` "
                  "for progress and the per-row report. The files and their columns: "
-                 "[docs/import-format.md](/api/v1/docs/import-format.md).",
-     errors={409: "Another import is running for this graph (`details.job_id`)."})
-@require("catalog", rate_bucket="import")
+                 "[docs/import-format.md](/api/v1/docs/import-format.md). `customers`, `orders` and "
+                 "`order_items` files need the `orders` role, every other file the `catalog` role; a file "
+                 "the key may not write refuses the whole import (403, `details.files`) before anything is "
+                 "written. The job records the key; every write goes to the audit log.",
+     errors={403: "The key has neither the `catalog` nor the `orders` role, or may not write some of the "
+                  "files (`details.files`, `details.roles`).",
+             409: "Another import is running for this graph (`details.job_id`)."})
+@require("catalog", "orders", rate_bucket="import")
 def start_import():
     strict = S.query_bool("strict")
     dry_run = S.query_bool("dry_run")
@@ -95,13 +117,21 @@ def start_import():
                                 details=field_details([{"field": "files", "message": name, "type": "duplicate"}]))
         seen.add(name)
         named.append((name, f))
-    job = _services().jobs.start(named, strict=strict, dry_run=dry_run)
+    principal = g.principal
+    refused = [(name, role) for name, _ in named if (role := file_role(name)) and not principal.has(role)]
+    if refused:
+        roles = sorted({role for _, role in refused})
+        files = [name for name, _ in refused]
+        raise Forbidden(f"this API key may not import {', '.join(files)} (they need the "
+                        f"{' or '.join(f'`{r}`' for r in roles)} role); nothing was imported",
+                        details={"files": files, "roles": roles})
+    job = _services().jobs.start(named, strict=strict, dry_run=dry_run, key_id=principal.key_id)
     return jsonify(S.ImportJob.model_validate(job).model_dump(mode="json")), 202
 
 
 @bp.get("/import/<job_id>")
 @doc(summary="An import job: status, progress, report", tag="catalog", reply=S.ImportJob, path_params=JOB_PATH)
-@require("catalog")
+@require("catalog", "orders")
 def import_status(job_id: str):
     if not re.fullmatch(r"[A-Za-z0-9_-]{8,64}", job_id):
         raise NotFound("no such import job")
@@ -118,23 +148,20 @@ def _check_sku(sku: str) -> str:
     return sku
 
 
-def _load(sku: str) -> dict[str, Any] | None:
-    rows = _services().graph.run(get_query("catalog.product_by_sku"), {"sku": sku})
-    if not rows or rows[0].get("product") is None:
-        return None
-    row = rows[0]
-    props = dict(row["product"])
-    attrs = props.get("attributes")
-    if isinstance(attrs, str):
-        try:
-            attrs = json.loads(attrs)
-        except ValueError:
-            attrs = {}
-    props["attributes"] = attrs if isinstance(attrs, dict) else {}
-    props["brand"] = row.get("brand")
-    props["category"] = row.get("category")
-    props["supplier_id"] = row.get("supplier_id")
-    return props
+@contextmanager
+def _product_errors() -> Iterator[None]:
+    """The catalog service's refusals as this API's errors."""
+    try:
+        yield
+    except ProductNotFound:
+        raise NotFound("no such product") from None
+    except ProductRejected as exc:
+        raise Unprocessable(exc.message, details=field_details(
+            {"field": e.column or "", "message": e.reason, "type": "import_row"} for e in exc.errors)) from None
+    except ProductInOrders as exc:
+        raise Conflict(exc.message, details={"orders": exc.orders}) from None
+    except ProductChanged as exc:
+        raise Conflict(exc.message) from None
 
 
 def _out(props: dict[str, Any]) -> dict[str, Any]:
@@ -142,36 +169,17 @@ def _out(props: dict[str, Any]) -> dict[str, Any]:
     return S.ProductOut.model_validate({k: v for k, v in props.items() if k in fields}).model_dump(mode="json")
 
 
-_COLUMNS = ("name", "brand", "category", "supplier_id", "price", "currency", "stock", "description",
-            "warranty_months", "rating", "status", "attributes")
-
-
-def _write(sku: str, row: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    """Upsert one product through the importer (strict); a rejected row is a 422 with its reasons."""
-    from kg.loader import import_files
-
-    services = _services()
-    services.ensure_schema()
-    record = {"sku": sku, **{k: row.get(k) for k in _COLUMNS}}
-    if not record.get("attributes"):
-        record["attributes"] = None
-    data = json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n"
-    report = import_files(services.graph, {"products.jsonl": io.BytesIO(data)}, settings=services.settings,
-                          strict=True, progress=False)
-    if not report.ok:
-        raise Unprocessable("the product is not valid", details=field_details(
-            {"field": e.column or "", "message": e.reason, "type": "import_row"} for e in report.errors[:50]))
-    fr = report.files[0] if report.files else None
-    return report, {"created": bool(fr and fr.created), "changed": bool(fr and (fr.created or fr.updated)),
-                    "catalog_version": report.version,
-                    "warnings": [{"message": w} for w in report.warnings[:20]]}
+def _change(change: ProductChange) -> dict[str, Any]:
+    return S.ProductChange(product=_out(change.product) if change.product else None, created=change.created,
+                           changed=change.changed, catalog_version=change.catalog_version,
+                           warnings=[{"message": w} for w in change.warnings]).model_dump(mode="json")
 
 
 @bp.get("/products/<sku>")
 @doc(summary="One product", tag="catalog", reply=S.ProductOut, path_params=SKU_PATH)
 @require("catalog")
 def get_product(sku: str):
-    props = _load(_check_sku(sku))
+    props = _services().catalog.product(_check_sku(sku))
     if props is None:
         raise NotFound("no such product")
     return jsonify(_out(props))
@@ -185,10 +193,9 @@ def get_product(sku: str):
 def put_product(sku: str):
     sku = _check_sku(sku)
     body = S.parse_body(S.ProductPut, _services().settings)
-    _, change = _write(sku, body.model_dump())
-    props = _load(sku)
-    status = 201 if change["created"] else 200
-    return jsonify(S.ProductChange(product=_out(props) if props else None, **change).model_dump(mode="json")), status
+    with _product_errors():
+        change = _services().catalog.replace(sku, body.model_dump(), audit=_audit(_services()))
+    return jsonify(_change(change)), 201 if change.created else 200
 
 
 @bp.patch("/products/<sku>")
@@ -199,23 +206,9 @@ def put_product(sku: str):
 def patch_product(sku: str):
     sku = _check_sku(sku)
     body = S.parse_body(S.ProductFields, _services().settings)
-    current = _load(sku)
-    if current is None:
-        raise NotFound("no such product")
-    patch = body.model_dump(exclude_unset=True)
-    row = {k: current.get(k) for k in _COLUMNS}
-    if "attributes" in patch:
-        attrs = dict(current.get("attributes") or {})
-        for k, v in (patch.pop("attributes") or {}).items():
-            if v is None:
-                attrs.pop(k, None)
-            else:
-                attrs[k] = v
-        row["attributes"] = attrs
-    row.update(patch)
-    _, change = _write(sku, row)
-    props = _load(sku)
-    return jsonify(S.ProductChange(product=_out(props) if props else None, **change).model_dump(mode="json"))
+    with _product_errors():
+        change = _services().catalog.patch(sku, body.model_dump(exclude_unset=True), audit=_audit(_services()))
+    return jsonify(_change(change))
 
 
 @bp.delete("/products/<sku>")
@@ -230,30 +223,14 @@ def delete_product(sku: str):
     sku = _check_sku(sku)
     hard = S.query_bool("hard")
     services = _services()
-    current = _load(sku)
-    if current is None:
-        raise NotFound("no such product")
-    if not hard:
-        row = {k: current.get(k) for k in _COLUMNS}
-        row["status"] = "discontinued"
-        _, change = _write(sku, row)
-        props = _load(sku)
-        return jsonify(S.ProductChange(product=_out(props) if props else None, **change).model_dump(mode="json"))
-    if not services.settings.api_allow_hard_delete or not g.principal.has("admin"):
-        raise Forbidden("hard deletes are not allowed (API_ALLOW_HARD_DELETE and the admin role are needed)")
-    orders = services.graph.run(PRODUCT_IN_ORDERS, {"sku": sku})
-    if orders and orders[0].get("orders"):
-        raise Conflict("orders contain this product: discontinue it instead",
-                       details={"orders": int(orders[0]["orders"])})
-    deleted = services.graph.run(PRODUCT_HARD_DELETE, {"sku": sku})
-    if not deleted:
-        raise Conflict("the product changed meanwhile; try again")
-    from kg.queries.loader import BUMP_VERSION
-
-    rows = services.graph.run(BUMP_VERSION, {"now": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-    version = rows[0]["version"] if rows else None
-    return jsonify(S.ProductChange(product=None, created=False, changed=True, catalog_version=version)
-                   .model_dump(mode="json"))
+    with _product_errors():
+        if not hard:
+            return jsonify(_change(services.catalog.discontinue(sku, audit=_audit(services))))
+        if services.catalog.product(sku) is None:
+            raise ProductNotFound("no such product")
+        if not services.settings.api_allow_hard_delete or not g.principal.has("admin"):
+            raise Forbidden("hard deletes are not allowed (API_ALLOW_HARD_DELETE and the admin role are needed)")
+        return jsonify(_change(services.catalog.remove(sku, audit=_audit(services))))
 
 
 # -- shop examples (nlu/example_store.py) ---------------------------------------------------------------
@@ -340,6 +317,10 @@ def add_examples():
                             details=field_details([{"field": "files", "message": "no rows", "type": "missing"}]))
     report = _examples().add(rows, g.principal.key_id, strict=strict, errors=errors)
     if report.added:
+        from kg.audit import Change
+
+        _audit(_services())([Change("ShopExample", str(e.get("id")), "created", None,
+                                    {"text": e.get("text"), "intent": e.get("intent")}) for e in report.added])
         _refresh_examples()
     body = report.to_dict()
     if report.problems and not report.added:
@@ -359,7 +340,11 @@ def remove_example(example_id: str):
     if not is_example_id(example_id):
         raise NotFound("no such example")
     store = _examples()
+    old = next(({"text": e.text, "intent": e.intent} for e in store.list() if e.id == example_id), None)
     if not store.remove([example_id], g.principal.key_id):
         raise NotFound("no such example")
+    from kg.audit import Change
+
+    _audit(_services())([Change("ShopExample", example_id, "deleted", old, None)])
     _refresh_examples()
     return jsonify(S.ShopExampleRemoved(id=example_id, version=store.version()).model_dump(mode="json"))

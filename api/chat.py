@@ -2,7 +2,9 @@
 
 The shopper's identity is the customer token alone (`X-Customer-Token`); an anonymous shopper's
 sessions belong to the API key that created them. A session that is not the caller's is a 404
-exactly like one that does not exist (qa/state.py compares owners).
+exactly like one that does not exist (qa/state.py compares owners). One exception, one way only:
+an anonymous session continued (a turn, never a read) through the key that created it with a
+valid customer token becomes that customer's (a shopper who signs in keeps the conversation).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from api import analytics
 from api import schemas as S
 from api.auth import require
 from api.errors import NotFound, handle_error
+from api.handoffs import record_of
 from api.openapi import doc
 from api.privacy import mask_id
 from common.errors import KGQAError
@@ -56,6 +59,13 @@ def _after_turn(result: Any, message: str) -> None:
                               threshold=services.engine().threshold)
     except KGQAError:
         log.warning("turn not logged for analytics")
+    event = getattr(result, "handoff_event", None)
+    if event is not None:  # handed to a person, or back: the agents' log and the help desk's webhook
+        try:
+            services.handoffs.add(record_of(result, event, customer_id=principal.customer_id,
+                                            key=services.privacy_key))
+        except KGQAError:
+            log.warning("hand-off not logged", extra={"event": event})
     log.info("chat turn", extra={"intent": result.intent.name, "status": getattr(result, "status", None),
                                  "verbalizer": result.verbalizer, "handoff": result.handoff,
                                  "customer": mask_id(principal.customer_id, services.privacy_key), "key": principal.key_id})
@@ -63,7 +73,9 @@ def _after_turn(result: Any, message: str) -> None:
 
 @bp.post("/chat")
 @doc(summary="Answer one shopper message", tag="chat", body=S.ChatRequest, reply=S.ChatResponse,
-     description="Starts a session when `session_id` is omitted. Order questions need `X-Customer-Token`.",
+     description="Starts a session when `session_id` is omitted. Order questions need `X-Customer-Token`. "
+                 "An anonymous session continued with a valid customer token (through the API key that "
+                 "started it) becomes that customer's, one way only: signing in keeps the conversation.",
      customer_token=True, errors=TURN_ERRORS)
 @require("chat")
 def chat():
@@ -127,7 +139,7 @@ def chat_stream():
 def session(session_id: str):
     services = _services()
     principal = g.principal
-    _check_session_id(session_id)
+    check_session_id(session_id)
     state = services.sessions.load(session_id, principal.customer_id, principal.key_id)
     turns, n = [], 0
     for t in state.turns:
@@ -141,7 +153,7 @@ def session(session_id: str):
 _SESSION_ID = TypeAdapter(S.SessionId)
 
 
-def _check_session_id(session_id: str) -> None:
+def check_session_id(session_id: str) -> None:
     try:
         _SESSION_ID.validate_python(session_id)
     except ValidationError:  # a malformed id is simply not a session

@@ -1,4 +1,5 @@
-"""`kgqa keys`: create, list and revoke API keys (stored hashed in Redis; a key is shown once)."""
+"""`kgqa keys`: create, list and revoke API keys (stored hashed in Redis; a key is shown once);
+`kgqa audit`: read the audit log of catalog writes."""
 
 from __future__ import annotations
 
@@ -14,13 +15,16 @@ def _keystore():
     from api.services import Services
     from common.settings import Settings
 
-    services = Services(Settings())
+    services = Services.from_settings(Settings())
     return KeyStore(services.redis_call, services.prefix), services
 
 
 @click.group("keys")
 def keys_command() -> None:
-    """API keys with roles chat, catalog, analyst, admin (admin implies every role)."""
+    """API keys with roles chat, catalog, orders, analyst, admin (admin implies every role).
+
+    catalog writes products, brands, categories, suppliers, promotions, policies, FAQs, shipping and
+    payment methods and shop examples; orders writes customers, orders and order items."""
 
 
 @keys_command.command("create")
@@ -71,3 +75,54 @@ def revoke(key_id: str) -> None:
     if not ok:
         raise click.ClickException(f"no key with id {key_id!r}")
     click.echo(f"revoked {key_id}")
+
+
+@click.command("audit")
+@click.option("--key-id", default=None, help="Only writes by this API key id (or cli:<user>).")
+@click.option("--node", "--sku", "node", default=None, help="Only writes to this node key (sku, order id, ...).")
+@click.option("--since", default=None, help="Only writes at or after this ISO 8601 date or time.")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True, help="Entries to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines (all fields, values in full).")
+def audit_command(key_id: str | None, node: str | None, since: str | None, limit: int, as_json: bool) -> None:
+    """The audit log of catalog writes, newest first: who, where (route, or job, file and line),
+    which node, and the old and new values of what changed."""
+    from api.services import Services
+    from common.settings import Settings
+    from kg.audit import parse_since
+
+    try:
+        since_ms = parse_since(since) if since else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
+    services = Services.from_settings(Settings())
+    try:
+        entries: list[dict] = []
+        cursor = None
+        while len(entries) < limit:
+            page, cursor = services.audit.read(key_id=key_id, node=node, since_ms=since_ms, cursor=cursor,
+                                               limit=min(500, limit - len(entries)))
+            entries.extend(page)
+            if cursor is None:
+                break
+    finally:
+        services.close()
+    if as_json:
+        for e in entries:
+            click.echo(json.dumps(e, ensure_ascii=False, default=str))
+        return
+    if not entries:
+        click.echo("no entries")
+    for e in entries:
+        where = e["route"] or (f"{e['file']}:{e['line']}" if e["line"] else e["file"]) or "-"
+        if e["job_id"]:
+            where += f" (job {e['job_id']})"
+        if e["old"] and e["new"]:
+            change = ", ".join(f"{k}: {_short(e['old'].get(k))} -> {_short(e['new'].get(k))}" for k in e["new"])
+        else:
+            change = ", ".join(f"{k}={_short(v)}" for k, v in (e["new"] or e["old"] or {}).items() if v is not None)
+        click.echo(f"{e['at']}  {e['key_id']:<12} {e['action']:<8} {e['label']} {e['node']}  [{where}]  {change}")
+
+
+def _short(value: object) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -23,10 +23,12 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from common.errors import (
+    GraphBusy,
     ImportError_,
     InvalidMessage,
     KGQAError,
     ModelNotReady,
+    QueryMemoryLimit,
     QueryTimeout,
     ReadOnlyViolation,
     Retryable,
@@ -113,6 +115,8 @@ def _family_status(exc: KGQAError) -> tuple[int, str, str | None]:
         return 403, exc.code, None
     if isinstance(exc, QueryTimeout):
         return 422, exc.code, "the query ran past its time limit"
+    if isinstance(exc, QueryMemoryLimit):
+        return 422, exc.code, "the query needed more memory than the graph server allows"
     if isinstance(exc, ImportError_):
         return 422, exc.code, None
     if isinstance(exc, ModelNotReady):
@@ -227,12 +231,13 @@ def _is_transport_failure(exc: BaseException) -> bool:
 def _note_unavailable(exc: BaseException) -> None:
     """Let the services drop a broken connection, so the next request reconnects (and the embedded
     server is restarted) instead of every later request failing the same way. Only for a lost
-    connection: models still loading are not one, and `Services.redis_call` has already dropped
+    connection: models still loading are not one, nor is a query the busy server stopped at its
+    time limit (`GraphBusy`: the connection is fine), and `Services.redis_call` has already dropped
     the connection behind a `StateUnavailable` (closing the pool again would break other threads'
     calls in flight)."""
     from api.services import StateUnavailable
 
-    if not isinstance(exc, Retryable) or isinstance(exc, (ModelNotReady, StateUnavailable)):
+    if not isinstance(exc, Retryable) or isinstance(exc, (ModelNotReady, StateUnavailable, GraphBusy)):
         return
     try:
         from flask import current_app

@@ -13,6 +13,7 @@ from typing import Any, Final
 from pydantic import BaseModel
 
 from api import schemas as S
+from api.handoffs import HandoffList, HandoffReleased
 
 Example = dict[str, Any]  # an OpenAPI Example Object: {"summary": ..., "value": ...}
 
@@ -36,8 +37,20 @@ _CHAT_REPLY = {
     "customer_token": None,
 }
 
+_HANDOFF = {
+    "event": "opened", "at": "2026-11-23T09:31:12Z", "session_id": _SESSION, "reason": "complaint",
+    "intent": "complaint", "intents": ["track_order", "complaint"], "customer": "C0…4f2a9c1e", "signed_in": True,
+    "turns": 3, "products": [], "orders": ["10452"],
+    "entities": [{"type": "ORDER_ID", "text": "10452", "node_id": "10452"}],
+    "messages": ["where is my order 10452?", "it was due on Monday, call me on [number]",
+                 "I want to complain, this is the third time"],
+    "summary": "Opened (complaint). Customer: C0…4f2a9c1e. Asked about: track_order, complaint. Orders: 10452. "
+               "Last message: I want to complain, this is the third time",
+    "by": None,
+}
+
 _JOB_QUEUED = {
-    "job_id": "k7Yp2QwErT9sLm4n", "status": "queued", "strict": False, "dry_run": False,
+    "job_id": "k7Yp2QwErT9sLm4n", "status": "queued", "key_id": "3f9a1c2e", "strict": False, "dry_run": False,
     "files": ["brands.csv", "products.csv"], "created_at": "2026-11-23T09:30:00Z",
     "updated_at": "2026-11-23T09:30:00Z",
     "progress": {"percent": 0.0, "bytes_read": 0, "bytes_total": 18211, "files_done": 0, "files_total": 2, "rows": 0},
@@ -141,6 +154,18 @@ EXAMPLES: Final[dict[type[BaseModel], dict[str, Example]]] = {
             "rows": [{"sku": "NA-HP-000001", "name": "Aurora X2", "units": 41, "orders": 37},
                      {"sku": "KW-PN-000004", "name": "Kochwerk Pro Pan 28", "units": 30, "orders": 22}]}},
     },
+    # -- hand-offs (admin) -----------------------------------------------------------------------------
+    HandoffList: {
+        "handoffs": {"summary": "A hand-off, then an agent handing the session back", "value": {"handoffs": [
+            {**_HANDOFF, "event": "released", "at": "2026-11-23T09:48:40Z", "reason": None, "intent": None,
+             "intents": [], "customer": None, "signed_in": False, "turns": None, "orders": [], "entities": [],
+             "messages": [], "summary": "Released.", "by": "4f2a9c1e"},
+            _HANDOFF]}},
+    },
+    HandoffReleased: {
+        "released": {"summary": "Back with the bot", "value": {"session_id": _SESSION, "released": True}},
+        "not_handed_off": {"summary": "It was not handed off", "value": {"session_id": _SESSION, "released": False}},
+    },
     # -- operations and development --------------------------------------------------------------------
     S.HealthResponse: {"ok": {"summary": "Alive", "value": {"status": "ok"}}},
     S.ReadyResponse: {
@@ -151,6 +176,16 @@ EXAMPLES: Final[dict[type[BaseModel], dict[str, Example]]] = {
             "graph": {"ok": True, "backend": "falkordb"}, "state": {"ok": True},
             "models": {"ok": False, "error": False}, "elapsed_ms": 0.9}}},
     },
+    S.AuditPage: {"page": {"summary": "A price change through the API and an order moved by an import", "value": {
+        "entries": [
+            {"id": "1795418200123-0.0", "at": "2026-11-23T09:30:00.123Z", "key_id": "3f9a1c2e",
+             "route": "PATCH /api/v1/catalog/products/NA-HP-000001", "job_id": None, "file": None, "line": None,
+             "label": "Product", "node": "NA-HP-000001", "action": "updated",
+             "old": {"price": 149.0}, "new": {"price": 0.01}},
+            {"id": "1795418100456-0.15", "at": "2026-11-23T09:28:20.456Z", "key_id": "7b2e4d10", "route": None,
+             "job_id": "k7Yp2QwErT9sLm4n", "file": "orders.csv", "line": 17, "label": "Order", "node": "10452",
+             "action": "updated", "old": {"customer_id": "C00001"}, "new": {"customer_id": "C00007"}}],
+        "next_cursor": "1795418100456-0.15"}}},
     S.DevTokenRequest: {"token": {"summary": "A token for a sample customer",
                                   "value": {"customer_id": "C00001", "ttl_s": 3600}}},
     S.DevTokenResponse: {"token": {"summary": "A token", "value": {
@@ -201,7 +236,10 @@ ERROR_EXAMPLES: Final[dict[int, dict[str, Example]]] = {
     401: {"unauthorized": {"summary": "No key, or an unknown or revoked one", "value": _error(
         "unauthorized", "an API key is required (Authorization: Bearer <api key>)")}},
     403: {"forbidden": {"summary": "The key lacks the route's role", "value": _error(
-        "forbidden", "this API key lacks the `catalog` role")}},
+        "forbidden", "this API key lacks the `catalog` role")},
+          "import_files": {"summary": "Import files the key may not write", "value": _error(
+              "forbidden", "this API key may not import orders.csv, customers.csv (they need the `orders` role); "
+                           "nothing was imported", {"files": ["orders.csv", "customers.csv"], "roles": ["orders"]})}},
     404: {"not_found": {"summary": "No such thing (or not yours)", "value": _error(
         "not_found", "no such product")}},
     409: {"conflict": {"summary": "A conflicting change", "value": _error(
@@ -216,7 +254,12 @@ ERROR_EXAMPLES: Final[dict[int, dict[str, Example]]] = {
                     {"field": "customer_id", "message": "Extra inputs are not permitted",
                      "type": "extra_forbidden"}]})}},
     429: {"rate_limited": {"summary": "Over the key's limit", "value": _error(
-        "rate_limited", "too many requests for this API key", {"limit_per_minute": 60, "bucket": "default"})}},
+        "rate_limited", "too many requests for this API key", {"limit_per_minute": 60, "bucket": "default"})},
+          "shopper": {"summary": "Over one shopper's limit (others on the key are not affected)", "value": _error(
+              "rate_limited", "too many requests for this shopper", {"limit_per_minute": 60, "bucket": "shopper"})},
+          "too_many_queries": {"summary": "As many analyst queries as allowed are running", "value": _error(
+              "too_many_queries", "2 analyst queries are running already; retry shortly",
+              {"max_concurrent": 2, "bucket": "analyst"})}},
     503: {"unavailable": {"summary": "Graph, state store or models not available yet", "value": _error(
         "model_not_ready", "the language models are not ready yet")}},
 }

@@ -1,6 +1,8 @@
 """Graph routes (`analyst` role): read-only Cypher with row and time limits, the schema, and the
 canned analytics reports. Read-only is enforced twice below this layer (kg/readonly.py's lexical
-check, then the backend's read-only mode); this blueprint adds the limits and the masking."""
+check, then the backend's read-only mode), and so are the row cap (inside the query) and the time
+limit (the server's); this blueprint adds the cap on analyst queries running at once across all
+workers (api/ratelimit.py `analyst_slot`) and the masking."""
 
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ from api import schemas as S
 from api.auth import require
 from api.errors import BadQuery, NotFound
 from api.openapi import doc, qparam
-from common.errors import QueryError, QueryTimeout, ReadOnlyViolation
+from api.ratelimit import analyst_slot
+from common.errors import QueryError, QueryMemoryLimit, QueryTimeout, ReadOnlyViolation
 
 log = logging.getLogger("kgqa.api")
 
@@ -59,11 +62,18 @@ def _reason(message: str) -> str:
 @bp.post("/graph/query")
 @doc(summary="Run a read-only Cypher query", tag="graph", body=S.GraphQueryRequest, reply=S.GraphQueryResponse,
      description="Writes, index or constraint changes, LOAD CSV and procedures other than read-only schema "
-                 "and search ones are refused (403). Rows are capped at ANALYST_ROW_LIMIT (`truncated` says "
-                 "so) and the query's time at ANALYST_TIMEOUT_MS.",
-     errors={400: "Malformed JSON, or a query the graph rejected (`details.reason`: `syntax_error`, ...).",
+                 "and search ones are refused (403). Rows are capped at ANALYST_ROW_LIMIT inside the query "
+                 "(`truncated` says so), so the query must end with RETURN (a standalone call of a schema "
+                 "procedure excepted); time at ANALYST_TIMEOUT_MS; memory by the graph server. At most "
+                 "ANALYST_MAX_CONCURRENT analyst queries run at once (429 `too_many_queries` beyond). "
+                 "A query is never retried.",
+     errors={400: "Malformed JSON, or a query the graph rejected (`details.reason`: `syntax_error`, "
+                  "`must_end_with_return`, ...).",
              403: "The key lacks the `analyst` role, or the query is not read-only (`read_only_violation`).",
-             422: "Not a valid body, or the query ran past its time limit (`query_timeout`)."})
+             422: "Not a valid body, the query ran past its time limit (`query_timeout`) or needed more "
+                  "memory than the graph server allows (`query_memory_limit`).",
+             429: "Over the key's rate limit, or as many analyst queries as allowed are running "
+                  "(`too_many_queries`)."})
 @require("analyst")
 def graph_query():
     services = _services()
@@ -72,14 +82,17 @@ def graph_query():
     limit = min(body.limit or settings.analyst_row_limit, settings.analyst_row_limit)
     started = time.perf_counter()
     try:
-        res = services.graph.run_untrusted_read(body.cypher, body.params, row_limit=limit,
-                                                timeout_ms=settings.analyst_timeout_ms)
-    except (ReadOnlyViolation, QueryTimeout):
+        with analyst_slot(services):
+            res = services.graph.run_untrusted_read(body.cypher, body.params, row_limit=limit,
+                                                    timeout_ms=settings.analyst_timeout_ms)
+    except (ReadOnlyViolation, QueryTimeout, QueryMemoryLimit):
         raise
     except QueryError as exc:
         log.warning("analyst query rejected", extra={"reason": exc.message[:300]})
         # The analyst's query was rejected: a 400 with a short reason, never the server's own text.
-        raise BadQuery("the graph database rejected the query", details={"reason": _reason(exc.message)}) from None
+        details = exc.details if isinstance(exc.details, dict) else {}
+        reason = details.get("reason") or _reason(exc.message)
+        raise BadQuery("the graph database rejected the query", details={"reason": reason}) from None
     rows = [json_safe(r) for r in res.rows]
     return jsonify(S.GraphQueryResponse(columns=[str(c) for c in res.columns], rows=rows, row_count=len(rows),
                                         truncated=bool(res.truncated),

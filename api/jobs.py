@@ -6,6 +6,8 @@ Progress is the share of the uploaded bytes the importer has read (strict mode r
 twice: once to check, once to write). A running job refreshes a heartbeat; a record whose
 heartbeat stopped (the worker died) is reported as failed rather than running forever. One import
 runs at a time per graph (a Redis lock with a TTL that the heartbeat renews): a second gets 409.
+The job records the key that started it, and every write it makes goes to the audit log with the
+key, the job, the file and the line (kg/audit.py).
 """
 
 from __future__ import annotations
@@ -88,8 +90,10 @@ class ImportJobs:
         return job
 
     # -- start ----------------------------------------------------------------------------------------
-    def start(self, uploads: list[tuple[str, Any]], *, strict: bool, dry_run: bool) -> dict[str, Any]:
-        """Spool the uploads, take the lock, record the job and start its thread."""
+    def start(self, uploads: list[tuple[str, Any]], *, strict: bool, dry_run: bool,
+              key_id: str | None = None) -> dict[str, Any]:
+        """Spool the uploads, take the lock, record the job (with the key that started it) and start
+        its thread."""
         job_id = secrets.token_urlsafe(12)
         token = secrets.token_hex(8)
         if not dry_run:
@@ -105,7 +109,7 @@ class ImportJobs:
                 storage.save(str(path))
                 files.append((name, path))
             now = time.time()
-            job = {"job_id": job_id, "status": "queued", "strict": strict, "dry_run": dry_run,
+            job = {"job_id": job_id, "status": "queued", "key_id": key_id, "strict": strict, "dry_run": dry_run,
                    "files": [n for n, _ in files], "created_at": _iso(now), "updated_at": _iso(now),
                    "heartbeat": now, "progress": {"rows": 0, "files_done": 0,
                                                   "files_total": len(files), "bytes_read": 0,
@@ -132,8 +136,6 @@ class ImportJobs:
 
     # -- run ------------------------------------------------------------------------------------------
     def _run(self, job: dict[str, Any], files: list[tuple[str, Path]], tmp: Path, token: str) -> None:
-        from kg.loader import import_files
-
         services = self.services
         passes = 2 if job["strict"] and not job["dry_run"] else 1
         total = max(1, job["progress"]["bytes_total"] * passes)
@@ -172,9 +174,9 @@ class ImportJobs:
                 fh = open(path, "rb")  # noqa: SIM115 - closed in finally
                 handles.append(fh)
                 streams[name] = _Counting(fh, on_read)
-            services.ensure_schema()
-            report = import_files(services.graph, streams, settings=services.settings, strict=job["strict"],
-                                  dry_run=job["dry_run"], progress=False)
+            audit = services.audit.sink(key_id=job.get("key_id") or "unknown", job_id=job["job_id"])
+            report = services.catalog.import_files(streams, strict=job["strict"], dry_run=job["dry_run"],
+                                                   progress=False, audit=audit)
             with lock:
                 job["status"] = "done"
                 job["report"] = report.model_dump(mode="json")

@@ -57,7 +57,8 @@ ERRORS: Final[dict[int, tuple[str, str]]] = {
     413: ("PayloadTooLarge", "The body, a file, a string or the number of values is over its limit."),
     415: ("UnsupportedMediaType", "The body has another media type than the route reads."),
     422: ("ValidationError", "The body is well-formed but not valid: `details.fields` lists each problem."),
-    429: ("RateLimited", "Over the API key's requests per minute; wait `Retry-After` seconds."),
+    429: ("RateLimited", "Over a requests-per-minute limit (the key's, the shopper's or the client address's); "
+                         "wait `Retry-After` seconds."),
     503: ("Unavailable", "The graph, the state store (keys, sessions, rate limits) or the models are not "
                          "available yet; retry after `Retry-After` seconds."),
 }
@@ -68,9 +69,12 @@ UPLOAD_ERRORS: Final = (413, 415, 422)
 TAGS: Final = [
     {"name": "chat", "description": "Shoppers' conversations (`chat` role). The shopper is identified only by "
                                     "`X-Customer-Token`."},
-    {"name": "catalog", "description": "Imports and single-product edits (`catalog` role)."},
+    {"name": "catalog", "description": "Imports and single-product edits (`catalog` role; customers, orders and "
+                                       "order items need the `orders` role)."},
     {"name": "graph", "description": "Read-only Cypher, the schema and canned reports (`analyst` role)."},
     {"name": "ops", "description": "Liveness, readiness and metrics."},
+    {"name": "admin", "description": "Agents and operators (`admin` role): conversations handed to a person, "
+                                     "and the audit log of catalog writes."},
     {"name": "dev", "description": "Development mode only (API_DEV_MODE), from the loopback interface only."},
     {"name": "meta", "description": "This document, its page and the guides it links to."},
 ]
@@ -82,8 +86,8 @@ Answers shoppers' questions from a shop's knowledge graph (chat), loads and edit
 * **Guides**: [docs/api.md](/api/v1/docs/api.md) (this API as the product implements it: keys,
   customer token, sessions, every route, errors) and [docs/import-format.md](/api/v1/docs/import-format.md)
   (the catalog import files, their columns and reading rules).
-* **Keys**: `Authorization: Bearer <api key>`. A key has roles `chat`, `catalog`, `analyst`, `admin`
-  (`admin` implies every role); a missing or invalid key is 401, a key without the route's role 403.
+* **Keys**: `Authorization: Bearer <api key>`. A key has roles `chat`, `catalog`, `orders`, `analyst`,
+  `admin` (`admin` implies every role); a missing or invalid key is 401, a key without the route's role 403.
 * **Shopper**: `X-Customer-Token: <JWT>` (HS256, claims `sub` = customer id and `exp`) on chat routes
   only. A missing, invalid or expired token makes the shopper anonymous: order questions then get the
   sign-in reply (`status: need_sign_in`).
@@ -214,8 +218,9 @@ def _operation(rule: Rule, method: str, view: Callable[..., Any], meta: Doc,
                           "tags": [meta.tag]}
     description = meta.description
     if role:
+        roles = getattr(view, "required_roles", (role,))
         description = (description + "\n\n" if description else "") + \
-            f"Requires the `{role}` role (`admin` implies every role)."
+            f"Requires the {' or '.join(f'`{r}`' for r in roles)} role (`admin` implies every role)."
     if description:
         op["description"] = description
 

@@ -8,7 +8,7 @@ import re
 from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
-from flask import request
+from flask import g, request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from api.errors import BadRequest, InvalidJSON, PayloadTooLarge, UnsupportedMediaType
@@ -189,6 +189,7 @@ class ImportProgress(Reply):
 class ImportJob(Reply):
     job_id: str
     status: Literal["queued", "running", "done", "failed"]
+    key_id: str | None = Field(None, description="The id of the API key that started the import.")
     strict: bool = False
     dry_run: bool = False
     files: list[str] = Field(default_factory=list)
@@ -328,6 +329,29 @@ class DevTokenRequest(Strict):
     ttl_s: int = Field(3600, ge=60, le=86_400)
 
 
+class AuditEntry(Reply):
+    """One catalog write (kg/audit.py)."""
+
+    id: str = Field(description="The change's id in the log (`<time>-<n>.<n>`, time-ordered); as a cursor it "
+                               "reads on from there.")
+    at: str | None = Field(description="When it was written (UTC).")
+    key_id: str | None = Field(description="The API key that wrote it; `cli:<user>` for the key-less local command.")
+    route: str | None = Field(description="The route of a single-product or shop-example write.")
+    job_id: str | None = Field(description="The import job that wrote it.")
+    file: str | None = Field(description="The import file the row came from.")
+    line: int | None = Field(description="The row's physical line in that file (the header is line 1).")
+    label: str = Field(description="Product, Order, Customer, ..., OrderItem (an order's item), ShopExample.")
+    node: str = Field(description="The node's key: the sku, order id, ...; `order_id/sku` for an order item.")
+    action: Literal["created", "updated", "deleted"]
+    old: dict[str, Any] | None = Field(description="The fields that changed, as they were (null when created).")
+    new: dict[str, Any] | None = Field(description="The fields that changed, as they are now (null when deleted).")
+
+
+class AuditPage(Reply):
+    entries: list[AuditEntry] = Field(description="Newest first.")
+    next_cursor: str | None = Field(description="Pass as `cursor` for older entries; null when there are none.")
+
+
 class DevTokenResponse(Reply):
     token: str
     customer_id: str
@@ -367,7 +391,9 @@ def _check_shape(value: Any, max_depth: int) -> None:
 
 def read_json(settings: Any) -> Any:
     """The request's JSON value: 415 for another media type, 413 when too large, 400 when
-    malformed or too deep."""
+    malformed or too deep. Read once per request (the rate limiter may read it before the view)."""
+    if "json_body" in g:
+        return g.json_body
     mimetype = request.mimetype or ""
     if not (mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))):
         raise UnsupportedMediaType("the body must be application/json", details={"got": mimetype[:100] or None})
@@ -384,6 +410,7 @@ def read_json(settings: Any) -> Any:
     except orjson.JSONDecodeError as exc:
         raise InvalidJSON("the body is not valid JSON", details={"position": getattr(exc, "pos", None)}) from None
     _check_shape(value, settings.api_max_json_depth)
+    g.json_body = value
     return value
 
 

@@ -1,14 +1,18 @@
-"""What the API's views call: one `Services` object per app, built from `Settings`.
+"""What the API's views call: one `Services` object per app, around the composition root's
+`Container` (common/bootstrap.py), which chose and built every collaborator.
 
 Nothing here connects or loads at construction: the graph store connects on its first query, the
 dialogue engine (models) is built on first use or by `warm()` (gunicorn calls it right after a
 worker starts), and Redis is reached per call. So `create_app` stays free of I/O and several apps
-(tests) can live side by side.
+(tests) can live side by side. What only HTTP needs is added here: metrics, API keys, import jobs,
+and the policy for a lost state store.
 
-Redis is the one named by `REDIS_URL`, or the embedded graph server's own (`store.redis`). Every
-Redis call goes through `redis_call`, which turns a lost connection into a retryable error (a 503)
-and drops the broken connection so the next request reconnects, restarting the embedded server if
-it died: the API recovers by itself, without a restart.
+The state Redis is the container's `StateRedis` (kg/backends/state_server.py: `REDIS_URL`; with
+the embedded graph, a second embedded server of its own, so a graph overload cannot take
+sessions, keys and rate limits down; with a FalkorDB by URL, that server's own). Every Redis call
+goes through `redis_call`, which turns a lost connection into a retryable error (a 503) and drops
+the broken connection so the next request reconnects, restarting an embedded server that died:
+the API recovers by itself, without a restart.
 """
 
 from __future__ import annotations
@@ -19,12 +23,22 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import redis
 
+from api.auth import KeyStore
+from api.handoffs import HandoffLog
+from api.jobs import ImportJobs
+from api.metrics import Metrics
+from common import bootstrap
+from common.bootstrap import Container
 from common.errors import KGQAError, ModelNotReady, Retryable
 from common.settings import Settings
+from kg.audit import AuditLog
+from kg.backends.state_server import StateRedis, key_prefix
+from kg.store import GraphStore
+from qa.engine import Engine
 
 log = logging.getLogger("kgqa.api")
 
@@ -38,23 +52,28 @@ class StateUnavailable(Retryable):
 
 
 class Services:
-    def __init__(self, settings: Settings, *, store: Any = None, engine: Any = None,
-                 redis_client: redis.Redis | None = None,
-                 engine_factory: Callable[[Settings, Any], Any] | None = None) -> None:
-        self.settings = settings
-        self._store = store
-        self._engine = engine
-        self._redis = redis_client
-        self._engine_factory = engine_factory
+    def __init__(self, container: Container) -> None:
+        self.container = container
+        self.settings = container.settings
+        self.catalog = container.catalog
+        self.sessions = container.sessions
+        # A random id per app instance (not the pid): the X-Instance header tells which worker answered.
+        self.instance_id = secrets.token_hex(4)
+        self.prefix = key_prefix(self.settings.graph_name)
+        self.started_at = time.time()
+        self.clock: Callable[[], float] = time.time  # rate-limit windows (tests hold it still)
+        self.metrics = Metrics()
+        self.keys = KeyStore(self.redis_call, self.prefix)
+        self.jobs = ImportJobs(self)
+        self.handoffs = HandoffLog(self)
         self._engine_lock = threading.Lock()
         self._engine_error: str | None = None
         self._engine_failed_at = 0.0
-        self._schema_ready = False
-        self._schema_lock = threading.Lock()
-        # A random id per app instance (not the pid): the X-Instance header tells which worker answered.
-        self.instance_id = secrets.token_hex(4)
-        self.prefix = f"kgqa:{settings.graph_name}:"
-        self.started_at = time.time()
+        self._warming = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Services:
+        return cls(bootstrap.build(settings))
 
     @functools.cached_property
     def privacy_key(self) -> bytes:
@@ -65,44 +84,27 @@ class Services:
 
     # -- graph ---------------------------------------------------------------------------------------
     @property
-    def store(self) -> Any:
-        if self._store is None:
-            from kg.store import open_store
-
-            self._store = open_store(self.settings)
-        return self._store
+    def store(self) -> GraphStore:
+        return self.container.store
 
     @property
-    def graph(self) -> Any:
+    def graph(self) -> GraphStore:
         """The store, with keys and indexes in place (which also makes an empty graph queryable)."""
-        self.ensure_schema()
-        return self.store
-
-    def ensure_schema(self) -> None:
-        """Keys and indexes, once per process, before the first catalog write."""
-        if self._schema_ready:
-            return
-        with self._schema_lock:
-            if not self._schema_ready:
-                from kg.schema import ensure_schema
-
-                ensure_schema(self.store)
-                self._schema_ready = True
+        return self.container.graph()
 
     # -- redis ---------------------------------------------------------------------------------------
-    def redis(self) -> redis.Redis:
-        if self._redis is not None:
-            return self._redis
-        if self.settings.redis_url:
-            self._redis = redis.Redis.from_url(self.settings.redis_url, decode_responses=True, socket_timeout=2,
-                                               socket_connect_timeout=2)
-            return self._redis
-        store = self.store
-        if not hasattr(store, "redis"):
-            from common.errors import ConfigError
+    @property
+    def state(self) -> StateRedis:
+        """The state store's Redis (kg/backends/state_server.py): the container's, one per app."""
+        return self.container.redis
 
-            raise ConfigError("REDIS_URL is required unless the graph is FalkorDB")
-        return store.redis  # the store's current connection (a new one after a reconnect)
+    @property
+    def audit(self) -> AuditLog:
+        """The audit log of catalog writes (kg/audit.py), in the state store."""
+        return AuditLog(self.redis_call, self.prefix, max_entries=self.settings.audit_max_entries)
+
+    def redis(self) -> redis.Redis:
+        return self.container.redis.client()
 
     def redis_call(self, fn: Callable[[redis.Redis], T]) -> T:
         try:
@@ -116,35 +118,40 @@ class Services:
             raise
 
     def connection_lost(self) -> None:
-        """Drop the graph server connection so the next call reconnects (and restarts an embedded
-        server that died)."""
-        store = self._store
-        if store is not None and not self.settings.redis_url:
+        """Drop the state store's connection (and the graph server's, when state lives there) so the
+        next call reconnects, restarting an embedded server that died."""
+        state = self.container.redis
+        state.reset()
+        if state.shares_graph_server:
             try:
-                store.close()
+                self.store.close()
             except Exception:  # noqa: BLE001 - a broken connection may fail to close
                 log.debug("closing the store failed", exc_info=True)
 
     # -- dialogue engine ----------------------------------------------------------------------------
     @property
     def engine_loaded(self) -> bool:
-        return self._engine is not None
+        return self.container.engine.built
 
     @property
     def engine_error(self) -> str | None:
         return self._engine_error
 
-    def engine(self) -> Any:
-        if self._engine is not None:
-            return self._engine
+    def engine(self) -> Engine:
+        lazy = self.container.engine
+        if lazy.built:
+            return lazy.get()
         with self._engine_lock:
-            if self._engine is not None:
-                return self._engine
+            if lazy.built:
+                return lazy.get()
             # Do not hammer a failing load on every request: retry at most every 10 s.
             if self._engine_error and time.monotonic() - self._engine_failed_at < 10:
                 raise ModelNotReady("the dialogue engine is not ready", details={"reason": "load_failed"})
             try:
-                self._engine = self._build_engine()
+                self.container.graph()
+                # Load the understanding model now (not on the first question), so readiness means ready.
+                self.container.understander.get().understand("hello")
+                engine = lazy.get()
                 self._engine_error = None
             except Retryable:
                 raise
@@ -154,32 +161,12 @@ class Services:
                 log.error("the dialogue engine could not be built", extra={"error": type(exc).__name__},
                           exc_info=True)
                 raise ModelNotReady("the dialogue engine is not ready", details={"reason": "load_failed"}) from exc
-            return self._engine
-
-    def _build_engine(self) -> Any:
-        if self._engine_factory is not None:
-            return self._engine_factory(self.settings, self.store)
-        from qa.engine import build_engine
-
-        self.ensure_schema()
-        understander = None
-        try:
-            from nlu.understand import Understander
-        except ImportError:  # the engine's own bootstrap reports what is missing
-            Understander = None  # noqa: N806
-        if Understander is not None:
-            understander = Understander.load(self.settings)
-        engine = build_engine(self.settings, store=self.store, understander=understander)
-        # Load the understanding model now (not on the first question), so readiness means ready.
-        understander = getattr(engine, "understander", None)
-        if understander is not None and hasattr(understander, "understand"):
-            understander.understand("hello")
-        return engine
+            return engine
 
     def warm_async(self) -> None:
         """Start building the engine on a background thread (once); readiness turns green after."""
         with self._engine_lock:
-            if self._engine is not None or getattr(self, "_warming", False):
+            if self.container.engine.built or self._warming:
                 return
             self._warming = True
         threading.Thread(target=self.warm, name="kgqa-warm", daemon=True).start()
@@ -194,13 +181,7 @@ class Services:
             self._warming = False
 
     def close(self) -> None:
-        if self._engine is not None:
-            try:
-                self._engine.close()
-            except Exception:  # noqa: BLE001 - shutting down anyway
-                pass
-        if self._store is not None:
-            try:
-                self._store.close()
-            except Exception:  # noqa: BLE001
-                pass
+        try:
+            self.container.close()
+        except Exception:  # noqa: BLE001 - shutting down anyway
+            pass

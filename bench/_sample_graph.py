@@ -10,17 +10,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from common import bootstrap
 from common.settings import Settings
 from import_scripts.sample_store import generate
 from kg.backends.embedded import EmbeddedFalkorDB
-from kg.backends.falkordb import FalkorDBStore
-from kg.loader import import_path
-from kg.schema import ensure_schema
+from kg.store import GraphStore
 
 
 @contextmanager
 def sample_graph(products: int, *, name: str, customers: int = 1, orders: int = 0,
-                 ) -> Iterator[tuple[FalkorDBStore, Settings, Path]]:
+                 ) -> Iterator[tuple[GraphStore, Settings, Path]]:
     """(store, settings, directory of the generated import files); everything is removed after."""
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "sample"
@@ -30,10 +29,10 @@ def sample_graph(products: int, *, name: str, customers: int = 1, orders: int = 
         try:
             settings = Settings(_env_file=None, graph_url="falkordb://embedded", data_dir=server.data_dir,
                                 graph_name=name)
-            store = FalkorDBStore.from_settings(settings)
-            ensure_schema(store)
+            app = bootstrap.build(settings)  # the store and the catalog service, from the composition root
+            store = app.graph()
             t = time.perf_counter()
-            import_path(store, data, settings=settings, progress=False)
+            app.catalog.import_path(data, progress=False)
             print(f"catalog: {products} products imported in {time.perf_counter() - t:.1f} s")
             yield store, settings, data
         finally:

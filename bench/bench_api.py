@@ -30,6 +30,7 @@ nothing here asserts a target.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -40,7 +41,10 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -116,48 +120,81 @@ def main() -> None:
     args = ap.parse_args()
     levels = [int(x) for x in args.levels.split(",") if x.strip()]
 
+    with serve_sample(products=args.products, workers=args.workers, threads=args.threads,
+                      ready_timeout=args.ready_timeout) as stack:
+        results = []
+        for level in levels:
+            if args.baseline_seconds > 0:
+                base = _run_level(stack.url, stack.key, stack.secret, stack.token, None, level, args.baseline_seconds,
+                                  stack.pid, 0.0, args.max_turns)
+            results.append(_run_level(stack.url, stack.key, stack.secret, stack.token, stack.scripts, level,
+                                      args.seconds, stack.pid, args.rate, args.max_turns))
+            if args.baseline_seconds > 0:
+                results[-1]["baseline_healthz"] = {k: base[k] for k in ("throughput_per_s", "p50_ms", "p99_ms")}
+        _print(results)
+        if args.json_out:
+            args.json_out.write_text(json.dumps(results, indent=2))
+
+
+@dataclass
+class Stack:
+    """A private instance serving the sample store: where it answers and how to call it."""
+
+    url: str
+    key: str
+    secret: str
+    pid: int
+    scripts: list
+    token: Any
+    tmp: Path
+
+
+@contextlib.contextmanager
+def serve_sample(*, products: int = 200, workers: int = 2, threads: int = 4, ready_timeout: float = 600.0,
+                 env: dict[str, str] | None = None, label: str = "api") -> Iterator[Stack]:
+    """An embedded FalkorDB (and its state server) in a temporary directory, the sample store loaded
+    through the importer, and gunicorn with gunicorn.conf.py on a free loopback port, every worker
+    with its models loaded; everything is stopped and removed afterwards. `env` adds settings."""
     import requests
 
     from api.serve import gunicorn_command
+    from common import bootstrap
     from common.settings import REPO_ROOT, Settings
     from import_scripts.sample_store import generate
-    from kg.backends.embedded import EmbeddedFalkorDB, free_port
-    from kg.loader import import_path
-    from kg.schema import ensure_schema
-    from kg.store import open_store
+    from kg.backends.embedded import free_port
+    from kg.backends.state_server import stop_embedded
     from tests.api_support import token
 
-    tmp = Path(tempfile.mkdtemp(prefix="kgqa-bench-api-"))
+    tmp = Path(tempfile.mkdtemp(prefix=f"kgqa-bench-{label}-"))
     secret = "bench-customer-token-secret-0123456789abcdef"
     key = "bench-dev-key-0123456789abcdef"
     env_settings = {
         "GRAPH_URL": "falkordb://embedded", "GRAPH_NAME": "bench", "DATA_DIR": str(tmp / "graph"),
         "DEV_API_KEY": key, "CUSTOMER_TOKEN_SECRET": secret, "LLM_BACKEND": "none",
-        "API_RATE_LIMIT_PER_MINUTE": "0", "API_PRELOAD_ENGINE": "true", "API_WORKERS": str(args.workers),
-        "API_THREADS": str(args.threads), "LOG_LEVEL": "WARNING",
+        "API_RATE_LIMIT_PER_MINUTE": "0", "API_RATE_LIMIT_SHOPPER_PER_MINUTE": "0", "API_PRELOAD_ENGINE": "true",
+        "API_WORKERS": str(workers), "API_THREADS": str(threads), "LOG_LEVEL": "WARNING", **(env or {}),
     }
     settings = Settings(_env_file=None, graph_url="falkordb://embedded", graph_name="bench", data_dir=tmp / "graph")
-    server = EmbeddedFalkorDB(tmp / "graph")
     proc = None
     try:
-        print(f"[bench] sample store ({args.products} products) and graph in {tmp}", flush=True)
-        generate(tmp / "sample", products=args.products, customers=50, orders=300, today=dt.date.today())
-        store = open_store(settings)
-        ensure_schema(store)
-        import_path(store, tmp / "sample", settings=settings, progress=False)
-        products = store.run(_q("bench.products", "MATCH (p:Product) RETURN p.name AS name ORDER BY p.sku LIMIT 40"))
+        print(f"[bench] sample store ({products} products) and graph in {tmp}", flush=True)
+        generate(tmp / "sample", products=products, customers=50, orders=300, today=dt.date.today())
+        app = bootstrap.build(settings)
+        app.catalog.import_path(tmp / "sample", progress=False)
+        store = app.store
+        names = store.run(_q("bench.products", "MATCH (p:Product) RETURN p.name AS name ORDER BY p.sku LIMIT 40"))
         rows = store.run(_q("bench.orders", "MATCH (c:Customer)-[:PLACED]->(o:Order) RETURN c.customer_id AS c, "
                                             "o.order_id AS o ORDER BY o LIMIT 200"))
         orders: dict[str, list[str]] = {}
         for r in rows:
             orders.setdefault(r["c"], []).append(r["o"])
-        store.close()
+        app.close()
 
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        env = {**os.environ, **env_settings}
-        proc = __import__("subprocess").Popen(gunicorn_command("127.0.0.1", port, args.workers), env=env,
-                                              cwd=str(REPO_ROOT), start_new_session=True)
+        proc = __import__("subprocess").Popen(gunicorn_command("127.0.0.1", port, workers),
+                                              env={**os.environ, **env_settings}, cwd=str(REPO_ROOT),
+                                              start_new_session=True)
         started = time.monotonic()
         ready: set[str] = set()  # every worker has loaded its models
         while True:
@@ -165,39 +202,26 @@ def main() -> None:
                 r = requests.get(url + "/readyz", timeout=5, headers={"Connection": "close"})
                 if r.status_code == 200:
                     ready.add(r.headers.get("X-Instance", ""))
-                    if len(ready) >= args.workers:
+                    if len(ready) >= workers:
                         break
                     continue
                 if r.json()["checks"]["models"].get("error"):
                     raise SystemExit("[bench] the models failed to load (is the understanding model trained?)")
             except requests.RequestException:
                 pass
-            if time.monotonic() - started > args.ready_timeout:
+            if time.monotonic() - started > ready_timeout:
                 raise SystemExit("[bench] gunicorn did not become ready")
             time.sleep(1)
-        print(f"[bench] gunicorn ready in {time.monotonic() - started:.1f}s ({args.workers} workers x "
-              f"{args.threads} threads); RSS {_rss_mb(proc.pid):.0f} MB", flush=True)
-
-        scripts = _conversations(products, orders)
-        results = []
-        for level in levels:
-            if args.baseline_seconds > 0:
-                base = _run_level(url, key, secret, token, None, level, args.baseline_seconds, proc.pid, 0.0,
-                                  args.max_turns)
-            results.append(_run_level(url, key, secret, token, scripts, level, args.seconds, proc.pid, args.rate,
-                                      args.max_turns))
-            if args.baseline_seconds > 0:
-                results[-1]["baseline_healthz"] = {k: base[k] for k in ("throughput_per_s", "p50_ms", "p99_ms")}
-        _print(results)
-        if args.json_out:
-            args.json_out.write_text(json.dumps(results, indent=2))
+        print(f"[bench] gunicorn ready in {time.monotonic() - started:.1f}s ({workers} workers x "
+              f"{threads} threads); RSS {_rss_mb(proc.pid):.0f} MB", flush=True)
+        yield Stack(url, key, secret, proc.pid, _conversations(names, orders), token, tmp)
     finally:
         if proc is not None and proc.poll() is None:
             import signal
 
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)
-        server.stop()
+        stop_embedded(tmp / "graph")
         import shutil
 
         shutil.rmtree(tmp, ignore_errors=True)

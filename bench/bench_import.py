@@ -2,9 +2,11 @@
 
     .venv/bin/python bench/bench_import.py                   # 100,000 products, ~300,000 order items
     .venv/bin/python bench/bench_import.py --products 20000  # quicker
+    .venv/bin/python bench/bench_import.py --products 20000 --only-audit   # the audit log's cost only
 
 Prints rows/s per file type for the project's loader (validated, batched UNWIND upserts with
-change detection), then for products:
+change detection), without and with the audit log (kg/audit.py: one read of old values and one
+pipelined write to the state store per batch), then for products:
   * baseline A: one MERGE query per row (what a naive loader does), on a sample of rows;
   * baseline B: FalkorDB's own create-only bulk loader (`falkordb-bulk-insert`), which skips
     validation, upsert semantics and idempotence: the ceiling, not a competitor;
@@ -81,14 +83,22 @@ def file_for(d: Path, kind: str) -> Path:
     raise FileNotFoundError(kind)
 
 
-def run_loader(data: Path, tmp: Path, name: str) -> dict[str, tuple[int, float]]:
+def run_loader(data: Path, tmp: Path, name: str, *, audit: bool = False,
+               changed: Path | None = None) -> dict[str, tuple[int, float]]:
+    """Rows and seconds per file type; with `changed`, then the products again with every price
+    changed (each row an update: the audit log reads and writes old and new values)."""
     server, store, settings = fresh_store(tmp, name)
+    sink = None
+    if audit:
+        from common import bootstrap
+
+        sink = bootstrap.build(settings, store=store).local_audit()  # the embedded state server beside this graph
     out: dict[str, tuple[int, float]] = {}
     try:
-        for kind in ORDER:
-            f = file_for(data, kind)
+        for kind in ORDER + (["products (all updated)"] if changed else []):
+            f = changed if kind.startswith("products (") else file_for(data, kind)
             t = time.perf_counter()
-            report = import_path(store, f, settings=settings, progress=False)
+            report = import_path(store, f, settings=settings, progress=False, audit=sink)
             el = time.perf_counter() - t
             rows = sum(fr.rows for fr in report.files)
             if report.errors:
@@ -96,8 +106,26 @@ def run_loader(data: Path, tmp: Path, name: str) -> dict[str, tuple[int, float]]
             out[kind] = (rows, el)
     finally:
         store.close()
-        server.stop()
+        from kg.backends.state_server import stop_embedded
+
+        stop_embedded(server.data_dir)
     return out
+
+
+def with_new_prices(data: Path, out_dir: Path) -> Path:
+    """products.csv with every price raised by one cent."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    src = file_for(data, "products")
+    dst = out_dir / "products.csv"
+    with open(src, newline="", encoding="utf-8") as fin, open(dst, "w", newline="", encoding="utf-8") as fout:
+        reader = csv.DictReader(fin)
+        writer = csv.DictWriter(fout, fieldnames=reader.fieldnames or [])
+        writer.writeheader()
+        for row in reader:
+            if row.get("price"):
+                row["price"] = f"{float(row['price']) + 0.01:.2f}"
+            writer.writerow(row)
+    return dst
 
 
 PER_ROW = Query(
@@ -198,6 +226,7 @@ def main() -> None:
     ap.add_argument("--orders", type=int, default=None, help="default: products * 1.2 (~3 items each)")
     ap.add_argument("--per-row-sample", type=int, default=3000)
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    ap.add_argument("--only-audit", action="store_true", help="only the loader without and with the audit log")
     args = ap.parse_args()
     orders = args.orders if args.orders is not None else int(args.products * 1.2)
     tmp = Path(tempfile.mkdtemp(prefix="bench-import-"))
@@ -207,7 +236,17 @@ def main() -> None:
              seed=7, today=dt.date(2026, 11, 1))
     print(f"generated in {time.perf_counter() - t:.1f}s into {data}  (cpus: {os.cpu_count()})")
 
-    loader = run_loader(data, tmp, "loader")
+    changed = with_new_prices(data, tmp / "changed")
+    loader = run_loader(data, tmp, "loader", changed=changed)
+    audited = run_loader(data, tmp, "audited", audit=True, changed=changed)
+    print("\nloader without / with the audit log (rows/s):")
+    print(f"  {'file':<24}{'rows':>10}{'no audit':>12}{'audit':>12}{'ratio':>8}")
+    for kind, (rows, el) in loader.items():
+        rows_a, el_a = audited[kind]
+        plain, logged = rows / el if el else 0, rows_a / el_a if el_a else 0
+        print(f"  {kind:<24}{rows:>10}{plain:>12,.0f}{logged:>12,.0f}{logged / plain if plain else 0:>8.0%}")
+    if args.only_audit:
+        return
     per_row_n, per_row_s = run_per_row(data, tmp, args.per_row_sample)
     bulk_n, bulk_s = run_bulk_loader(data, tmp)
     mem = memory_profile(tmp, [max(1000, args.products // 4), max(2000, args.products // 2), args.products])

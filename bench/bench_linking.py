@@ -9,6 +9,9 @@ A fresh embedded FalkorDB in a temporary directory gets the sample store (kg/loa
 - latency per mention (p50 / p95 / max, ms) by path: exact names and model numbers, model-line
   mentions (ambiguous), typos (fuzzy + full-text), paraphrases (embeddings; every text distinct so
   the query cache does not help), nonsense; a typical question's entities together; `link_text`;
+  `link()` (the dialogue's entry point) on a typical question, on a question naming no product
+  (the message is searched for product names and naming values), and on a product name the model
+  read as a brand and a category (the name is found in the message);
 - following the catalog: the version check when nothing changed, and an incremental refresh after
   one product is added and one renamed (imported by the loader);
 - accuracy on held-out products (nlu/linking/evaluation.py).
@@ -34,11 +37,12 @@ import psutil  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._sample_graph import sample_graph  # noqa: E402
+from common import bootstrap  # noqa: E402
 from common.settings import Settings  # noqa: E402
 from kg.loader import import_path  # noqa: E402
-from nlu.linking import EntityLinker, LinkerConfig  # noqa: E402
+from nlu.linking import LinkerConfig  # noqa: E402
 from nlu.linking.evaluation import build_examples, evaluate_linking, held_out_records, typo  # noqa: E402
-from nlu.types import Entity  # noqa: E402
+from nlu.types import Entity, IntentScore, Understanding  # noqa: E402
 
 
 def _rss_mb() -> float:
@@ -77,7 +81,8 @@ def main() -> None:
 
 def run(store, settings: Settings, data: Path, args) -> None:
     config = LinkerConfig(use_embeddings=not args.no_embeddings, embedding_dtype=args.dtype)
-    linker = EntityLinker.from_settings(settings, store, config=config)
+    linker = bootstrap.build(settings, store=store, linker_config=config).linker
+    assert linker is not None
     if config.use_embeddings:
         t = time.perf_counter()
         linker.encoder.encode(["warm up"])
@@ -127,6 +132,27 @@ def run(store, settings: Settings, data: Path, args) -> None:
                                         Entity(type="ORDER_ID", text="#10452")], f"is the {e.text} in black?"),
         question)))
     print(_row("link_text on a question", _timed(linker.link_text, [f"is the {ln} in stock?" for ln in line_only[:100]])))
+
+    def understood(text: str, intent: str, *spans: tuple[str, str]) -> Understanding:
+        ents = [Entity(type=t, text=m, start=text.index(m), end=text.index(m) + len(m)) for m, t in spans]
+        return Understanding(text=text, intent=IntentScore(name=intent, confidence=0.9), entities=ents)
+
+    typical = [understood(f"is the {ln} in black? order #10452", "product_availability", (ln, "PRODUCT"),
+                          ("black", "ATTRIBUTE"), ("#10452", "ORDER_ID")) for ln in line_only[:100]]
+    print(_row("link(): typical question", _timed(linker.link, typical)))
+    plain = ["do you ship to austria?", "what are your opening hours", "can I pay with paypal?",
+             "how long does delivery take", "I want to talk to a person", "what is your return policy",
+             "do you have a store in berlin", "my parcel never arrived", "is there a student discount",
+             "can I change my delivery address"]
+    print(_row("link(): no product named", _timed(linker.link, [understood(t, "delivery_options") for t in plain * 5])))
+    mistyped = []
+    for r in sample[:100]:
+        words = r["name"].split(",")[0].split()
+        if len(words) >= 3:  # the first word read as a brand, the rest as a category
+            text = f"how much is the {' '.join(words).lower()}?"
+            mistyped.append(understood(text, "product_price", (words[0].lower(), "BRAND"),
+                                       (" ".join(words[1:]).lower(), "CATEGORY")))
+    print(_row("link(): name read as other types", _timed(linker.link, mistyped)))
 
     if not config.use_embeddings:  # the matrix search alone, on random unit vectors of the real size
         import numpy as np

@@ -198,11 +198,12 @@ def main() -> None:
 def understand_and_link(settings: Settings, threads: int, runs: int) -> None:
     """p50/p95 of the chat's understanding step: model, then linking of every entity found."""
     from bench._sample_graph import sample_graph
-    from nlu.linking import EntityLinker
+    from common import bootstrap
 
     understander = Understander.load(settings, num_threads=threads)
     with sample_graph(1000, name="bench_nlu") as (store, graph_settings, _data):
-        linker = EntityLinker.from_settings(graph_settings, store)
+        linker = bootstrap.build(graph_settings, store=store).linker
+        assert linker is not None
         linker.warm()
         records = linker.indexed()[0]
         names = [r.name for r in records]

@@ -55,7 +55,25 @@ class ReadOnlyViolation(QueryError):
 
 
 class QueryTimeout(QueryError):
+    """The caller's own query (the analyst route) ran past its time limit: a 422, never re-sent."""
+
     code = "query_timeout"
+
+
+class GraphBusy(GraphError, Retryable):
+    """One of the product's named queries (a chat turn, a catalog write, a report) ran past its
+    time limit: its parameters are not at fault, the server was busy or just restarted, so the
+    call may succeed later (a 503 with Retry-After). Every named write is idempotent or keyed, so a
+    retry after a timed-out write is safe."""
+
+    code = "graph_busy"
+
+
+class QueryMemoryLimit(QueryError):
+    """The server stopped a query that needed more memory than it allows (QUERY_MEM_CAPACITY on
+    FalkorDB, `db.memory.transaction.max` on Neo4j)."""
+
+    code = "query_memory_limit"
 
 
 class UnknownQuery(GraphError):

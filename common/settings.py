@@ -45,6 +45,20 @@ class Settings(BaseSettings):
     data_dir: Path = Field(REPO_ROOT / "var" / "data", description="Embedded server's data directory.")
     falkordb_port: int = Field(0, ge=0, le=65535, description="0 picks a free port on first start.")
     falkordb_appendfsync: Literal["always", "everysec", "no"] = "everysec"
+    falkordb_timeout_max_ms: int = Field(
+        120_000, ge=0,
+        description=(
+            "The embedded server's TIMEOUT_MAX: no query runs longer, whoever sends it (longer "
+            "per-query timeouts are lowered to it); 0: no maximum."
+        ),
+    )
+    falkordb_query_mem_capacity_mb: int = Field(
+        1024, ge=0,
+        description=(
+            "The embedded server's QUERY_MEM_CAPACITY in MiB: a query that needs more memory (its "
+            "result included) is stopped with an error instead of growing the server; 0: no cap."
+        ),
+    )
     graph_password: SecretStr | None = None
     neo4j_user: str = "neo4j"
     neo4j_password: SecretStr | None = None
@@ -52,6 +66,14 @@ class Settings(BaseSettings):
     query_timeout_ms: int = Field(5000, ge=1)
     analyst_row_limit: int = Field(1000, ge=1)
     analyst_timeout_ms: int = Field(5000, ge=1)
+    analyst_max_concurrent: int = Field(
+        1, ge=0,
+        description=(
+            "Analyst queries running at once across every API worker and host (a Redis semaphore); "
+            "more get a 429 with Retry-After. Keep it below the graph server's query threads (FalkorDB's "
+            "THREAD_COUNT, the number of cores by default) so chat queries always find one. 0: no limit."
+        ),
+    )
     import_batch_size: int = Field(5000, ge=1, le=100_000)
     import_max_field_bytes: int = Field(65_536, ge=64)
     store_currency: str = Field("USD", min_length=3, max_length=3)
@@ -61,6 +83,29 @@ class Settings(BaseSettings):
         None, description="Redis for dialogue state and rate limits; default: the embedded server."
     )
     session_ttl_s: int = Field(86_400, ge=60)
+    pending_ttl_s: int = Field(
+        300, ge=1,
+        description="How long (seconds) a proposed action awaits its yes or no, and a clarifying question its "
+                    "answer; a yes after that says the request expired and offers to start again.")
+    handoff_timeout_s: int = Field(
+        1800, ge=0,
+        description="After a hand-off the bot only says a colleague will reply, until an agent releases the "
+                    "session (POST /api/v1/admin/handoffs/<id>/release) or this many seconds pass; 0: never.")
+    handoff_webhook_url: str | None = Field(
+        None, description="When set, each hand-off record is POSTed here as JSON (a help desk), from a background "
+                          "thread: never blocking a chat turn, retried, failures logged.")
+    handoff_webhook_timeout_s: float = Field(5.0, gt=0, le=120, description="Timeout of one webhook POST.")
+    handoff_webhook_retries: int = Field(3, ge=0, le=20, description="Webhook retries after a failed POST.")
+    handoff_webhook_secret: SecretStr | None = Field(
+        None, description="When set, each webhook POST carries `X-Kgqa-Signature: sha256=<HMAC-SHA256 of the "
+                          "body>` so the help desk can check where it came from.")
+    audit_max_entries: int = Field(
+        200_000, ge=1000,
+        description=(
+            "Catalog changes kept in the audit log (a capped stream in the state Redis, one entry per "
+            "node written); the oldest drop first."
+        ),
+    )
 
     # -- models --------------------------------------------------------------------------------
     encoder_path: str = Field(default_factory=_default_encoder_path)
@@ -83,6 +128,13 @@ class Settings(BaseSettings):
     )
     nlu_trace: bool = Field(
         True, description="TorchScript-trace and freeze the merged model at load: about 1.6x faster per question."
+    )
+    procedure_threshold: float = Field(
+        0.42, ge=0.0, le=1.0,
+        description=(
+            "Procedure questions (qa/search.py): the least similarity between the question and an FAQ or "
+            "policy text for that text to answer; below it a person is offered."
+        ),
     )
     shop_examples_refresh_s: float = Field(
         5.0, ge=0.0, le=3600.0,
@@ -153,6 +205,28 @@ class Settings(BaseSettings):
         600, ge=0, description="Requests per API key per minute (a 429 beyond); 0: no limit."
     )
     api_rate_limit_import_per_minute: int = Field(10, ge=0, description="Imports per API key per minute.")
+    api_rate_limit_shopper_per_minute: int = Field(
+        60, ge=0,
+        description=(
+            "Chat requests per shopper per minute, within the key's own limit: per customer (the token's "
+            "`sub`) when signed in, else per session; one shopper over it does not slow another. 0: none."
+        ),
+    )
+    api_rate_limit_address_per_minute: int = Field(
+        0, ge=0,
+        description=(
+            "Requests per client address per minute (see API_TRUSTED_PROXIES for what the address is); "
+            "0: no limit."
+        ),
+    )
+    api_trusted_proxies: int = Field(
+        0, ge=0, le=16,
+        description=(
+            "Reverse proxies in front of the API that append to X-Forwarded-For. 0: the client address is "
+            "the socket's; N: the Nth entry from the right of X-Forwarded-For (the address the outermost "
+            "trusted proxy saw)."
+        ),
+    )
     api_metrics_public: bool = Field(False, description="/metrics without a key; else the admin role.")
     api_allow_hard_delete: bool = Field(
         False, description="DELETE /catalog/products/<sku>?hard=true removes the node (admin role only)."

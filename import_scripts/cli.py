@@ -1,8 +1,9 @@
 """`kgqa import PATH...`: load catalog files (DESIGN section 3) from the command line.
 
-The command is a thin shell around `kg.loader.import_path`: it builds the settings, opens the
-store, makes sure the schema exists, and turns the report into a table and an exit status that
-scripts can rely on (1 when a strict import was refused or a file could not be imported at all).
+The command is a thin shell around the catalog service (kg/catalog/service.py, the same the HTTP
+import uses), taken from the composition root (common/bootstrap.py): it turns the report into a
+table and an exit status that scripts can rely on (1 when a strict import was refused or a file
+could not be imported at all).
 """
 
 from __future__ import annotations
@@ -32,26 +33,27 @@ def import_command(paths: tuple[Path, ...], strict: bool, dry_run: bool, delimit
 
     A directory imports in dependency order. Re-importing the same files changes nothing. Bad rows
     are reported with file, line, column and reason; the good ones still load unless --strict.
+    Every write goes to the audit log (`./kgqa audit`) as cli:<user>.
     """
-    from kg.loader import import_path, iter_error_lines
-    from kg.schema import ensure_schema
-    from kg.store import open_store
+    from common import bootstrap
+    from kg.loader import iter_error_lines
 
     console = Console()
     err_console = Console(stderr=True)
     settings = Settings()
     if graph_name:
         settings = settings.model_copy(update={"graph_name": graph_name})
-    store = open_store(settings)
+    app = bootstrap.build(settings)
     try:
-        ensure_schema(store)
-        report = import_path(store, list(paths), settings=settings, strict=strict, dry_run=dry_run,
-                             delimiter=delimiter, progress=not no_progress)
+        # Key-less local use: every role, written to the audit log as cli:<user>.
+        audit = None if dry_run else app.local_audit()
+        report = app.catalog.import_path(list(paths), strict=strict, dry_run=dry_run, delimiter=delimiter,
+                                         progress=not no_progress, audit=audit)
     except KGQAError as exc:
         err_console.print(f"[red]import failed:[/] {exc.message}")
         raise SystemExit(1) from None
     finally:
-        store.close()
+        app.close()
 
     title = "Import (dry run: nothing written)" if dry_run else "Import"
     table = Table(title=title)

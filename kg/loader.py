@@ -2,7 +2,7 @@
 
 The same core serves the CLI (`import_path`, files and directories) and the HTTP import
 (`import_files`, uploaded streams). Files are read as streams in dependency order, validated row
-by row (import_scripts/validation.py), checked against the graph and the rest of the import for
+by row (kg/catalog/validation.py), checked against the graph and the rest of the import for
 the nodes they name, and written in batches of `settings.import_batch_size` rows.
 
 Idempotence comes from a content hash `_h` on every upserted node (and order item): per batch one
@@ -20,6 +20,11 @@ Safety: `strict` validates every file first (a streaming pass that keeps only th
 reference checks need) and writes nothing unless every row is good; `dry_run` never writes. Each
 write either runs as one atomic statement or stores `_h` last (kg/queries/loader.py), so a server
 killed mid-import leaves rows the next import recognises as unfinished and completes.
+
+Audit: given an `audit` sink (kg/audit.py), every batch that writes is described as `Change`
+records (node, created or updated, the old and new values of the fields that changed, file and
+line), the old values read with one query per batch of changed rows; the writer thread hands them
+to the sink right after the batch's statements succeed. A sink that fails stops the import.
 """
 
 from __future__ import annotations
@@ -43,8 +48,9 @@ from pydantic import BaseModel, Field
 
 from common.errors import ImportError_, QueryError
 from common.settings import Settings
-from import_scripts.reader import FileProblem, open_reader
-from import_scripts.validation import FILE_TYPES, TYPES, Clean, FileType, Validator, file_type
+from kg.audit import AuditSink, Change
+from kg.catalog.reader import FileProblem, open_reader
+from kg.catalog.validation import FILE_TYPES, TYPES, Clean, FileType, Validator, file_type
 from kg.queries import Query
 from kg.queries import loader as Q
 from kg.store import GraphStore
@@ -226,20 +232,26 @@ class _Writer:
 
     def __init__(self, store: GraphStore) -> None:
         self.store = store
-        self._q: queue.Queue[list[Op] | None] = queue.Queue(maxsize=2)
+        self._q: queue.Queue[tuple[list[Op], Callable[[], Callable[[], None]] | None] | None] = queue.Queue(maxsize=2)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._loop, name="kg-import-writer", daemon=True)
         self._thread.start()
 
     def _loop(self) -> None:
         while True:
-            ops = self._q.get()
+            job = self._q.get()
             try:
-                if ops is None:
+                if job is None:
                     return
+                ops, audit = job
                 if self._error is None:
+                    # The audit record is prepared (old values read) before the batch is written
+                    # and stored once it is: here, so the reading overlaps the next batch's parsing.
+                    store_record = audit() if audit is not None else None
                     for query, params, fallback in ops:
                         self._run(query, params, fallback)
+                    if store_record is not None:
+                        store_record()
             except BaseException as exc:  # noqa: BLE001 - handed to the importer's thread
                 self._error = exc
             finally:
@@ -258,10 +270,12 @@ class _Writer:
             for q2, p2, _ in fallback():
                 self.store.run(q2, p2, timeout_ms=WRITE_TIMEOUT_MS)
 
-    def submit(self, ops: list[Op]) -> None:
+    def submit(self, ops: list[Op], audit: Callable[[], Callable[[], None]] | None = None) -> None:
+        """Queue a batch's statements; `audit()`, called before they run, returns what stores the
+        batch's audit record after they succeed."""
         self._check()
         if ops:
-            self._q.put(ops)
+            self._q.put((ops, audit))
 
     def drain(self) -> None:
         self._q.join()
@@ -279,8 +293,9 @@ class _Writer:
 # -- one pass over the files ------------------------------------------------------------------------------
 class _Pass:
     def __init__(self, store: GraphStore, settings: Settings, report: ImportReport, *, mode: Mode,
-                 delimiter: str, progress: bool) -> None:
+                 delimiter: str, progress: bool, audit: AuditSink | None = None) -> None:
         self.store = store
+        self.audit = audit if mode == "write" else None
         self.settings = settings
         self.report = report
         self.mode = mode
@@ -424,7 +439,16 @@ class _Pass:
         if self.mode == "write" and (created or props_changed or relinked):
             self.changed = True
             assert self.writer is not None
-            self.writer.submit(self._ops(ft, created, props_changed, relinked))
+            audit = None
+            if self.audit is not None:
+                sink = self.audit
+                changed = [*props_changed, *relinked]
+
+                def audit() -> Callable[[], None]:
+                    changes = self._changes(src, ft, created, changed)
+                    return lambda: sink(changes)
+
+            self.writer.submit(self._ops(ft, created, props_changed, relinked), audit)
 
     def _check_refs(self, src: Source, ft: FileType, fr: FileReport, batch: list[Clean]) -> list[Clean]:
         known = self.known
@@ -436,6 +460,7 @@ class _Pass:
         for label, keys in need.items():
             known[label].update(self._existing(label, keys))
         implicit: dict[str, list[str]] = defaultdict(list)
+        first_line: dict[tuple[str, Any], int] = {}  # the row that named an implicit node first
         own = known.get(ft.label or "")
         accepted: list[Clean] = []
         for row in batch:
@@ -446,6 +471,7 @@ class _Pass:
                 if mode == "implicit":
                     known[label][key] = None
                     implicit[label].append(key)
+                    first_line.setdefault((label, key), row.line)
                     verb = "created it" if self.mode == "write" else "it would be created"
                     self.report.warn(f"{src.name} line {row.line}: {label.lower()} {key!r} has no node; {verb}")
                     continue
@@ -466,7 +492,45 @@ class _Pass:
                 rows = self.store.run(Q.ENSURE[label], {"keys": names}, timeout_ms=WRITE_TIMEOUT_MS)
                 for k, node_id in rows[0]["found"] if rows else []:
                     known[label][k] = node_id
+            if self.audit is not None:
+                self.audit([Change(label, str(k), "created", None, {"name": k}, src.name, first_line.get((label, k)))
+                            for label, names in implicit.items() for k in names])
         return accepted
+
+    # -- audit ----------------------------------------------------------------------------------------
+    def _changes(self, src: Source, ft: FileType, created: list[Clean], changed: list[Clean]) -> list[Change]:
+        """Change records for a batch: new values of created rows; old and new values of the fields
+        that differ for changed rows (their old values read in one query)."""
+        label = ft.label or "OrderItem"
+        out = [Change(label, _audit_key(r.key), "created", None, _values(ft, r), src.name, r.line) for r in created]
+        if not changed:
+            return out
+        old = self._snapshot(ft, changed)
+        for r in changed:
+            before = old.get(r.key)
+            after = _values(ft, r)
+            if before is None:  # gone since it was classified: write it as new
+                out.append(Change(label, _audit_key(r.key), "created", None, after, src.name, r.line))
+                continue
+            fields = [f for f in after if not _same(before.get(f), after[f])]
+            if fields:
+                out.append(Change(label, _audit_key(r.key), "updated", {f: before.get(f) for f in fields},
+                                  {f: after[f] for f in fields}, src.name, r.line))
+        return out
+
+    def _snapshot(self, ft: FileType, rows: list[Clean]) -> dict[Any, dict[str, Any]]:
+        if ft.label is None:
+            res = self.store.run(Q.CONTAINS_SNAPSHOT, {"rows": [[r.key[0], r.key[1]] for r in rows]},
+                                 timeout_ms=WRITE_TIMEOUT_MS)
+            return {(x["order_id"], x["sku"]): {k: x.get(k) for k in CONTAINS_FIELDS} for x in res}
+        res = self.store.run(Q.SNAPSHOT[ft.label], {"keys": [r.key for r in rows]}, timeout_ms=WRITE_TIMEOUT_MS)
+        names = Q.NODES[ft.label].props
+        out: dict[Any, dict[str, Any]] = {}
+        for x in res:
+            values = dict(zip(names, x.get("props") or (), strict=False))
+            values.update({k: v for k, v in x.items() if k not in ("key", "props")})
+            out[x["key"]] = values
+        return out
 
     def _existing(self, label: str, keys: set[Any]) -> dict[Any, None]:
         """Which of `keys` exist in the graph (node ids not yet known)."""
@@ -622,6 +686,35 @@ class _Pass:
             self.report.version = rows[0]["version"] if rows else None
 
 
+CONTAINS_FIELDS = ("quantity", "unit_price", "discount")
+_NOT_AUDITED = frozenset({"attr_values"})  # derived from attributes
+
+
+def _values(ft: FileType, row: Clean) -> dict[str, Any]:
+    """A row's values as the audit log shows them: its properties and the keys it links to."""
+    if ft.label is None:
+        return dict(zip(CONTAINS_FIELDS, row.props, strict=False))
+    spec = Q.NODES[ft.label]
+    out = {p: v for p, v in zip(spec.props, row.props, strict=False) if p not in _NOT_AUDITED}
+    for rel in spec.rels:
+        if rel.column != "applies_to":
+            out[rel.column] = row.links.get(rel.column)
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        try:
+            return float(a) == float(b)
+        except (TypeError, ValueError):
+            return False
+    return bool(a == b)
+
+
+def _audit_key(key: Any) -> str:
+    return "/".join(map(str, key)) if isinstance(key, tuple) else str(key)
+
+
 def _key_column(ft: FileType) -> str:
     return "question" if ft.name == "faqs" else (ft.key if isinstance(ft.key, str) else "sku")
 
@@ -654,7 +747,7 @@ def normalise_delimiter(delimiter: str) -> str:
 
 
 def _run(store: GraphStore, sources: list[Source], report: ImportReport, *, settings: Settings,
-         strict: bool, dry_run: bool, delimiter: str, progress: bool) -> ImportReport:
+         strict: bool, dry_run: bool, delimiter: str, progress: bool, audit: AuditSink | None) -> ImportReport:
     sources = sorted(sources, key=_order_key)
     report.strict, report.dry_run = strict, dry_run
     if dry_run:
@@ -669,7 +762,7 @@ def _run(store: GraphStore, sources: list[Source], report: ImportReport, *, sett
             rows = store.run(Q.CATALOG_VERSION, {})
             check.version = rows[0]["version"] if rows else None
             return check
-    p = _Pass(store, settings, report, mode="write", delimiter=delimiter, progress=progress)
+    p = _Pass(store, settings, report, mode="write", delimiter=delimiter, progress=progress, audit=audit)
     try:
         p.run(sources)
     except BaseException:
@@ -684,18 +777,19 @@ def _run(store: GraphStore, sources: list[Source], report: ImportReport, *, sett
 
 def import_path(store: GraphStore, paths: Path | str | Sequence[Path | str], *, settings: Settings,
                 strict: bool = False, dry_run: bool = False, delimiter: str = ",",
-                progress: bool = True) -> ImportReport:
-    """Import files and directories of DESIGN section 3 files (a directory in dependency order)."""
+                progress: bool = True, audit: AuditSink | None = None) -> ImportReport:
+    """Import files and directories of DESIGN section 3 files (a directory in dependency order).
+    `audit` receives a description of every write (kg/audit.py)."""
     delimiter = normalise_delimiter(delimiter)
     report = ImportReport()
     sources = _path_sources(paths, report)
     return _run(store, sources, report, settings=settings, strict=strict, dry_run=dry_run,
-                delimiter=delimiter, progress=progress)
+                delimiter=delimiter, progress=progress, audit=audit)
 
 
 def import_files(store: GraphStore, files: Mapping[str, BinaryIO], *, settings: Settings,
                  strict: bool = False, dry_run: bool = False, delimiter: str = ",",
-                 progress: bool = False) -> ImportReport:
+                 progress: bool = False, audit: AuditSink | None = None) -> ImportReport:
     """Import uploaded streams keyed by file name (`products.csv`, ...), as the HTTP layer has them.
 
     Streams are read, never closed; strict mode reads each twice, spooling one-way streams to a
@@ -708,7 +802,7 @@ def import_files(store: GraphStore, files: Mapping[str, BinaryIO], *, settings: 
     with contextlib.ExitStack() as stack:
         sources = _stream_sources(files, need_rewind=strict and not dry_run, stack=stack)
         return _run(store, sources, report, settings=settings, strict=strict, dry_run=dry_run,
-                    delimiter=delimiter, progress=progress)
+                    delimiter=delimiter, progress=progress, audit=audit)
 
 
 def iter_error_lines(report: ImportReport, limit: int = 20) -> Iterator[str]:

@@ -12,11 +12,30 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from common.errors import ConfigError
+from common.errors import ConfigError, GraphBusy, GraphError, QueryTimeout
 from common.settings import Settings
 from kg.queries import Query
 
 Row = dict[str, Any]
+
+
+def analyst_socket_timeout_s(timeout_ms: int) -> float:
+    """How long a client waits for an analyst query's answer: the query's own limit again, at least
+    two seconds, on top of it (queueing behind other queries, sending the capped rows). Past it the
+    query counts as timed out; it is never sent again."""
+    limit_s = timeout_ms / 1000.0
+    return round(limit_s + max(2.0, limit_s), 3)
+
+
+ANALYST_QUERY = "analyst.adhoc"  # the name the analyst route's own Cypher runs under
+
+
+def timeout_error(name: str) -> GraphError:
+    """The error for a query the server stopped at its time limit: the analyst's own query is at
+    fault (`QueryTimeout`, a 422), a named query of the product is not (`GraphBusy`, retryable)."""
+    if name == ANALYST_QUERY:
+        return QueryTimeout(f"query {name} ran past its time limit", details={"query": name})
+    return GraphBusy(f"query {name} ran past its time limit", details={"query": name})
 
 
 @dataclass
@@ -24,7 +43,7 @@ class ReadResult:
     columns: list[str]
     rows: list[Row]
     truncated: bool = False
-    query_name: str = "analyst.adhoc"
+    query_name: str = ANALYST_QUERY
 
 
 @dataclass

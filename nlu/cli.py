@@ -8,7 +8,10 @@ training: its held-out fifth of the products is what the entity figures are meas
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -164,6 +167,24 @@ def evaluate(catalog_dir: Path | None, model_dir: Path | None, fills: int, json_
 
 
 @nlu.command()
+@click.option("--wordnet", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+              help="The WordNet database directory (default: Debian's /usr/share/wordnet).")
+def synonyms(wordnet: Path | None) -> None:
+    """Regenerate nlu/data/synonyms.yaml from WordNet (Debian package wordnet-base), for the senses
+    nlu/synonyms.py lists. Training reads the committed table; this is needed only after editing it."""
+    from common.errors import KGQAError
+    from nlu.synonyms import WORDNET_DIR, build_table, write_table
+
+    try:
+        table = build_table(wordnet or WORDNET_DIR)
+    except KGQAError as exc:
+        _fail(exc)
+        return
+    path = write_table(table)
+    click.echo(f"{sum(len(v) for v in table.values())} synonyms of {len(table)} words written to {path}")
+
+
+@nlu.command()
 @click.argument("text")
 @click.option("--model-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
 @click.option("--link/--no-link", default=True, show_default=True,
@@ -222,15 +243,26 @@ def examples() -> None:
     """
 
 
-def _example_store():
+@contextmanager
+def _example_store() -> Iterator[Any]:
+    """The shop examples of the configured graph, closed afterwards; a graph error is a clear CLI
+    error (exit 1), never a trace."""
+    from common.errors import KGQAError
     from common.settings import Settings
     from kg.schema import ensure_schema
     from kg.store import open_store
     from nlu.example_store import ExampleStore
 
-    graph = open_store(Settings())
-    ensure_schema(graph)
-    return graph, ExampleStore(graph)
+    graph = None
+    try:
+        graph = open_store(Settings())
+        ensure_schema(graph)
+        yield ExampleStore(graph)
+    except KGQAError as exc:
+        raise click.ClickException(getattr(exc, "message", str(exc))) from None
+    finally:
+        if graph is not None:
+            graph.close()
 
 
 @examples.command("add")
@@ -243,19 +275,15 @@ def examples_add(file: Path, strict: bool) -> None:
     from common.errors import KGQAError
     from nlu.example_store import read_examples_file
 
-    graph = None
     try:
         parsed = read_examples_file(file)
-        if not parsed.rows and not parsed.errors:
-            raise click.ClickException(f"{file.name} holds no examples")
-        graph, store = _example_store()
-        report = store.add(parsed.rows, "cli", strict=strict, errors=parsed.errors)
     except KGQAError as exc:
         _fail(exc)
         return
-    finally:
-        if graph is not None:
-            graph.close()
+    if not parsed.rows and not parsed.errors:
+        raise click.ClickException(f"{file.name} holds no examples")
+    with _example_store() as store:
+        report = store.add(parsed.rows, "cli", strict=strict, errors=parsed.errors)
     for entry in report.added:
         click.echo(f"{entry['field']} added {entry['id']}: {entry['intent']}")
     for entry in report.unchanged:
@@ -277,18 +305,8 @@ def examples_list(as_json: bool) -> None:
     """List the stored shop examples, oldest first."""
     import json
 
-    from common.errors import KGQAError
-
-    graph = None
-    try:
-        graph, store = _example_store()
+    with _example_store() as store:
         items, version = store.list(), store.version()
-    except KGQAError as exc:
-        _fail(exc)
-        return
-    finally:
-        if graph is not None:
-            graph.close()
     if as_json:
         click.echo(json.dumps({"version": version, "count": len(items), "examples": [e.to_dict() for e in items]},
                               ensure_ascii=False, indent=2))
@@ -302,21 +320,11 @@ def examples_list(as_json: bool) -> None:
 @click.argument("ids", nargs=-1, required=True)
 def examples_remove(ids: tuple[str, ...]) -> None:
     """Remove the examples with these IDS (as `list` prints them). Exits 1 if any id is unknown."""
-    from common.errors import KGQAError
-
-    graph = None
-    try:
-        graph, store = _example_store()
-        wanted = list(dict.fromkeys(i.strip().lower() for i in ids))
+    wanted = list(dict.fromkeys(i.strip().lower() for i in ids))
+    with _example_store() as store:
         known = {e.id for e in store.by_ids(wanted)}
         removed = store.remove([i for i in wanted if i in known], "cli")
         version = store.version()
-    except KGQAError as exc:
-        _fail(exc)
-        return
-    finally:
-        if graph is not None:
-            graph.close()
     unknown = [i for i in wanted if i not in known]
     for i in unknown:
         click.echo(f"no such example: {i}")

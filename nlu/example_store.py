@@ -3,7 +3,7 @@
 
 - `read_examples_file`: a CSV (`text,intent` header, UTF-8 with or without BOM) or JSON Lines
   (`{"text": ..., "intent": ...}`) file into rows and per-row errors (file, physical line with the
-  header as line 1, reason), through the importer's own readers (import_scripts/reader.py).
+  header as line 1, reason), through the importer's own readers (kg/catalog/reader.py).
 - `validate_rows`: the per-row rules, shared by files, the API's JSON body and the CLI: a known
   intent (nlu/labels.py), a non-empty text of at most `MAX_TEXT_CHARS` characters, no duplicate of
   an earlier row, and no contradiction (the same normalised text with two different intents:
@@ -176,7 +176,7 @@ def read_examples_file(data: bytes | str | Path, filename: str | None = None) ->
 
     Raises `ImportError_` when the file cannot be read at all (unknown extension, another
     encoding, no header, no `text` or `intent` column)."""
-    from import_scripts.reader import FileProblem, open_reader
+    from kg.catalog.reader import FileProblem, open_reader
 
     if isinstance(data, (str, Path)):
         path = Path(data)

@@ -35,6 +35,8 @@ from qa.state import PendingAction
 from qa.types import Retrieval
 
 CANCELLABLE = ("placed", "paid")
+# Intents that propose an action: a new request, never an answer to a pending question.
+ACTION_INTENTS = frozenset({"cancel_order", "change_shipping_address", "get_refund", "change_order"})
 
 
 @dataclass

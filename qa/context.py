@@ -10,10 +10,16 @@ decides which intent is being asked and which graph nodes it is about:
 - ellipsis ("and in black?", "what about the Bose ones?") keeps the previous intent and swaps or
   adds the entity the message brings;
 - an ambiguous mention that the context settles (the variant just discussed, an attribute in the
-  same message) is resolved silently; otherwise it is reported for a clarifying question.
+  same message) is resolved silently; otherwise it is reported for a clarifying question;
+- a question about a field of a product ("who supplies it?", "how many pages does X have?",
+  qa/fields.py) goes to the intent that answers that field, whatever the model guessed, when a
+  product is at hand (named, or the one the conversation is about); "same question for Y"
+  carries the previous question's field to Y;
+- "which of the two is cheaper?" compares the products the conversation has been about.
 
 Entities taken from the conversation are reported with `source="context"` and no offsets. This
-module reads state and returns a `Resolution`; it never talks to the graph.
+module reads state and returns a `Resolution`; the graph is read only through the field resolver
+it is given (qa/fields.py, which caches the shop's field names per catalog version).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from dataclasses import dataclass, field
 
 from nlu.labels import FAMILY_OF
 from nlu.types import Candidate, Entity, Understanding
+from qa.fields import DETAILS, PHRASE_W, FieldAsk, FieldResolver
 from qa.registry import spec_for
 from qa.state import DialogueState, PendingClarification, Ref
 from qa.text import FILLER, covers, extract_address, has_phrase, norm, word_matches, words
@@ -49,6 +56,21 @@ _ELLIPSIS_RE = re.compile(
     r"and what about|and how about|and for|and in|and the|plus)\b"
 )
 _NEGATION_ONLY_RE = re.compile(r"^\s*(no|nope|nah|never ?mind|cancel|forget it|stop)\b")
+# "what about X?", "same for X": strong enough to carry the question even when the model read the
+# message as small talk ("what about never let me go?" as a goodbye, "same for X please" as a yes).
+_STRONG_ELLIPSIS_RE = re.compile(
+    r"^\s*(?:ok(?:ay)?[, ]+|so[, ]+)?(what about|how about|what of|same for|same question for|same thing for|"
+    r"and what about|and how about|and for|and the same for)\b"
+)
+# "which of the two is cheaper?", "so which one's better": a comparison of what was discussed.
+_WHICH_COMPARE_RE = re.compile(
+    r"\b(which|what)\b(?: one| ones| of (?:the|these|those|them)(?: two| both)?| of them| is| one's| would you)?.*"
+    r"\b(cheaper|cheapest|less expensive|least expensive|more expensive|most expensive|pricier|dearer|better|best|"
+    r"higher rated|better rated|longer|bigger|smaller|lighter|heavier|newer|older)\b"
+)
+_ORDER_WORD_RE = re.compile(r"\b(order|orders|parcel|package|shipment|delivery|invoice|refund)\b")
+_TWO_RE = re.compile(r"\b(them|these|those|both|the two|either|which one|which of|which is)\b")
+RECENT_PRODUCTS = 5
 
 def ref_to_entity(ref: Ref, score: float = 1.0) -> Entity:
     return Entity(type=ref.type, text=ref.name, node_id=ref.node_id, score=score, source="context")
@@ -65,6 +87,7 @@ class Resolution:
     clarification_repeat: PendingClarification | None = None  # ask again (the answer did not match)
     address: str | None = None  # a new address given in answer to an address clarification
     elliptical: bool = False
+    asked_field: FieldAsk | None = None  # the product field asked about (qa/fields.py), or carried
     notes: list[str] = field(default_factory=list)
 
 
@@ -226,22 +249,55 @@ def _generic_mentions(entities: list[Entity], message: str) -> list[Entity]:
 
 
 # -- the resolver ---------------------------------------------------------------------------------
-def resolve(u: Understanding, state: DialogueState, *, threshold: float) -> Resolution:
+def resolve(u: Understanding, state: DialogueState, *, threshold: float,
+            fields: FieldResolver | None = None) -> Resolution:
     text = norm(u.text)
     entities = [e.model_copy() for e in u.entities]
     intent, conf = u.intent.name, u.intent.confidence
 
+    # Similarity alone routes only a question the model did not place (or placed in product_details),
+    # so the encoder runs only for those; names, phrasings and values are looked for in every message.
+    details = spec_for(DETAILS)
+    generic = details is not None and details.cue is not None and bool(details.cue.search(text))  # "tell me about"
+    similar = (intent in (DETAILS, "out_of_scope") or conf < threshold) and not generic
+    asked = fields.detect(u.text, entities, embeddings=similar) if fields is not None else None
+    named = _names_product(entities)
+
     pending = state.pending_clarification
-    if pending is not None:
+    # "who wrote the Goldfinch?" while "which Sapiens?" waits: a new question, not an answer
+    new_question = asked is not None and asked.source in ("name", "phrase") and any(
+        e.type == "PRODUCT" and e.source == "message" and (e.node_id or e.candidates) and
+        not _among(e, pending.candidates) for e in entities) if pending is not None else False
+    if pending is not None and not new_question:
         res = _answer_clarification(u, state, pending, entities, threshold)
+        if res is not None and res.clarification_repeat is None:
+            if res.intent in ("product_details", "product_price", "product_availability", "product_warranty") \
+                    and fields is not None:
+                # the question that was asked keeps its field ("the paperback" answers "which one?")
+                own = asked if asked is not None and asked.strong and asked.source != "value" else None
+                found = own or _previous_field(state, fields, "", same_intent=False)
+                res.asked_field = found if found is not None and found.intent == res.intent else None
+            return res
+        if asked is not None and asked.source != "value" and pending.candidates and \
+                pending.entity_type == "PRODUCT" and not named:
+            # "who's the author?" while "which one?" waits: asked of every candidate (answered at once
+            # when they agree, asked again when they differ)
+            listed = Entity(type="PRODUCT", text=pending.mention or pending.candidates[0].name, ambiguous=True,
+                            candidates=[Candidate(node_id=c.node_id or "", label="Product", name=c.name, score=1.0)
+                                        for c in pending.candidates if c.node_id])
+            ents = [ref_to_entity(r) for r in pending.resolved] + [listed]
+            return Resolution(intent=asked.intent, confidence=max(conf, threshold), entities=ents, ambiguous=listed,
+                              clarification_dropped=True, asked_field=asked)
         if res is not None:
             return res
 
     # Ellipsis: keep the previous content intent unless the message names its own.
     elliptical = False
     last = state.last_intent
-    if last and FAMILY_OF.get(last) in CONTENT_FAMILIES and intent not in ("affirm", "deny") and \
-            not _small_talk(intent):
+    carried: FieldAsk | None = None
+    strong_cue = bool(_STRONG_ELLIPSIS_RE.search(text)) and named
+    if last and FAMILY_OF.get(last) in CONTENT_FAMILIES and \
+            ((intent not in ("affirm", "deny") and not _small_talk(intent)) or strong_cue):
         cued = bool(_ELLIPSIS_RE.search(text))
         low = conf < threshold
         bare = bool(entities) and len(text.split()) <= 5 and (low or intent == "out_of_scope")
@@ -249,16 +305,152 @@ def resolve(u: Understanding, state: DialogueState, *, threshold: float) -> Reso
             # A message with words that ask for its own intent keeps it ("and how much is it?").
             spec = spec_for(intent)
             own_cue = spec.cue if spec is not None else None
-            if not (own_cue and own_cue.search(text) and conf >= threshold):
+            if strong_cue or not (own_cue and own_cue.search(text) and conf >= threshold):
                 intent, conf = last, max(conf, threshold)
             elliptical = True
+            if asked is None and intent == last and fields is not None:
+                carried = _previous_field(state, fields, u.text)
+
+    # A field of a product ("who supplies it?"): the intent that answers that field.
+    if asked is not None:
+        routed = _field_intent(asked, intent, conf, threshold, entities, state, text, named)
+        if routed is not None:
+            intent, conf = routed, max(conf, threshold)
+    elif (intent == "out_of_scope" and named) or (
+            FAMILY_OF.get(intent) == "orders" and not any(e.type == "ORDER_ID" for e in entities)
+            and _most_recent_kind(state) == "PRODUCT" and not _ORDER_WORD_RE.search(text)):
+        # "tell me about X", "I'm looking at X", or "tell me about it" after a product (heard as an
+        # order question): a product in words a product intent uses.
+        intent, conf = _cued_product_intent(text, intent, conf, threshold)
+    # "which of the two is cheaper?": the products of the conversation, compared.
+    if _WHICH_COMPARE_RE.search(text) and intent in ("product_recommend", "product_price", "product_details",
+                                                     "out_of_scope", "product_compare") and \
+            len(_conversation_products(entities, state)) >= 2 and \
+            not any(e.type == "PRODUCT" and e.source == "message" for e in entities):
+        intent, conf = "product_compare", max(conf, threshold)
 
     family = FAMILY_OF.get(intent)
     entities = _settle_ambiguity(_generic_mentions(entities, u.text), state, text, u.text)
     entities = _fill_from_context(intent, family, entities, state, text, elliptical)
     ambiguous = next((e for e in entities if e.ambiguous and e.candidates and not e.node_id), None)
+    field_ask = asked if asked is not None and asked.intent == intent else carried
     return Resolution(intent=intent, confidence=conf, entities=entities, ambiguous=ambiguous,
-                      clarification_dropped=pending is not None, elliptical=elliptical)
+                      clarification_dropped=pending is not None, elliptical=elliptical,
+                      asked_field=field_ask if family == "products" else None)
+
+
+def _cued_product_intent(text: str, intent: str, conf: float, threshold: float) -> tuple[str, float]:
+    for name in ("product_details", "product_price", "product_availability", "product_warranty",
+                 "product_promotions", "product_recommend", "product_compare"):
+        spec = spec_for(name)
+        if spec is not None and spec.cue is not None and spec.cue.search(text):
+            return name, max(conf, threshold)
+    return intent, conf
+
+
+def _names_product(entities: list[Entity]) -> bool:
+    """The message names something that may be a product: a product mention, or a brand, category
+    or attribute mention that linked to nothing (the model's tag for an unfamiliar title)."""
+    for e in entities:
+        if e.source != "message":
+            continue
+        if e.type == "PRODUCT":
+            return True
+        if e.type in ("BRAND", "CATEGORY") and not e.node_id and not e.candidates:
+            return True
+        if e.type == "ATTRIBUTE" and not e.candidates:  # a value no product has: a title, most likely
+            return True
+    return False
+
+
+_YES_NO_RE = re.compile(r"\s*(is|are|was|were|does|do|did|has|have|can|could)\b", re.IGNORECASE)
+
+
+def _field_intent(asked: FieldAsk, intent: str, conf: float, threshold: float, entities: list[Entity],
+                  state: DialogueState, text: str, named: bool) -> str | None:
+    """The intent a field question is answered by, or None when the model's intent stands.
+
+    A product must be at hand: named in the message, or the one the conversation is about (and
+    not an order). The model's intent stands for an order named in the message, a hand-off, a
+    value or a similarity alone against a confident intent, a price, stock or warranty word
+    against a confident order or policy intent, and a comparison, recommendation or promotion
+    asked in its own words ("cheaper alternatives", "accessories that fit")."""
+    if asked.intent == intent:
+        return None
+    mentions = [e for e in entities if e.source == "message"]
+    if any(e.type == "ORDER_ID" for e in mentions):
+        return None
+    family = FAMILY_OF.get(intent)
+    core = asked.intent != DETAILS  # price, stock, warranty
+    # "who supplies it?" about the product just discussed, even when the model heard an order question
+    # (never a price, stock or warranty word, nor a message that speaks of an order)
+    in_context = state.last_entities.get("PRODUCT") is not None and _most_recent_kind(state) != "ORDER_ID" \
+        and (family != "orders" or (not core and asked.score >= PHRASE_W and not _ORDER_WORD_RE.search(text)))
+    linked_other = any(e.type in ("BRAND", "CATEGORY") and e.node_id for e in mentions)
+    confident = conf >= threshold and intent != "out_of_scope"
+    # words left over that may be an untagged product name ("who wrote perfume?")
+    untagged = not mentions and not core and not confident and asked.source in ("name", "phrase") and \
+        any(0 < len(r.split()) <= 6 for r in asked.rests)
+    if not (named or linked_other or in_context or untagged):
+        return None
+    spec = spec_for(intent)
+    if spec is not None and spec.handoff:
+        return None
+    own_cue = bool(spec is not None and spec.cue is not None and spec.cue.search(text))
+    # a value, a similarity or a part of a field's name alone does not overrule a confident intent;
+    # a catalog value in a yes/no question ("is it from Brazil?") does overrule an availability
+    # reading ("is it ...?" sounds like "is it available?") when no word of availability is there
+    if asked.source in ("value", "embedding", "part") and confident and intent != DETAILS and \
+            not (asked.source == "value" and intent == "product_availability" and not own_cue
+                 and _YES_NO_RE.match(text)):
+        return None
+    if family == "products":
+        # "which accessories fit it?" asks for accessories, though a shop may have a "fit" column
+        if intent in ("product_compare", "product_recommend", "product_promotions") and own_cue and \
+                (core or asked.score < 5):
+            return None
+        return asked.intent
+    if family == "conversation":
+        return asked.intent
+    if confident and own_cue and (core or asked.score < 5):
+        return None
+    return asked.intent
+
+
+def _among(e: Entity, refs: list[Ref]) -> bool:
+    ids = {r.node_id for r in refs}
+    return bool(e.node_id in ids or any(c.node_id in ids for c in e.candidates))
+
+
+def _previous_field(state: DialogueState, fields: FieldResolver, text: str, *, same_intent: bool = True
+                    ) -> FieldAsk | None:
+    """The field the conversation's last question of the same intent asked about ("same question
+    for Y" after "who wrote X?"), read again from the shopper's own words; `text`, the follow-up,
+    is where the new product's name is. Without `same_intent`: the last question's field, whatever
+    its intent was (the question a clarification answer completes)."""
+    seen = 0
+    for t in reversed(state.turns):
+        if t.role != "user":
+            continue
+        if (same_intent and t.intent != state.last_intent) or seen >= 4:
+            return None
+        if not same_intent and seen >= 1:
+            return None
+        seen += 1
+        found = fields.detect(t.text)
+        if found is not None:
+            rest = fields.mention_words(text)
+            return FieldAsk(key=found.key, label=found.label, kind=found.kind, intent=found.intent,
+                            score=found.score, source="context", contact=found.contact, rests=(rest,) if rest else ())
+    return None
+
+
+def _conversation_products(entities: list[Entity], state: DialogueState) -> list[str]:
+    ids = [e.node_id for e in entities if e.type == "PRODUCT" and e.node_id]
+    for r in state.recent_products:
+        if r.node_id and r.node_id not in ids:
+            ids.append(r.node_id)
+    return ids
 
 
 def _answer_clarification(u: Understanding, state: DialogueState, pending: PendingClarification,
@@ -389,13 +581,26 @@ def _fill_from_context(intent: str, family: str | None, entities: list[Entity], 
             if picked is not None:
                 add(picked)
                 types.add("PRODUCT")
+        elif "PRODUCT" not in types and len(state.recent_products) >= 2 and \
+                (_CHEAPER_RE.search(text) or _DEARER_RE.search(text)) and intent != "product_recommend":
+            # "is the cheaper one in stock?" after two products: the cheaper of those two
+            picked = pick_from(text, state.recent_products[:2], entities)
+            if picked is not None:
+                add(picked)
+                types.add("PRODUCT")
         if intent == "product_compare":
             have = [e for e in out if e.type == "PRODUCT"]
             if len(have) < 2 and last.get("PRODUCT") is not None:
                 add(last["PRODUCT"])
             if len([e for e in out if e.type == "PRODUCT"]) < 2 and len(state.last_list) >= 2 and \
-                    re.search(r"\b(them|these|those|both|the two)\b", text):
+                    state.last_list[0].type == "PRODUCT" and re.search(r"\b(them|these|those|both|the two)\b", text):
                 for r in state.last_list[:2]:
+                    add(r)
+            # "which of the two is cheaper?": the products the conversation was about, latest first
+            if len([e for e in out if e.type == "PRODUCT"]) < 2 and _TWO_RE.search(text):
+                for r in state.recent_products:
+                    if len([e for e in out if e.type == "PRODUCT"]) >= 2:
+                        break
                     add(r)
             return out
         if "PRODUCT" in types:

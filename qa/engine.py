@@ -1,48 +1,98 @@
 """The dialogue turn as a plain service: `Engine.handle(session_id, message, customer_id)`.
 
 Collaborators are passed in (state store, understander, linker, retriever, verbalizer, clock, shop
-examples) and chosen in one place, `build_engine(settings)`. The engine holds no conversation in
-memory: each turn loads the session from Redis, decides, answers and saves it back, so any worker
-can serve any turn and a restart loses nothing. Before a message is understood, the shop examples
+examples) and chosen in one place, the composition root (common/bootstrap.py). The engine holds
+no conversation in memory: each turn loads the session from Redis, decides, answers and saves it
+back, so any worker can serve any turn and a restart loses nothing. Before a message is understood, the shop examples
 are brought up to date (nlu/example_store.py; a check every SHOP_EXAMPLES_REFRESH_S at most).
 
 One turn:
 1. load the session (or start one; an id that is unknown, expired or someone else's raises
-   `SessionNotFound`), understand and link the message;
-2. a pending action is carried out on `affirm`, dropped on `deny` (action_cancelled) or on a
-   topic change (noted in the reply);
-3. context resolution (qa/context.py): clarification answers, pronouns, ellipsis;
-4. hand-off on complaint, a request for a person, clearly negative sentiment, or a second failed
+   `SessionNotFound`; an anonymous session continued by a signed-in customer becomes theirs, one
+   way only), drop what has expired (a question or an action older than PENDING_TTL_S, a hand-off
+   older than HANDOFF_TIMEOUT_S), understand and link the message; after signing in, "and now?"
+   re-asks the order question that needed it;
+2. while a person has the conversation (after a hand-off), the bot only says a colleague will
+   reply, unless the shopper asks to go on with the bot;
+3. a pending action is carried out on `affirm` (taken atomically first: of several concurrent
+   "yes" one writes, every one reports the same request), dropped on `deny` (action_cancelled),
+   on a new request or a topic change (noted in the reply); a "yes" after it expired says so and
+   offers to start again;
+4. a new order request in reply to a pending "which order?" or "what address?" is the new
+   request (the question is dropped, and the reply says so); context resolution (qa/context.py):
+   clarification answers, pronouns, ellipsis;
+5. hand-off on complaint, a request for a person, clearly negative sentiment, or a second failed
    turn in a row; otherwise a clarifying question for an ambiguous mention, or intent -> named
    query -> facts (qa/retrieval.py: the intent's handler, qa/registry.py);
-5. the verbalizer words the `Retrieval`; the state is saved; a `TurnResult` is returned.
+6. the verbalizer words the `Retrieval`; the state is saved (a turn that confirmed an action is
+   saved even when a concurrent turn got there first); a `TurnResult` is returned.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Literal, Protocol
 
-from common.errors import ConfigError, InvalidMessage, KGQAError
-from common.settings import Settings
+from common.errors import InvalidMessage, KGQAError, SessionConflict
 from nlu.labels import FAMILY_OF, INTENTS
 from nlu.types import Entity, Understanding
 from qa import actions, handoff
-from qa.context import CONTENT_FAMILIES, Resolution, ref_to_entity, resolve
-from qa.facts import ActionCancelledFact, ActionDroppedFact, CandidateFact, Fact, OrderFact, OrderOptionFact
-from qa.prompts import AskFor, NewAddress, WhichOne, WhichOrder
-from qa.retrieval import Outcome, ProcedureSearch, Retriever
-from qa.state import DialogueState, PendingClarification, SessionStore, TurnRecord, utcnow_iso
+from qa.context import CONTENT_FAMILIES, RECENT_PRODUCTS, Resolution, ref_to_entity, resolve
+from qa.facts import (
+    ActionCancelledFact,
+    ActionDroppedFact,
+    CandidateFact,
+    Fact,
+    OrderFact,
+    OrderOptionFact,
+    QuestionDroppedFact,
+)
+from qa.prompts import (
+    ActionExpired,
+    ActionTaken,
+    AskFor,
+    AwaitingAgent,
+    BackToBot,
+    NewAddress,
+    WhichOne,
+    WhichOrder,
+)
+from qa.retrieval import Outcome, Retriever
+from qa.state import (
+    DialogueState,
+    PendingAction,
+    PendingClarification,
+    PendingQuestion,
+    SessionStore,
+    TurnRecord,
+    utcnow_iso,
+)
 from qa.templates import suggestions, variant_seed
 from qa.types import IntentOut, Reply, Retrieval, Turn, TurnResult
+from qa.verbalizer import Verbalizer
 
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_CHARS = 2000
 HISTORY_TURNS = 10
+MERGE_ATTEMPTS = 20  # saves of a turn that confirmed an action, against concurrent turns
+ACTION_WAIT_S = 10.0  # how long a second "yes" waits for the first one's outcome
+
+HandoffEvent = Literal["opened", "returned", "timeout"]
+# Requests that a pending "which order?" or "what address?" never swallows (issue 11 item 3).
+_ORDER_REQUEST_FAMILIES = ("orders", "policies")
+_ENTITY_TYPES = ("PRODUCT", "BRAND", "CATEGORY", "ORDER_ID")
+# A message made only of these words, after signing in, asks the question that needed it again
+# ("and now?", "ok I'm signed in", "I signed in, can you check now?").
+_AGAIN_WORDS = frozenset("""
+    and now so ok okay what about how there again try i i've ive i'm im have am just signed logged in done
+    please can you could check look it up yes right well the same question did that go ahead then all set
+    sign log
+""".split())
 
 
 
@@ -56,13 +106,6 @@ class Linker(Protocol):
     def link(self, understanding: Understanding) -> Understanding: ...
 
 
-class Verbalizer(Protocol):
-    def verbalize(self, retrieval: Retrieval, turns: Sequence[Turn], *, customer_id: str | None) -> Reply: ...
-
-    def stream(self, retrieval: Retrieval, turns: Sequence[Turn], *, customer_id: str | None
-               ) -> Iterator[str | Reply]: ...
-
-
 class ExampleRefresher(Protocol):
     """Keeps the understander's shop examples current (nlu/example_store.py `ExampleSync`); never raises."""
 
@@ -70,14 +113,26 @@ class ExampleRefresher(Protocol):
 
 
 @dataclass
+class _Notes:
+    """What `_decide` found out beside the outcome."""
+
+    taken: PendingAction | None = None  # an action this turn confirmed (or found confirmed already)
+    expired: PendingAction | None = None  # an action whose "yes" came too late (offered again)
+    event: HandoffEvent | None = None
+
+
+@dataclass
 class _Prepared:
     state: DialogueState
     message: str
     customer_id: str | None
+    caller: str | None
     intent: str
     confidence: float
     outcome: Outcome
     history: list[Turn]
+    asked: str  # the message whose question this turn answers (a re-asked one after signing in)
+    notes: _Notes
 
 
 def _utcnow() -> datetime:
@@ -87,7 +142,9 @@ def _utcnow() -> datetime:
 class Engine:
     def __init__(self, *, sessions: SessionStore, understander: Understander, retriever: Retriever,
                  verbalizer: Verbalizer, linker: Linker | None = None, threshold: float | None = None,
-                 clock: Callable[[], datetime] | None = None, examples: ExampleRefresher | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None, examples: ExampleRefresher | None = None,
+                 pending_ttl_s: float = 300, handoff_timeout_s: float = 1800,
+                 action_wait_s: float = ACTION_WAIT_S) -> None:
         self.sessions = sessions
         self.understander = understander
         self.examples = examples  # refreshed before each message is understood
@@ -97,6 +154,9 @@ class Engine:
         # one out-of-scope decision: the understander's (calibrated at training, or INTENT_THRESHOLD)
         self.threshold = understander.threshold if threshold is None else threshold
         self.clock = clock or retriever.clock or _utcnow
+        self.pending_ttl_s = pending_ttl_s  # a pending question or action expires after this
+        self.handoff_timeout_s = handoff_timeout_s  # a hand-off nobody took returns to the bot (0: never)
+        self.action_wait_s = action_wait_s
 
     # -- public ----------------------------------------------------------------------------------
     def handle(self, session_id: str | None, message: str, customer_id: str | None, *,
@@ -139,25 +199,43 @@ class Engine:
         if len(message) > MAX_MESSAGE_CHARS:
             raise InvalidMessage(f"the message is longer than {MAX_MESSAGE_CHARS} characters")
         message = message.strip()
-        state = (self.sessions.load(session_id, customer_id, caller) if session_id
+        state = (self.sessions.load(session_id, customer_id, caller, adopt=True) if session_id
                  else self.sessions.new(customer_id, caller))
+        notes = _Notes(event=self._expire(state))
         if self.examples is not None:
             self.examples.refresh()
+        understanding = self._understand(message)
+        asked = message
+        waiting = state.awaiting_sign_in
+        if waiting is not None and customer_id and not state.handed_off and _asks_again(message, understanding):
+            # Signed in since the order question that needed it: that question is what is asked.
+            asked = waiting.message
+            understanding = self._understand(asked)
+        intent, confidence, outcome = self._decide(state, understanding, asked, customer_id, notes)
+        outcome.retrieval.variant = variant_seed(state.session_id, state.turn_index)
+        history = state.recent_turns(HISTORY_TURNS) + [Turn(role="user", text=message)]
+        return _Prepared(state, message, customer_id, caller, intent, confidence, outcome, history, asked, notes)
+
+    def _understand(self, message: str) -> Understanding:
         understanding = self.understander.understand(message)
         if self.linker is not None:
             understanding = self.linker.link(understanding)
-        had_action = state.pending_action is not None
-        intent, confidence, outcome = self._decide(state, understanding, message, customer_id)
-        if had_action and outcome.retrieval.status in ("action_done", "action_refused"):
-            # The graph was written (or the write refused): record now that the action is no longer
-            # pending, so a turn that fails later (or a stream the client drops) cannot replay it.
-            state = self.sessions.save(state)
-        outcome.retrieval.variant = variant_seed(state.session_id, state.turn_index)
-        history = state.recent_turns(HISTORY_TURNS) + [Turn(role="user", text=message)]
-        return _Prepared(state, message, customer_id, intent, confidence, outcome, history)
+        return understanding
+
+    def _expire(self, state: DialogueState) -> HandoffEvent | None:
+        """Drop a question asked too long ago; end a hand-off nobody took in time. (A pending action
+        is checked when the answer comes: a late "yes" is told so.)"""
+        now = self.clock()
+        clar = state.pending_clarification
+        if clar is not None and _age_s(clar.asked_at, now) > self.pending_ttl_s:
+            state.pending_clarification = None
+        if state.handed_off and self.handoff_timeout_s and _age_s(state.handed_off_at, now) > self.handoff_timeout_s:
+            state.handed_off, state.handed_off_at = False, None
+            return "timeout"
+        return None
 
     def _decide(self, state: DialogueState, u: Understanding, message: str,
-                customer_id: str | None) -> tuple[str, float, Outcome]:
+                customer_id: str | None, notes: _Notes) -> tuple[str, float, Outcome]:
         asked, conf = u.intent.name, float(u.intent.confidence)
         if asked not in INTENTS:
             asked, conf = "out_of_scope", 0.0
@@ -182,32 +260,73 @@ class Engine:
                 u = u.model_copy(update={"intent": alt})
                 asked, conf = alt.name, float(alt.confidence)
 
-        # 1. a pending action: affirm executes, deny drops, anything else drops it with a note.
+        # 1. a person has the conversation: they will answer, unless the shopper wants the bot back.
+        if state.handed_off:
+            if handoff.wants_bot(message):
+                state.handed_off, state.handed_off_at = False, None
+                notes.event = "returned"
+                return asked, conf, Outcome(Retrieval(intent="affirm", status="chitchat", prompt=BackToBot()),
+                                            list(u.entities))
+            return asked, conf, Outcome(Retrieval(intent="contact_human_agent", status="handoff",
+                                                  prompt=AwaitingAgent()), list(u.entities))
+
+        # 2. a pending action: affirm executes, deny drops, anything else drops it with a note; a
+        #    "yes" that comes too late is told so; a second "yes" reports what the first one did.
+        signed_in = bool(customer_id) and customer_id == state.customer_id
         dropped = None
-        pending = state.pending_action
-        if pending is not None:
-            state.pending_action = None
-            order_ent = Entity(type="ORDER_ID", text=pending.order_id, node_id=pending.order_id, score=1.0,
-                               source="context")
+        pending, state.pending_action = state.pending_action, None
+        last, expired, state.expired_action = state.last_action, state.expired_action, None
+        if pending is not None and _age_s(pending.proposed_at, self.clock()) > self.pending_ttl_s:
             if asked == "affirm":
-                if not customer_id or customer_id != state.customer_id:
-                    return asked, conf, Outcome(Retrieval(intent=pending.intent, status="need_sign_in"), [])
-                retrieval = actions.execute(self.retriever.store, pending, customer_id, self.clock())
                 state.pending_clarification = None
-                return asked, conf, Outcome(retrieval, [order_ent])
+                notes.expired = pending
+                fact = ActionCancelledFact(action=pending.kind, order_id=pending.order_id)
+                prompt = ActionExpired(action=pending.kind, minutes=max(1, round(self.pending_ttl_s / 60)))
+                return asked, conf, Outcome(Retrieval(intent=pending.intent, status="action_cancelled",
+                                                      facts=[fact], prompt=prompt), [_order_entity(pending)])
+            pending = None  # expired: nothing is pending any more
+        if pending is not None:
+            order_ent = _order_entity(pending)
+            if asked == "affirm":
+                if not signed_in:
+                    return asked, conf, Outcome(Retrieval(intent=pending.intent, status="need_sign_in"), [])
+                state.pending_clarification = None
+                return asked, conf, Outcome(self._confirm(state, pending, str(customer_id), notes), [order_ent])
             if asked == "deny":
                 state.pending_clarification = None
                 fact = ActionCancelledFact(action=pending.kind, order_id=pending.order_id)
                 return asked, conf, Outcome(Retrieval(intent=pending.intent, status="action_cancelled",
                                                       facts=[fact]), [order_ent])
             dropped = ActionDroppedFact(action=pending.kind, order_id=pending.order_id)
+        elif asked == "affirm" and signed_in and expired is not None:
+            # "yes" to "shall I start again?" after an expired request: propose it afresh (the rules
+            # are checked again, and a new request id is made).
+            because = f"because {expired.reason}" if expired.kind == "return_request" and expired.reason else ""
+            return asked, conf, self.retriever.retrieve(
+                expired.intent, [_order_entity(expired)], message=because, customer_id=customer_id, state=state,
+                address=expired.new_address)
+        elif asked == "affirm" and signed_in and last is not None:
+            found = self.sessions.action_outcome(state.session_id, last.request_id)
+            if found is not None:
+                notes.taken = last
+                return asked, conf, Outcome(_already(found), [_order_entity(last)])
 
-        # 2. "yes" to "shall I connect you with a colleague?"
+        # 2b. "yes" to "shall I connect you with a colleague?"
         if asked == "affirm" and state.last_status == "no_answer" and state.pending_clarification is None:
             return asked, conf, self._handoff(state, u, message, "asked_for_agent", "contact_human_agent")
 
-        # 3. context.
-        res = resolve(u, state, threshold=self.threshold)
+        # 3. a new order request in reply to "which order?" or "what's the new address?" is the new
+        #    request: the question is dropped (and the reply says so), never answered with it.
+        question = state.pending_clarification
+        dropped_question = None
+        if question is not None and question.kind in ("order", "address") and asked != question.intent and \
+                conf >= self.threshold and FAMILY_OF.get(asked) in _ORDER_REQUEST_FAMILIES and \
+                (asked in actions.ACTION_INTENTS or len(message.split()) >= 3):
+            state.pending_clarification = None
+            dropped_question = QuestionDroppedFact(intent=question.intent)
+
+        # 4. context.
+        res = resolve(u, state, threshold=self.threshold, fields=self.retriever.fields)
         intent, conf = res.intent, res.confidence
         if res.clarification_repeat is not None:
             state.pending_clarification = None
@@ -218,24 +337,51 @@ class Engine:
                 not any(e.source == "message" and e.type != "ATTRIBUTE" for e in res.entities) and \
                 intent not in ("affirm", "deny"):
             intent = "out_of_scope"
+        if question is not None and dropped_question is None and res.clarification_dropped and \
+                res.from_clarification is None and FAMILY_OF.get(intent) in CONTENT_FAMILIES:
+            dropped_question = QuestionDroppedFact(intent=question.intent)  # a new question set it aside
 
-        # 4. hand-off, clarification or retrieval.
+        # 5. hand-off, clarification or retrieval.
         reason = handoff.handoff_reason(intent, message)
         if reason is not None:
-            return intent, conf, _with_note(self._handoff(state, u, message, reason, intent, res), dropped)
+            return intent, conf, _with_note(self._handoff(state, u, message, reason, intent, res), dropped,
+                                            dropped_question)
         if res.ambiguous is not None:
             outcome = self.retriever.clarify_mention(intent, conf, res.ambiguous, res.entities, message=message,
-                                                     customer_id=customer_id, state=state)
+                                                     customer_id=customer_id, state=state, field=res.asked_field)
         else:
             outcome = self.retriever.retrieve(intent, res.entities, message=message, customer_id=customer_id,
-                                              state=state, address=res.address)
+                                              state=state, address=res.address, field=res.asked_field)
             if outcome.retrieval.intent != intent and outcome.retrieval.intent in INTENTS:
                 intent = outcome.retrieval.intent  # a handler took a question the model misread (Handler.takes)
         if handoff.is_failed(intent, outcome.retrieval.status):
             if state.failed_turns + 1 >= handoff.MAX_FAILED:
                 return intent, conf, _with_note(
-                    self._handoff(state, u, message, "failed_turns", intent, res), dropped)
-        return intent, conf, _with_note(outcome, dropped)
+                    self._handoff(state, u, message, "failed_turns", intent, res), dropped, dropped_question)
+        if dropped is not None and outcome.action is not None and outcome.action.kind == dropped.action and \
+                outcome.action.order_id == dropped.order_id:
+            dropped = None  # the same request asked again: proposed afresh, nothing to note
+        return intent, conf, _with_note(outcome, dropped, dropped_question)
+
+    def _confirm(self, state: DialogueState, pending: PendingAction, customer_id: str, notes: _Notes) -> Retrieval:
+        """Carry out a confirmed action, taking it atomically first: of several turns confirming the
+        same request at once, exactly one writes the graph; the others wait for its outcome and
+        report the same request as done (or refused)."""
+        sid, rid = state.session_id, pending.request_id
+        notes.taken = pending
+        if self.sessions.claim_action(sid, rid):
+            try:
+                retrieval = actions.execute(self.retriever.store, pending, customer_id, self.clock())
+            except BaseException:
+                self.sessions.unclaim_action(sid, rid)  # nothing was written: a retry may take it
+                raise
+            self.sessions.record_action_outcome(sid, rid, retrieval.model_dump_json())
+            return retrieval
+        found = self.sessions.wait_action_outcome(sid, rid, self.action_wait_s)
+        if found is None:
+            raise SessionConflict("this request is being carried out by another message; retry",
+                                  details={"retry": True})
+        return _already(found)
 
     def _handoff(self, state: DialogueState, u: Understanding, message: str, reason: str, intent: str,
                  res: Resolution | None = None) -> Outcome:
@@ -278,32 +424,62 @@ class Engine:
         entities = [e if e.type != "ORDER_ID" or (e.node_id and e.node_id in confirmed) else
                     e.model_copy(update={"node_id": None, "score": None, "candidates": [], "ambiguous": False})
                     for e in outcome.entities]
+        if prep.asked != prep.message:  # a question re-asked after signing in: its entities are context
+            entities = [e.model_copy(update={"source": "context", "start": None, "end": None})
+                        if e.source == "message" else e for e in entities]
 
         # State for the next turn.
-        if outcome.clarification is not None:
-            state.pending_clarification = outcome.clarification
-        if outcome.action is not None:
-            state.pending_action = outcome.action
-        for ref in outcome.mentioned:
-            state.last_entities[ref.type] = ref
-        if outcome.listed:
-            state.last_list = list(outcome.listed)
-        topic = retrieval.intent if FAMILY_OF.get(retrieval.intent) in CONTENT_FAMILIES else None
-        if topic and status not in ("need_sign_in",):
-            state.last_intent = topic
-        state.last_status = status
-        if status == "handoff":
-            state.handed_off, state.failed_turns = True, 0
-            state.pending_action = None
-            state.pending_clarification = None
-        elif handoff.is_failed(prep.intent, status):
-            state.failed_turns += 1
-        else:
-            state.failed_turns = 0
-        now = utcnow_iso()
-        state.turns.append(TurnRecord(role="user", text=prep.message, intent=prep.intent, at=now))
-        state.turns.append(TurnRecord(role="assistant", text=reply.text, status=status, at=now))
-        saved = self.sessions.save(state)
+        now = self.clock()
+        opened = status == "handoff" and not isinstance(retrieval.prompt, AwaitingAgent)
+        event: HandoffEvent | None = "opened" if opened else prep.notes.event
+        at = utcnow_iso()
+
+        def update(state: DialogueState) -> None:
+            if outcome.clarification is not None:
+                state.pending_clarification = outcome.clarification.model_copy(update={"asked_at": actions.iso(now)})
+            if outcome.action is not None:
+                action = outcome.action
+                state.pending_action = action if action.proposed_at else action.model_copy(
+                    update={"proposed_at": actions.iso(now)})
+            state.last_action = prep.notes.taken
+            state.expired_action = prep.notes.expired
+            for ref in outcome.mentioned:
+                state.last_entities[ref.type] = ref
+            if status == "ok":  # the products of the conversation, newest first ("which of the two?")
+                products = [r for r in outcome.mentioned if r.type == "PRODUCT"]
+                state.recent_products = (products + [r for r in state.recent_products if all(
+                    r.node_id != p.node_id for p in products)])[:RECENT_PRODUCTS]
+            if outcome.listed:
+                state.last_list = list(outcome.listed)
+            topic = retrieval.intent if FAMILY_OF.get(retrieval.intent) in CONTENT_FAMILIES else None
+            if topic and status not in ("need_sign_in",):
+                state.last_intent = topic
+            state.last_status = status
+            if status == "need_sign_in":
+                state.awaiting_sign_in = PendingQuestion(intent=retrieval.intent, message=prep.asked, asked_at=at)
+            elif prep.customer_id or prep.intent == "deny" or FAMILY_OF.get(prep.intent) not in ("conversation",
+                                                                                                  "account"):
+                state.awaiting_sign_in = None  # answered, or another question came first
+            if status == "handoff":
+                state.failed_turns = 0
+                state.pending_action = state.pending_clarification = None
+                state.last_action = state.expired_action = state.awaiting_sign_in = None
+                if opened:
+                    state.handed_off, state.handed_off_at = True, actions.iso(now)
+            elif handoff.is_failed(prep.intent, status):
+                state.failed_turns += 1
+            else:
+                state.failed_turns = 0
+            state.turns.append(TurnRecord(role="user", text=prep.message, intent=prep.intent, at=at))
+            state.turns.append(TurnRecord(role="assistant", text=reply.text, status=status, at=at))
+
+        update(state)
+        try:
+            saved = self.sessions.save(state)
+        except SessionConflict:
+            if prep.notes.taken is None:
+                raise
+            saved = self._save_merged(prep, update)
 
         return TurnResult(
             session_id=state.session_id, answer=reply.text,
@@ -311,78 +487,58 @@ class Engine:
             entities=entities, facts=retrieval.facts, handoff=status == "handoff", verbalizer=reply.verbalizer,
             suggestions=suggestions(retrieval), query_name=retrieval.query_name, status=status,
             guard_passed=reply.guard_passed, guard_reasons=list(reply.guard_reasons), llm_draft=reply.llm_draft,
-            turn=sum(1 for t in saved.turns if t.role == "assistant"))
+            turn=sum(1 for t in saved.turns if t.role == "assistant"), handoff_event=event)
+
+    def _save_merged(self, prep: _Prepared, update: Callable[[DialogueState], None]) -> DialogueState:
+        """Save a turn that confirmed an action although another turn saved the session meanwhile
+        (several "yes" at once): the graph was written, so the turn must not be lost; its changes
+        are applied again to the session as it now is."""
+        taken = prep.notes.taken
+        for _ in range(MERGE_ATTEMPTS):
+            fresh = self.sessions.load(prep.state.session_id, prep.customer_id, prep.caller, adopt=True)
+            if fresh.pending_action is not None and taken is not None and \
+                    fresh.pending_action.request_id == taken.request_id:
+                fresh.pending_action = None
+            fresh.pending_clarification = None
+            update(fresh)
+            try:
+                return self.sessions.save(fresh)
+            except SessionConflict:
+                continue
+        raise SessionConflict("the session was updated by another request; retry", details={"retry": True})
 
 
-def _with_note(outcome: Outcome, dropped: ActionDroppedFact | None) -> Outcome:
+def _with_note(outcome: Outcome, dropped: ActionDroppedFact | None,
+               question: QuestionDroppedFact | None = None) -> Outcome:
     if dropped is not None:
         outcome.retrieval.facts.insert(0, dropped)
+    elif question is not None:
+        outcome.retrieval.facts.append(question)
     return outcome
 
 
-# -- bootstrap -----------------------------------------------------------------------------------
-def build_engine(settings: Settings, *, store: Any = None, understander: Understander | None = None,
-                 linker: Linker | None = None, verbalizer: Verbalizer | None = None,
-                 clock: Callable[[], datetime] | None = None, examples: ExampleRefresher | None = None) -> Engine:
-    """The one place the dialogue's collaborators are chosen. Builds what is not given:
-    the graph store (GRAPH_URL), the session store (REDIS_URL or the embedded server), the
-    understanding model (nlu/understand.py), the entity linker (nlu/linking), the verbalizer
-    (LLM_BACKEND: the LLM writer with the template writer as guarded fallback, or the template
-    writer alone), each behind the safety filter. Nothing is loaded here that can load later: the
-    encoder (shared by the linker and procedure search) loads on first use."""
-    if store is None:
-        from kg.store import open_store
-
-        store = open_store(settings)
-    sessions = SessionStore.from_settings(settings, store)
-    if linker is None:
-        linker = _default_linker(settings, store)
-    encoder_source = getattr(linker, "encoder", None)
-    procedures = ProcedureSearch(
-        store, settings.encoder_path, threshold=float(getattr(settings, "procedure_threshold", 0.42)),
-        encoder_factory=(lambda: encoder_source.model) if hasattr(encoder_source, "model") else None)
-    retriever = Retriever(store, procedures, currency=settings.store_currency, clock=clock or _utcnow,
-                          linker=linker if hasattr(linker, "link_mention") else None)  # type: ignore[arg-type]
-    understander = understander or _default_understander(settings, store)
-    if examples is None:
-        examples = _default_examples(settings, store, understander)
-    return Engine(sessions=sessions, understander=understander,
-                  retriever=retriever, verbalizer=verbalizer or _default_verbalizer(settings, linker),
-                  linker=linker, clock=clock, examples=examples)
+def _order_entity(action: PendingAction) -> Entity:
+    return Entity(type="ORDER_ID", text=action.order_id, node_id=action.order_id, score=1.0, source="context")
 
 
-def _default_understander(settings: Settings, store: Any) -> Understander:
-    try:
-        from nlu.understand import Understander as ModelUnderstander
-    except ImportError as exc:
-        raise ConfigError("no understanding model: nlu/understand.py is missing; pass `understander=`") from exc
-    return ModelUnderstander.load(settings)
+def _already(outcome_json: str) -> Retrieval:
+    """The outcome another turn recorded for the same request, reported as already done."""
+    retrieval = Retrieval.model_validate_json(outcome_json)
+    if retrieval.status == "action_done" and isinstance(retrieval.prompt, ActionTaken):
+        retrieval = retrieval.model_copy(update={"prompt": ActionTaken(action=retrieval.prompt.action, already=True)})
+    return retrieval
 
 
-def _default_examples(settings: Settings, store: Any, understander: Understander) -> ExampleRefresher | None:
-    """The shop examples (nlu/example_store.py), for an understander that can use them."""
-    if not (hasattr(understander, "examples") and hasattr(understander, "vectors")):
-        return None
-    from nlu.example_store import ExampleSync
-
-    return ExampleSync(store, understander, settings.shop_examples_refresh_s)
+def _age_s(when: str | None, now: datetime) -> float:
+    """Seconds since an ISO time (engine clock); 0 when unknown, so nothing expires by accident."""
+    then = actions.parse_when(when)
+    return (now - then).total_seconds() if then is not None else 0.0
 
 
-def _default_linker(settings: Settings, store: Any) -> Linker | None:
-    try:
-        from nlu.linking import EntityLinker
-    except ImportError:
-        log.info("nlu.linking not available; unlinked mentions use the name look-up in qa/handlers/shared.py")
-        return None
-    return EntityLinker.from_settings(settings, store)
+def _asks_again(message: str, u: Understanding) -> bool:
+    """After signing in: does this message ask again the question that needed it ("and now?")?"""
+    if any(e.type in _ENTITY_TYPES for e in u.entities):
+        return False
+    words = re.findall(r"[a-z][a-z']*", message.lower().replace("’", "'"))
+    return (bool(words) and all(w in _AGAIN_WORDS for w in words)) or u.intent.name == "affirm"
 
-
-def _default_verbalizer(settings: Settings, linker: Linker | None) -> Verbalizer:
-    from qa.verbalizer import build_verbalizer
-
-    verbalizer = build_verbalizer(settings)
-    guard = getattr(verbalizer, "guard", None)
-    if guard is not None and hasattr(linker, "catalogue_names"):
-        # the guard's catalogue names follow the graph through the linker's index (no extra reads)
-        guard.follow(linker.catalogue_version, linker.catalogue_names)  # type: ignore[union-attr]
-    return verbalizer

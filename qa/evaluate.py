@@ -325,8 +325,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return shop_main(argv)
 
+    from common import bootstrap
     from common.settings import Settings
-    from qa.engine import build_engine
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -339,11 +339,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.today is not None:
         pinned = datetime(args.today.year, args.today.month, args.today.day, 12, tzinfo=UTC)
         clock = lambda: pinned  # noqa: E731
-    engine = build_engine(Settings(), clock=clock)
+    app = bootstrap.build(Settings(), clock=clock)
     try:
-        report = run(engine, load_dialogues(args.data), progress=not args.no_progress)
+        report = run(app.engine.get(), load_dialogues(args.data), progress=not args.no_progress)
     finally:
-        engine.close()
+        app.close()
     print_report(report)
     if args.json_out:
         args.json_out.write_text(json.dumps(report.figures, indent=2))

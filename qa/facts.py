@@ -417,6 +417,14 @@ class ActionDroppedFact(FactModel):
     order_id: str
 
 
+class QuestionDroppedFact(FactModel):
+    """A question the bot had asked (which order, the new address...) set aside because the
+    shopper made a new request instead; `intent` is what the question was for."""
+
+    kind: Literal["question_dropped"] = "question_dropped"
+    intent: str
+
+
 # -- policies and procedures -----------------------------------------------------------------
 class PolicyFact(FactModel):
     """The store policy that applies (the most specific of its type), with what it was asked
@@ -519,8 +527,9 @@ class SupplierFact(FactModel):
 
 Fact = Annotated[
     ProductFact | RecommendationFact | ProductGroupFact | ComparisonFact | WarrantyFact | PromotionFact
-    | CandidateFact | VariantsFact | OrderFact | InvoiceFact | OrderOptionFact | OrderItemFact | RequestFact | ReturnWindowFact
-    | CancellationFeeFact | CancellationTermsFact | ShippingRegionFact | CarrierFact | ActionFact | ActionRefusedFact | ActionCancelledFact | ActionDroppedFact | PolicyFact
+    | CandidateFact | VariantsFact | OrderFact | InvoiceFact | OrderOptionFact | OrderItemFact | RequestFact
+    | ReturnWindowFact | CancellationFeeFact | CancellationTermsFact | ShippingRegionFact | CarrierFact | ActionFact
+    | ActionRefusedFact | ActionCancelledFact | ActionDroppedFact | QuestionDroppedFact | PolicyFact
     | PolicyTextFact | FaqFact | ShippingMethodFact | PaymentMethodFact | HandoffFact | CustomerFact | SupplierFact,
     Field(discriminator="kind"),
 ]

@@ -5,6 +5,10 @@ sentiment (a small lexicon: strong words count alone, milder ones in pairs, and 
 positive such as "not happy" counts as mild), or after two failed turns in a row (out of scope or
 no answer). The summary names the reason, the customer (id only; no personal data), what was
 asked, which products and orders came up, and the last messages, shortened.
+
+Once handed off, the conversation stays with a person: the engine answers only that a colleague
+will reply, until an agent releases it, HANDOFF_TIMEOUT_S passes, or the shopper asks to go on
+with the bot (`wants_bot`: "never mind, I'll keep asking you").
 """
 
 from __future__ import annotations
@@ -60,6 +64,19 @@ def handoff_reason(intent: str, message: str) -> str | None:
     if intent != "affirm" and not (spec is not None and spec.small_talk) and negative_sentiment(message):
         return "negative_sentiment"
     return None
+
+
+_BACK_TO_BOT = re.compile(
+    r"\b(never ?mind|forget (it|that|about it)|(go|come|switch|get) back to (you|the (bot|assistant|chat ?bot))"
+    r"|back to the (bot|assistant)|(keep|carry on|go on|continue) (asking|chatting|talking|with)( (to|with))? you"
+    r"|(i'?ll|i will|let me|can i|i'd rather) (keep )?(ask|talk to|chat with|continue with|stay with) you"
+    r"|(don'?t|do not|no longer) need (a|the|any)? ?(person|human|agent|colleague)"
+    r"|no need for (a|the|any)? ?(person|human|agent|colleague)|cancel the (hand-?off|transfer))\b")
+
+
+def wants_bot(message: str) -> bool:
+    """After a hand-off: the shopper would rather go on with the bot than wait for a person."""
+    return _BACK_TO_BOT.search(re.sub(r"\s+", " ", message.lower().replace("\u2019", "'"))) is not None
 
 
 def is_failed(intent: str, status: str) -> bool:

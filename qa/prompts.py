@@ -77,9 +77,19 @@ class ActionRefusal(PromptModel):
 
 
 class ActionTaken(PromptModel):
-    """A confirmed action that was written to the graph (status "action_done")."""
+    """A confirmed action that was written to the graph (status "action_done"); `already`: this
+    confirmation came second, and reports the request an earlier one carried out."""
 
     action: ActionKind
+    already: bool = False
+
+
+class ActionExpired(PromptModel):
+    """A yes that came after the confirmation window (PENDING_TTL_S): nothing was done, and the
+    bot offers to start again (status "action_cancelled")."""
+
+    action: ActionKind
+    minutes: int
 
 
 # -- nothing found (status "not_found") ------------------------------------------------------------
@@ -118,6 +128,18 @@ class NoProducts(PromptModel):
 
 
 # -- other replies ---------------------------------------------------------------------------------
+class AwaitingAgent(PromptModel):
+    """The conversation is with a person: a colleague will reply (status "handoff", no summary)."""
+
+    awaiting_agent: Literal[True] = True
+
+
+class BackToBot(PromptModel):
+    """The shopper asked to go on with the bot instead of waiting for a person."""
+
+    back_to_bot: Literal[True] = True
+
+
 class OfferHuman(PromptModel):
     """No reliable answer: a person is offered (status "no_answer")."""
 
@@ -167,12 +189,28 @@ class OtherRules(PromptModel):
     sku: str | None = None
 
 
+class FieldQuestion(PromptModel):
+    """A question about one field of a product (qa/fields.py): the field (`field`: brand,
+    category, supplier, rating, an attribute key...), the shopper's word for it (`label`), a value
+    they asked about ("is it in English?"), and whether the shop records that field at all."""
+
+    field: str
+    label: str
+    kind: Literal["product", "supplier", "attribute", "unknown"]
+    asked_value: str | None = None
+    yes_no: bool = False
+    contact: bool = False
+    group: str | None = None  # asked of a brand's or category's products ("your e-books"), or of a model line
+    line: bool = False  # `group` is a model line: its variants' values ("what colours does it come in?")
+
+
 class RefundRequests(PromptModel):
     """A refund question: whether the customer has any request at all."""
 
     no_request: bool
 
 
-Prompt = (Clarification | ConfirmAction | ActionRefusal | ActionTaken | OrderNotFound | NoOrders | ProductNotFound
+Prompt = (Clarification | ConfirmAction | ActionRefusal | ActionTaken | ActionExpired | AwaitingAgent | BackToBot
+          | OrderNotFound | NoOrders | ProductNotFound
           | MissingVariant | NoProducts | OfferHuman | ProcedureMatch | SmallTalk | PromotionsAsOf | Recommendation
-          | Subject | OtherRules | RefundRequests)
+          | Subject | OtherRules | RefundRequests | FieldQuestion)

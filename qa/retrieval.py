@@ -13,16 +13,16 @@ any other). Procedure questions are answered by `ProcedureSearch` (qa/search.py)
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Protocol
 
 from kg.store import GraphStore
 from nlu.types import Candidate, Entity
 from qa.facts import VariantsFact
+from qa.fields import FieldAsk, FieldResolver
 from qa.handlers import shared
-from qa.handlers.base import SHARED_QUERIES, Ask, Context, Handler, Outcome
+from qa.handlers.base import SHARED_QUERIES, Ask, Context, Handler, Outcome, ProductLinker
 from qa.registry import HANDLERS, handler_for
 from qa.search import Hit, ProcedureSearch
 from qa.state import DialogueState, Ref
@@ -32,12 +32,6 @@ from qa.types import Retrieval
 __all__ = ["Hit", "Outcome", "ProcedureSearch", "Retriever"]
 
 
-class MentionLinker(Protocol):
-    """The entity linker's one-mention call (nlu/linking `EntityLinker.link_mention`)."""
-
-    def link_mention(self, mention: str, type: str = "PRODUCT", *, context: Sequence[str] | str = ()) -> Entity: ...
-
-
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -45,52 +39,60 @@ def _utcnow() -> datetime:
 class Retriever:
     """Dispatches a resolved question to its intent's handler. `clock` gives "now" (promotions,
     return windows, cancellation fees), so tests and the evaluation pin the date the sample store
-    was made for."""
+    was made for. `currency` is the configured store currency; amounts whose rows carry none are
+    shown in the catalog's own currency when every product shares one (qa/fields.py). `link_product`
+    is the entity linker's look-up of a product name (for names the understander did not tag)."""
 
     def __init__(self, store: GraphStore, procedures: ProcedureSearch | None, *, currency: str = "USD",
-                 clock: Callable[[], datetime] = _utcnow, linker: MentionLinker | None = None) -> None:
+                 clock: Callable[[], datetime] = _utcnow, link_product: ProductLinker | None = None) -> None:
         self.store = store
         self.procedures = procedures
         self.currency = currency
         self.clock = clock
-        self.linker = linker  # reads a product named partially or misspelt (shared.product_from_mentions)
         self._contexts = {h.family: Context(store, procedures, currency, clock, h.queries | SHARED_QUERIES,
-                                            h.family) for h in HANDLERS}
+                                            h.family, link_product) for h in HANDLERS}
+        # The shop's fields (qa/fields.py), sharing procedure search's encoder (one model in memory).
+        self.fields = FieldResolver(store, procedures.encoder if procedures is not None else None)
 
     def _context(self, handler: Handler) -> Context:
         return self._contexts[handler.family]
 
+    def _shop_context(self, handler: Handler) -> Context:
+        """The handler's context, in the shop's own currency (see the class docstring)."""
+        ctx = self._context(handler)
+        currency = self.fields.shop_currency(self.currency)
+        return ctx if currency == ctx.currency else replace(ctx, currency=currency)
+
     def retrieve(self, intent: str, entities: list[Entity], *, message: str, customer_id: str | None,
-                 state: DialogueState, address: str | None = None) -> Outcome:
+                 state: DialogueState, address: str | None = None, field: FieldAsk | None = None) -> Outcome:
         handler = handler_for(intent)
         ask = Ask(intent=intent, entities=entities, message=message, customer_id=customer_id, state=state,
-                  address=address)
+                  address=address, field=field)
         for other in HANDLERS:  # a question the model misread that another handler recognises as its own
             taken = other.takes(ask, self._context(other)) if other is not handler else None
             if taken is not None:
                 handler, ask = other, replace(ask, intent=taken)
                 break
-        ctx = self._context(handler)
+        ctx = self._shop_context(handler)
         if "products.search_by_name" in ctx.queries:
-            linker = self.linker
-            link = (lambda text: linker.link_mention(text, "PRODUCT")) if linker is not None else None
-            named = shared.product_from_mentions(ctx, message, ask.entities, link)
+            named = shared.product_from_mentions(ctx, message, ask.entities)
             if named is not None:
                 ask = replace(ask, entities=named)
         return self._answer_if_same(handler, ask, ctx, handler.retrieve(ask, ctx))
 
     def clarify_mention(self, intent: str, confidence: float, entity: Entity, others: list[Entity], *,
-                        message: str = "", customer_id: str | None = None, state: DialogueState | None = None
-                        ) -> Outcome:
-        """A clarifying question for an ambiguous mention ("which Aurora X2 do you mean?"), or, when
-        the conversation is given (`state`) and every candidate gets the same answer, that answer."""
+                        message: str = "", customer_id: str | None = None, state: DialogueState | None = None,
+                        field: FieldAsk | None = None) -> Outcome:
+        """A clarifying question for an ambiguous mention ("which Aurora X2 do you mean?"), unless
+        the handler answers for every candidate at once (`field`: the field asked about) or, when
+        the conversation is given (`state`), every candidate gets the same answer."""
         handler = handler_for(intent)
-        ctx = self._context(handler)
-        own = handler.clarify_mention(intent, confidence, entity, others, ctx)
+        ctx = self._shop_context(handler)
+        own = handler.clarify_mention(intent, confidence, entity, others, ctx, field=field)
         outcome = own if own is not None else shared.clarify_mention(ctx, intent, confidence, entity, others)
         if state is None:
             return outcome
-        ask = Ask(intent=intent, entities=others, message=message, customer_id=customer_id, state=state)
+        ask = Ask(intent=intent, entities=others, message=message, customer_id=customer_id, state=state, field=field)
         return self._answer_if_same(handler, ask, ctx, outcome)
 
     # -- clarification policy ----------------------------------------------------------------------

@@ -215,11 +215,8 @@ def run(engine: Any, data: EvalSet, *, limit: int | None = None, progress: bool 
 @contextmanager
 def shop_engine(data: EvalSet, settings: Settings | None = None) -> Iterator[Any]:
     """The real engine over the set's shop, imported into a throwaway embedded FalkorDB."""
+    from common import bootstrap
     from kg.backends.embedded import EmbeddedFalkorDB
-    from kg.loader import import_path
-    from kg.schema import ensure_schema
-    from kg.store import open_store
-    from qa.engine import build_engine
 
     pinned = datetime(data.today.year, data.today.month, data.today.day, 12, tzinfo=UTC)
     with tempfile.TemporaryDirectory(prefix="kgqa-eval-") as tmp:
@@ -230,16 +227,14 @@ def shop_engine(data: EvalSet, settings: Settings | None = None) -> Iterator[Any
             base.update(graph_url="falkordb://embedded", data_dir=server.data_dir, graph_name="evalshop",
                         redis_url=None)
             shop_settings = Settings(_env_file=None, **base)
-            store = open_store(shop_settings)
-            ensure_schema(store)
-            report = import_path(store, data.root / "data", settings=shop_settings, progress=False)
-            if report.errors:
-                raise EvalSetError(f"the set's data does not import cleanly: {report.errors[0]}")
-            engine = build_engine(shop_settings, store=store, clock=lambda: pinned)
+            app = bootstrap.build(shop_settings, clock=lambda: pinned)
             try:
-                yield engine
+                report = app.catalog.import_path(data.root / "data", progress=False)
+                if report.errors:
+                    raise EvalSetError(f"the set's data does not import cleanly: {report.errors[0]}")
+                yield app.engine.get()
             finally:
-                engine.close()
+                app.close()
         finally:
             server.stop()
 

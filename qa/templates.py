@@ -30,13 +30,18 @@ from qa.facts import (
     OrderFact,
     OrderOptionFact,
     PolicyTextFact,
+    QuestionDroppedFact,
     VariantsFact,
     facts_of,
     first_of,
 )
 from qa.handlers.wording import Picker, day, display, join, money
 from qa.prompts import (
+    ActionExpired,
+    ActionTaken,
     AskFor,
+    AwaitingAgent,
+    BackToBot,
     NewAddress,
     NoOrders,
     OrderNotFound,
@@ -59,21 +64,29 @@ def _seed(retrieval: Retrieval, turns: Sequence[Turn]) -> str:
 _BY_STATUS: dict[str, tuple[str, ...]] = {
     "need_sign_in": ("How do I create an account?", "I forgot my password"),
     "no_answer": ("Talk to a person", "What is your return policy?"),
-    "handoff": (),
+    "handoff": ("Never mind, I'll keep asking you",),
     "action_proposed": ("Yes, go ahead", "No, leave it"),
+    # after an action the reply has said what it cost and what happened: what comes next, not that again
+    "action_done": ("Show my recent orders", "Talk to a person"),
+    "action_cancelled": ("Where is my order?", "Talk to a person"),
+    "action_refused": ("Talk to a person", "What is your return policy?"),
     "chitchat": ("Where is my order?", "Recommend a product", "What is your return policy?"),
 }
 
 
 def suggestions(retrieval: Retrieval) -> list[str]:
-    """Next questions for the client to offer; they depend on the intent and status only (never on
-    facts), so a 'not found' reply suggests the same things whoever's order was asked about."""
+    """Next questions for the client to offer, fitting the reply: they depend on the intent, the
+    status and the prompt (what the reply was about) only, never on facts, so a 'not found' reply
+    suggests the same things whoever's order was asked about."""
     if retrieval.status in _BY_STATUS:
         return list(_BY_STATUS[retrieval.status])
     if retrieval.status == "clarify":
         return []
     if retrieval.status == "not_found" and FAMILY_OF.get(retrieval.intent) == "orders":
         return ["Show my recent orders", "Talk to a person"]
+    own = handler_for(retrieval.intent).suggest(retrieval)
+    if own is not None:
+        return own
     spec = spec_for(retrieval.intent)
     return list(spec.suggestions) if spec is not None else ["Talk to a person"]
 
@@ -106,13 +119,15 @@ def render(r: Retrieval, turns: Sequence[Turn] = ()) -> str:
     dropped = first_of(r.facts, ActionDroppedFact)
     if dropped is not None and r.status != "action_cancelled":
         text = _dropped_note(dropped, pick) + " " + text
+    elif first_of(r.facts, QuestionDroppedFact) is not None:
+        text = pick("qdropped", ("OK, leaving my earlier question aside.", "Sure, let's do that instead.")) + " " + text
     return re.sub(r"[ \t]+\n", "\n", text).strip()
 
 
 def _ok(r: Retrieval, pick: Picker) -> str:
     spec = spec_for(r.intent)
     answers_empty = spec is not None and spec.answers_without_facts
-    if not [f for f in r.facts if not isinstance(f, ActionDroppedFact)] and not answers_empty:
+    if not [f for f in r.facts if not isinstance(f, ActionDroppedFact | QuestionDroppedFact)] and not answers_empty:
         return pick("ok_none", ("Sorry, I found nothing for that.", "I couldn't find anything on that."))
     if spec is not None and spec.write is not None:
         return spec.write(r, pick)
@@ -165,6 +180,12 @@ def _done(r: Retrieval, pick: Picker) -> str:
     if a is None:
         return "Done."
     oid, ref = a.order_id, a.request_id
+    if isinstance(r.prompt, ActionTaken) and r.prompt.already:  # a second "yes"
+        what = {"cancel_order": f"order {oid} is cancelled",
+                "change_shipping_address": f"order {oid} will be delivered to \"{a.new_address}\"",
+                }.get(a.action, f"the return request for order {oid} is open")
+        return pick("done_again", (f"That's already done: {what} (reference {ref}).",
+                                   f"You have already confirmed this: {what}. Your reference is {ref}."))
     if a.action == "cancel_order":
         return pick("done_cancel", (f"Done: order {oid} is cancelled (reference {ref}).",
                                     f"Order {oid} has been cancelled. Your reference is {ref}."))
@@ -179,6 +200,11 @@ def _done(r: Retrieval, pick: Picker) -> str:
 
 def _cancelled(r: Retrieval, pick: Picker) -> str:
     d = first_of(r.facts, ActionCancelledFact)
+    if isinstance(r.prompt, ActionExpired):
+        what = _ACTION_NOUN.get(r.prompt.action, "the change")
+        on = f" for order {d.order_id}" if d is not None and d.order_id else ""
+        return (f"Sorry, that request has expired (I hold a request for {r.prompt.minutes} minutes), so I didn't go "
+                f"ahead with {what}{on}. " + pick("restart", ("Shall I start again?", "Would you like me to start over?")))
     if d is not None and d.order_id:
         what = _ACTION_NOUN.get(d.action, "the change")
         return pick("cancelled", (f"OK, I won't go ahead with {what}; order {d.order_id} stays as it is.",
@@ -261,7 +287,9 @@ def _clarify(r: Retrieval, pick: Picker) -> str:
     if isinstance(p, WhichOrder):
         opts = []
         for i, o in enumerate(facts_of(r.facts, OrderOptionFact), 1):
-            bits = [f"order {o.order_id}", o.status or "", f"placed {day(o.placed_at)}"]
+            # "order 10452, placed 6 December", never "placed, placed 6 December"
+            status = o.status if o.status and o.status != "placed" else ""
+            bits = [f"order {o.order_id}", status, f"placed {day(o.placed_at)}" if o.placed_at else ""]
             if o.first_item:
                 more = (o.item_count or 1) - 1
                 bits.append(display(o.first_item) + (f" and {more} more" if more > 0 else ""))
@@ -286,6 +314,13 @@ def _clarify(r: Retrieval, pick: Picker) -> str:
 
 
 def _handoff(r: Retrieval, pick: Picker) -> str:
+    if isinstance(r.prompt, AwaitingAgent):  # a message while a person has the conversation
+        return pick("ho_wait", (
+            "A colleague has your conversation and will reply here; I've added your message for them. "
+            "If you'd rather keep asking me, just say so.",
+            "A member of our team will answer you here shortly, and they'll see this message too. "
+            "If you'd like to carry on with me instead, just tell me.",
+        ))
     h = first_of(r.facts, HandoffFact)
     reason = h.reason if h is not None else None
     if reason == "complaint":
@@ -329,6 +364,9 @@ def _procedure(r: Retrieval, pick: Picker) -> str:
 
 
 def _chitchat(r: Retrieval, pick: Picker) -> str:
+    if isinstance(r.prompt, BackToBot):
+        return pick("back", ("Of course, I'm back. What can I help you with?",
+                             "Sure, let's carry on. What would you like to know?"))
     return pick("ok", ("Okay. What else can I help you with?", "Alright. Anything else?"))
 
 

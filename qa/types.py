@@ -27,7 +27,7 @@ Status = Literal[
     "action_done",  # the confirmed action was written to the graph
     "action_cancelled",  # deny or topic change dropped a pending action
     "action_refused",  # the action is not possible (shipped already, outside the window)
-    "handoff",  # passed to a person
+    "handoff",  # passed to a person (and, while a person has it, "a colleague will reply")
     "procedure",  # answered from FAQ/policy text by semantic search
     "no_answer",  # below every threshold; a person is offered
     "chitchat",  # greeting, thanks, goodbye
@@ -38,7 +38,8 @@ STATUS_HELP = (
     "What the turn came to: `ok` (the facts answer it), `not_found` (nothing matched, or not yours), "
     "`need_sign_in` (an order question without a valid customer token), `clarify` (a question back), "
     "`action_proposed` (awaits yes or no), `action_done`, `action_cancelled`, `action_refused`, "
-    "`handoff` (passed to a person), `procedure` (answered from FAQ or policy text), `no_answer` "
+    "`handoff` (passed to a person; until a person hands it back, every reply says a colleague will "
+    "answer), `procedure` (answered from FAQ or policy text), `no_answer` "
     "(a person is offered), `chitchat` (greeting, thanks, goodbye)."
 )
 
@@ -108,6 +109,9 @@ class TurnResult(ChatResponse):
     guard_passed: bool | None = None  # the LLM writer's grounding guard (None: nothing was checked)
     guard_reasons: list[str] = Field(default_factory=list)
     llm_draft: str | None = None  # the model's own text before the guard: evaluation only, never sent
+    # What this turn did to a hand-off, for the API's hand-off log: "opened" (handed to a person),
+    # "returned" (the shopper went back to the bot), "timeout" (nobody took it in HANDOFF_TIMEOUT_S)
+    handoff_event: Literal["opened", "returned", "timeout"] | None = None
 
     def public(self) -> dict[str, Any]:
         """The chat API's reply body (JSON-safe): the `ChatResponse` fields only."""

@@ -34,7 +34,10 @@ log = logging.getLogger(__name__)
 
 @runtime_checkable
 class Verbalizer(Protocol):
-    name: Literal["template", "llm"]
+    @property
+    def name(self) -> str:
+        """The writer: "template" or "llm"."""
+        ...
 
     def verbalize(self, retrieval: Retrieval, turns: list[Turn], *, customer_id: str | None) -> Reply:
         """The reply to the last turn of ``turns`` (the shopper's message) given ``retrieval``."""
@@ -276,7 +279,7 @@ def build_verbalizer(
     writer as its guarded fallback. ``catalogue_names`` (product and brand names from the graph)
     let the guard recognise a real product the facts do not mention; they can be replaced later
     with ``verbalizer.guard.set_catalogue(names)`` or followed with ``verbalizer.guard.follow(...)``
-    (build_engine has the guard follow the entity linker's index)."""
+    (the composition root, common/bootstrap.py, has the guard follow the entity linker's index)."""
     from qa.llm import build_language_model
 
     if template is None:

@@ -22,6 +22,7 @@ import pytest
 
 from api.app import create_app
 from api.services import Services
+from common import bootstrap
 from common.settings import Settings
 from kg.backends.falkordb import FalkorDBStore
 from kg.schema import ensure_schema
@@ -44,8 +45,8 @@ def api_settings(server_dir: Path, **over: Any) -> Settings:
     base: dict[str, Any] = dict(
         _env_file=None, graph_url="falkordb://embedded", data_dir=server_dir,
         graph_name=f"api_{uuid.uuid4().hex[:10]}", falkordb_appendfsync="always",
-        dev_api_key=DEV_KEY, dev_chat_key=DEV_CHAT_KEY, customer_token_secret=SECRET, llm_backend="none", api_dev_mode=True,
-        api_rate_limit_per_minute=0, api_preload_engine=False,
+        dev_api_key=DEV_KEY, dev_chat_key=DEV_CHAT_KEY, customer_token_secret=SECRET, llm_backend="none",
+        api_dev_mode=True, api_rate_limit_per_minute=0, api_rate_limit_shopper_per_minute=0, api_preload_engine=False,
     )
     base.update(over)
     return Settings(**base)
@@ -94,7 +95,7 @@ def build_api(server_dir: Path, *, engine: bool = False, **over: Any) -> Api:
     settings = api_settings(server_dir, **over)
     store = FalkorDBStore.from_settings(settings)
     ensure_schema(store)
-    services = Services(settings, store=store)
+    services = Services(bootstrap.build(settings, store=store))
     app = create_app(settings, services=services)
     api = Api(settings, store, services, app, app.test_client())
     if engine:
@@ -104,11 +105,14 @@ def build_api(server_dir: Path, *, engine: bool = False, **over: Any) -> Api:
 
 def drop_api(api: Api) -> None:
     try:
-        r = api.store.redis
-        r.execute_command("GRAPH.DELETE", api.settings.graph_name)
+        api.store.redis.execute_command("GRAPH.DELETE", api.settings.graph_name)
+    except Exception:  # noqa: BLE001 - the graph may never have been written
+        pass
+    try:
+        r = api.services.redis()  # the state store (a server of its own beside the embedded graph)
         for k in r.scan_iter(match=f"kgqa:{api.settings.graph_name}:*", count=1000):
             r.delete(k)
-    except Exception:  # noqa: BLE001 - the graph may never have been written
+    except Exception:  # noqa: BLE001 - the state server may never have started
         pass
     api.services.close()
 
@@ -132,7 +136,7 @@ def owned_session(api: Api, customer_id: str | None, caller: str = "dev", turns:
     """A real saved session (qa/state.py) owned by a customer, or by an anonymous API key."""
     from qa.state import SessionStore, TurnRecord
 
-    store = SessionStore(lambda: api.store.redis, ttl_s=api.settings.session_ttl_s)
+    store = SessionStore(api.services.redis, ttl_s=api.settings.session_ttl_s, graph_name=api.settings.graph_name)
     state = store.new(customer_id, caller)
     for i in range(turns):
         state.turns.append(TurnRecord(role="user", text=f"where is order 1000{i}?", intent="track_order"))

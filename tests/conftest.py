@@ -19,15 +19,20 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 from common.settings import Settings  # noqa: E402
 from kg.backends.embedded import EmbeddedFalkorDB  # noqa: E402
 from kg.backends.falkordb import FalkorDBStore  # noqa: E402
+from kg.backends.state_server import stop_embedded  # noqa: E402
 from kg.schema import ensure_schema  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def falkordb_server(tmp_path_factory) -> Iterator[EmbeddedFalkorDB]:
-    server = EmbeddedFalkorDB(tmp_path_factory.mktemp("falkordb"), appendfsync="always")
+    # The production limits (TIMEOUT_MAX, QUERY_MEM_CAPACITY), so every test runs under them.
+    defaults = Settings(_env_file=None)
+    server = EmbeddedFalkorDB(tmp_path_factory.mktemp("falkordb"), appendfsync="always",
+                              timeout_max_ms=defaults.falkordb_timeout_max_ms,
+                              query_mem_capacity=defaults.falkordb_query_mem_capacity_mb * 1024 * 1024)
     server.ensure_running()
     yield server
-    server.stop()
+    stop_embedded(server.data_dir)
 
 
 @pytest.fixture
@@ -68,4 +73,4 @@ def make_server(tmp_path_factory):
 
     yield _make
     for srv in started:
-        srv.stop()
+        stop_embedded(srv.data_dir)

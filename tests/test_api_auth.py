@@ -80,7 +80,7 @@ def test_revoked_key_is_401_at_once(api):
 def test_keys_are_stored_hashed(api):
     key = api.key("chat")
     key_id = key.split("_")[1]
-    raw = api.store.redis.get(f"kgqa:{api.settings.graph_name}:apikey:{key_id}")
+    raw = api.services.redis().get(f"kgqa:{api.settings.graph_name}:apikey:{key_id}")
     assert key not in raw and key.split("_", 2)[2] not in raw
     assert json.loads(raw)["digest"] == digest(key)
     forged = f"kgqa_{key_id}_" + "A" * 43

@@ -146,8 +146,8 @@ def test_a_streamed_conversation_with_panel_and_feedback(site, page):
     assert page.text_content("[data-testid=thumbs-up]") == "Helpful"  # words: no emoji font needed
     page.click("[data-testid=thumbs-up]")
     page.wait_for_selector("[data-testid=thumbs-up][aria-pressed='true']")
-    keys = list(a.store.redis.scan_iter(match=f"kgqa:{a.settings.graph_name}:feedback:*"))
-    assert keys and a.store.redis.hget(keys[0], "1")
+    keys = list(a.services.redis().scan_iter(match=f"kgqa:{a.settings.graph_name}:feedback:*"))
+    assert keys and a.services.redis().hget(keys[0], "1")
     assert page.errors == []
 
 
@@ -167,3 +167,37 @@ def test_answers_are_inserted_as_text_never_html(site, page):
     assert page.evaluate("window.__pwned") is None
     text = page.text_content("[data-testid=log]") + page.text_content("[data-testid=p-facts]")
     assert "<img" in text or "Zap Lamp" in text
+
+
+@needs_engine
+def test_signing_in_keeps_the_transcript_and_the_conversation(site, page):
+    """DESIGN section 6: a shopper who signs in mid-conversation keeps it. The page keeps the
+    transcript and the session, and the order question asked before signing in is answered on
+    "and now?"; signing out starts a new conversation."""
+    a, srv = site
+    a.services.engine()
+    page.goto(srv.url + "/")
+    page.wait_for_selector("body[data-ready='true']")
+    page.fill("[data-testid=message]", "where is my order?")
+    page.click("[data-testid=send]")
+    page.wait_for_selector("[data-testid=bot][data-turn='1']", timeout=60_000)
+    assert page.text_content("#p-status") == "need_sign_in"
+    asked = page.text_content("[data-testid=bot][data-turn='1'] .text")
+    customer = page.eval_on_selector_all("[data-testid=customer] option", "els => els.map(e => e.value)")[0]
+    page.select_option("[data-testid=customer]", customer)
+    page.click("[data-testid=sign-in]")
+    page.wait_for_selector(f"[data-testid=who]:has-text('Signed in as {customer}')")
+    # the transcript is still there
+    assert page.text_content("[data-testid=bot][data-turn='1'] .text") == asked
+    assert page.eval_on_selector_all("[data-testid=log] li.user", "els => els.map(e => e.textContent)") == [
+        "where is my order?"]
+    page.fill("[data-testid=message]", "and now?")
+    page.click("[data-testid=send]")
+    page.wait_for_selector("[data-testid=bot][data-turn='2']", timeout=60_000)  # turn 2 of the same session
+    assert page.text_content("#p-status") in ("ok", "clarify")
+    assert page.text_content("[data-testid=p-intent]").startswith("track_order")
+    assert page.text_content("[data-testid=error]") == ""
+    page.click("[data-testid=sign-out]")
+    assert page.eval_on_selector_all("[data-testid=log] [data-testid=bot], [data-testid=log] li.user",
+                                     "els => els.length") == 0  # a new conversation
+    assert page.errors == []

@@ -94,7 +94,7 @@ def test_job_records_are_shared_through_redis(api):
     from api.services import Services
 
     job = _upload(api, [("products.csv", PRODUCTS)]).get_json()
-    other = create_app(api.settings, services=Services(api.settings)).test_client()
+    other = create_app(api.settings, services=Services.from_settings(api.settings)).test_client()
     wait_job(api, job["job_id"], api.h())
     r = other.get(f"/api/v1/catalog/import/{job['job_id']}", headers=api.h())
     assert r.status_code == 200 and r.get_json()["status"] == "done"
@@ -105,7 +105,7 @@ def test_a_stale_running_job_is_reported_failed(api):
     import time
 
     key = f"kgqa:{api.settings.graph_name}:import:abandonedjob1"
-    api.store.redis.set(key, json.dumps({"job_id": "abandonedjob1", "status": "running", "files": ["products.csv"],
+    api.services.redis().set(key, json.dumps({"job_id": "abandonedjob1", "status": "running", "files": ["products.csv"],
                                          "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
                                          "heartbeat": time.time() - 3600, "progress": {}, "report": None,
                                          "error": None, "strict": False, "dry_run": False}))
@@ -190,12 +190,12 @@ def test_delete_discontinues_and_hard_delete_is_guarded(api, falkordb_server):
 
 
 def test_one_import_at_a_time_per_graph(api):
-    api.store.redis.set(f"kgqa:{api.settings.graph_name}:import-lock", "otherjob123:tok", ex=30)
+    api.services.redis().set(f"kgqa:{api.settings.graph_name}:import-lock", "otherjob123:tok", ex=30)
     err = error_shape(_upload(api, [("products.csv", PRODUCTS)]), 409)
     assert err["details"]["job_id"] == "otherjob123"
     # a dry run does not need the lock
     dry = _upload(api, [("products.csv", PRODUCTS)], "?dry_run=true")
     assert dry.status_code == 202
     assert wait_job(api, dry.get_json()["job_id"], api.h())["status"] == "done"
-    api.store.redis.delete(f"kgqa:{api.settings.graph_name}:import-lock")
+    api.services.redis().delete(f"kgqa:{api.settings.graph_name}:import-lock")
     assert _upload(api, [("products.csv", PRODUCTS)]).status_code == 202

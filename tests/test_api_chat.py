@@ -57,7 +57,7 @@ def test_feedback_only_on_your_own_session_and_turn(api):
                 {"session_id": sid, "turn": 1, "rating": "5"}, {"session_id": sid, "turn": 1},
                 {"session_id": "short", "turn": 1, "rating": 3}):
         error_shape(api.client.post("/api/v1/chat/feedback", headers=api.h(customer="C00001"), json=bad), 422)
-    stored = api.store.redis.hgetall(f"kgqa:{api.settings.graph_name}:feedback:{sid}")
+    stored = api.services.redis().hgetall(f"kgqa:{api.settings.graph_name}:feedback:{sid}")
     assert list(stored) == ["1"] and json.loads(stored["1"])["rating"] == 4
 
 
@@ -135,9 +135,10 @@ def test_chat_stream_sends_tokens_then_the_final_reply(chat_api):
     assert kinds[-1] == "final" and set(kinds[:-1]) == {"token"} and len(kinds) >= 2
     final = events[-1][1]
     assert "".join(d["text"] for e, d in events if e == "token") == final["answer"]
-    # a session that is not the caller's is a plain JSON 404, not an event stream
+    # a session that is not the caller's is a plain JSON 404, not an event stream (an anonymous session
+    # continued by a signed-in customer becomes theirs, so the one tried here is another API key's)
     other = chat_api.client.post("/api/v1/chat/stream", json={"message": "hi", "session_id": final["session_id"]},
-                                 headers=chat_api.h(customer="C00001"))
+                                 headers=chat_api.h(chat_api.key("chat"), customer="C00001"))
     error_shape(other, 404, "session_not_found")
 
 
@@ -239,3 +240,81 @@ def test_turns_feed_the_analytics(chat_api):
     assert sum(r["turns"] for r in intents) >= 1
     assert "x.y@example.com" not in chat_api.client.get("/api/v1/analytics/unanswered",
                                                         headers=chat_api.h()).get_data(as_text=True)
+
+
+# -- signing in mid-conversation; concurrent confirmations (DESIGN section 6; issues 11 and 12) ---------------
+@needs_engine
+def test_signing_in_mid_conversation_keeps_the_session_one_way_only(chat_api):
+    customer, orders = next(iter(_orders(chat_api).items()))
+    h_anon = chat_api.h()
+    first = chat_api.client.post("/api/v1/chat", json={"message": f"where is my order {orders[0]}?"},
+                                 headers=h_anon).get_json()
+    assert first["status"] == "need_sign_in"
+    sid = first["session_id"]
+    # reading it with a token does not adopt it: only continuing it does
+    error_shape(chat_api.client.get(f"/api/v1/chat/sessions/{sid}", headers=chat_api.h(customer=customer)), 404)
+    # another API key cannot take it over by signing in
+    error_shape(chat_api.client.post("/api/v1/chat", json={"session_id": sid, "message": "and now?"},
+                                     headers=chat_api.h(chat_api.key("chat"), customer=customer)), 404,
+                "session_not_found")
+    signed = chat_api.client.post("/api/v1/chat", json={"session_id": sid, "message": "and now?"},
+                                  headers=chat_api.h(customer=customer))
+    assert signed.status_code == 200, signed.get_json()
+    body = signed.get_json()
+    assert body["session_id"] == sid and body["turn"] == 2 and body["intent"]["name"] == "track_order"
+    assert body["status"] == "ok" and orders[0] in body["answer"]  # the question asked before signing in
+    got = chat_api.client.get(f"/api/v1/chat/sessions/{sid}", headers=chat_api.h(customer=customer)).get_json()
+    assert got["signed_in"] is True and [t["role"] for t in got["turns"]] == ["user", "assistant"] * 2
+    # from now on it is that customer's alone: everyone else gets the reply of a session that does not exist
+    missing = error_shape(chat_api.client.post("/api/v1/chat", json={"session_id": "A" * 22, "message": "hi"},
+                                               headers=h_anon), 404)
+    other = next(c for c in _orders(chat_api) if c != customer)
+    for headers in (h_anon, chat_api.h(customer=other), chat_api.h(chat_api.key("chat"), customer=customer),
+                    chat_api.h(chat_api.key("chat"))):
+        err = error_shape(chat_api.client.post("/api/v1/chat", json={"session_id": sid, "message": "and now?"},
+                                               headers=headers), 404)
+        assert (err["code"], err["message"]) == (missing["code"], missing["message"])
+        error_shape(chat_api.client.get(f"/api/v1/chat/sessions/{sid}", headers=headers), 404)
+        error_shape(chat_api.client.post("/api/v1/chat/feedback", headers=headers,
+                                         json={"session_id": sid, "turn": 1, "rating": 1}), 404)
+    again = chat_api.client.post("/api/v1/chat", json={"session_id": sid, "message": "where is my order?"},
+                                 headers=chat_api.h(customer=customer)).get_json()
+    assert again["session_id"] == sid and again["status"] in ("ok", "clarify")
+
+
+@needs_engine
+def test_six_concurrent_yes_over_the_api_write_once_and_all_report_the_request(chat_api):
+    """Issue 12 item 7, over HTTP: six "yes" at once answer 200, all name the same request as done
+    (five say it was done already), and the graph has one address change."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    rows = chat_api.client.post("/api/v1/graph/query", headers=chat_api.h(), json={
+        "cypher": "MATCH (c:Customer)-[:PLACED]->(o:Order) WHERE o.status IN ['placed', 'paid'] "
+                  "AND NOT (o)<-[:CONCERNS]-(:Request) RETURN c.customer_id AS c, o.order_id AS o "
+                  "ORDER BY o LIMIT 1"}).get_json()["rows"]
+    customer, order = rows[0]["c"], rows[0]["o"]
+    address = "12 Baker Street, London NW1 6XE"
+    proposed = chat_api.client.post("/api/v1/chat", headers=chat_api.h(customer=customer), json={
+        "message": f"please change the shipping address of order {order} to {address}"}).get_json()
+    assert proposed["status"] == "action_proposed", proposed
+    sid = proposed["session_id"]
+    barrier = Barrier(6)
+
+    def confirm(_: int):
+        client = chat_api.app.test_client()
+        barrier.wait()
+        return client.post("/api/v1/chat", json={"session_id": sid, "message": "yes"},
+                           headers=chat_api.h(customer=customer))
+
+    with ThreadPoolExecutor(6) as pool:
+        replies = list(pool.map(confirm, range(6)))
+    assert [r.status_code for r in replies] == [200] * 6, [r.get_json() for r in replies]
+    bodies = [r.get_json() for r in replies]
+    assert [b["status"] for b in bodies] == ["action_done"] * 6
+    made = chat_api.client.post("/api/v1/graph/query", headers=chat_api.h(), json={
+        "cypher": "MATCH (o:Order {order_id: $o})<-[:CONCERNS]-(r:Request) RETURN r.request_id AS id, o.ship_to AS to",
+        "params": {"o": order}}).get_json()["rows"]
+    assert len(made) == 1 and made[0]["to"] == address
+    assert all(made[0]["id"] in b["answer"] for b in bodies)
+    assert sum("already" in b["answer"] for b in bodies) == 5

@@ -155,7 +155,7 @@ def test_conversation_reports_mask_personal_data(shop_api):
     row = handoffs.get_json()["rows"][0]
     assert row["reason"] == "complaint" and "C00004" not in htext and "4111111111111111" not in htext
     # the stored entries themselves hold no raw personal data either
-    raw = str(shop_api.store.redis.xrange(f"kgqa:{shop_api.settings.graph_name}:turns"))
+    raw = str(shop_api.services.redis().xrange(f"kgqa:{shop_api.settings.graph_name}:turns"))
     assert "jane.doe" not in raw and "C00003" not in raw and "sess-b" not in raw
 
 
@@ -176,3 +176,69 @@ def test_feedback_report(shop_api):
 
 def test_unknown_report_is_404(shop_api):
     error_shape(shop_api.client.get("/api/v1/analytics/customers_emails", headers=shop_api.h()), 404)
+
+
+# -- analyst queries bounded inside the server, and how many run at once ----------------------------------
+def test_a_query_that_cannot_be_row_limited_is_a_400_with_the_reason(shop_api):
+    h = shop_api.h(shop_api.key("analyst"))
+    for cypher, reason in [("CALL db.idx.fulltext.queryNodes('Product', 'aurora')", "must_end_with_return"),
+                           ("MATCH (p:Product) RETURN p } RETURN p UNION ALL CALL { RETURN 1 AS p", "syntax_error")]:
+        err = error_shape(shop_api.client.post("/api/v1/graph/query", headers=h, json={"cypher": cypher}), 400,
+                          "query_error")
+        assert err["details"] == {"reason": reason}
+    ok = shop_api.client.post("/api/v1/graph/query", headers=h, json={"cypher": "WITH 2 AS n RETURN n"})
+    assert ok.status_code == 200 and ok.get_json()["rows"] == [{"n": 2}]
+
+
+def test_a_huge_result_is_capped_in_the_server(shop_api):
+    h = shop_api.h(shop_api.key("analyst"))
+    r = shop_api.client.post("/api/v1/graph/query", headers=h, json={
+        "cypher": "MATCH (a:Product),(b:Product),(c:Product) RETURN a.sku AS a, b.sku AS b, c.sku AS c"})
+    body = r.get_json()
+    assert r.status_code == 200 and body["row_count"] == 1000 and body["truncated"] is True
+    assert body["columns"] == ["a", "b", "c"]  # the query's own order
+
+
+def test_a_query_over_the_memory_cap_is_a_422(make_server, sample_store_dir):
+    from tests.api_support import build_api, drop_api
+
+    server = make_server(query_mem_capacity=16 * 1024 * 1024)
+    a = build_api(server.data_dir)
+    try:
+        r = a.client.post("/api/v1/graph/query", headers=a.h(),
+                          json={"cypher": "WITH range(1, 3000000) AS l RETURN size(l) AS n"})
+        err = error_shape(r, 422, "query_memory_limit")
+        assert "memory" in err["message"]
+        assert a.client.post("/api/v1/graph/query", headers=a.h(), json={"cypher": "RETURN 1 AS one"}).status_code == 200
+    finally:
+        drop_api(a)
+
+
+def test_analyst_queries_beyond_the_concurrency_cap_get_429(falkordb_server):
+    from api.ratelimit import analyst_slot
+    from tests.api_support import build_api, drop_api
+
+    a = build_api(falkordb_server.data_dir, analyst_max_concurrent=2)
+    try:
+        h = a.h(a.key("analyst"))
+        q = {"cypher": "RETURN 1 AS one"}
+        with a.app.app_context():
+            with analyst_slot(a.services):  # two queries running (on any worker)
+                with analyst_slot(a.services):
+                    err = error_shape(a.client.post("/api/v1/graph/query", headers=h, json=q), 429, "too_many_queries")
+                    assert err["details"] == {"max_concurrent": 2, "bucket": "analyst"}
+                assert a.client.post("/api/v1/graph/query", headers=h, json=q).status_code == 200  # one free
+                assert a.client.post("/api/v1/graph/query", headers=h, json=q).status_code == 200  # released after
+        slots = f"kgqa:{a.settings.graph_name}:analyst:running"
+        r = a.services.redis()
+        # A worker that died mid-query leaves its slot behind; once past its expiry it counts for nothing.
+        r.zadd(slots, {"dead-worker-1": 1, "dead-worker-2": 2})
+        assert a.client.post("/api/v1/graph/query", headers=h, json=q).status_code == 200
+        # Two live slots (expiring in a minute, server time) do block.
+        now_ms = int(r.time()[0]) * 1000
+        r.zadd(slots, {"live-1": now_ms + 60_000, "live-2": now_ms + 60_000})
+        blocked = a.client.post("/api/v1/graph/query", headers=h, json=q)
+        error_shape(blocked, 429, "too_many_queries")
+        assert blocked.headers["Retry-After"] == "1"
+    finally:
+        drop_api(a)

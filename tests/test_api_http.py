@@ -254,3 +254,25 @@ def test_dev_routes_exist_only_in_dev_mode(api, falkordb_server):
         error_shape(a.client.post("/api/v1/dev/customer-token", json={"customer_id": "C00001"}, headers=a.h()), 404)
     finally:
         drop_api(a)
+
+
+def test_a_busy_graph_is_503_with_retry_after_and_keeps_the_connection(api):
+    """A named query the graph server stopped at its time limit (`GraphBusy`, raised by the stores:
+    tests/test_graph_store.py) is the server's state, not the caller's input: the one error handler
+    answers 503 `graph_busy` with Retry-After, and does not drop the graph connection."""
+    from api.errors import handle_error
+    from common.errors import GraphBusy
+
+    services = api.app.extensions["kgqa"]
+    from kg.queries import get
+
+    services.store.run(get("system.ping"))
+    connected = services.store._graph  # the store's client, forgotten when a connection is dropped
+    assert connected is not None
+    with api.app.test_request_context("/api/v1/catalog/products/X", method="PUT"):
+        resp = handle_error(GraphBusy("query catalog.upsert ran past its time limit",
+                                      details={"query": "catalog.upsert"}))
+    assert resp.status_code == 503 and resp.headers["Retry-After"] == "1"
+    body = resp.get_json()
+    assert body["error"]["code"] == "graph_busy" and "catalog.upsert" not in json.dumps(body)
+    assert services.store._graph is connected

@@ -51,3 +51,58 @@ def test_graph_away_is_503_then_recovers_without_a_restart(make_server):
         assert a.client.get("/readyz").get_json()["checks"]["graph"]["ok"] is True
     finally:
         drop_api(a)
+
+
+def test_sessions_keys_and_rate_limits_live_in_a_separate_server(make_server):
+    """With the embedded graph, state has a Redis process of its own: the graph server going down
+    (an overload, a kill for its memory) does not take keys, sessions and rate limits with it."""
+    from kg.backends.state_server import EmbeddedRedis, state_dir
+
+    server = make_server(appendfsync="always")
+    graph = server.ensure_running()
+    a = build_api(server.data_dir, api_rate_limit_per_minute=1000)
+    try:
+        key = a.key("chat")
+        sid = owned_session(a, "C00001")
+        state = EmbeddedRedis(state_dir(server.data_dir)).current()
+        assert state is not None and state.pid != graph.pid and state.port != graph.port
+        stored = a.services.redis()
+        assert stored.config_get("appendonly") == {"appendonly": "yes"}
+        assert "falkordb" not in str(stored.module_list()).lower()  # a plain Redis
+        server.kill()  # the graph is gone; nothing here needs it
+        h = a.h(key, customer="C00001")
+        for _ in range(3):
+            r = a.client.get(f"/api/v1/chat/sessions/{sid}", headers=h)
+            assert r.status_code == 200, r.get_json()
+            assert int(r.headers["X-RateLimit-Remaining"]) < 1000  # the key's rate limit was counted
+    finally:
+        drop_api(a)
+
+
+def test_a_killed_state_server_comes_back_with_its_data(make_server):
+    from kg.backends.state_server import EmbeddedRedis, state_dir
+
+    server = make_server(appendfsync="always")
+    a = build_api(server.data_dir)
+    try:
+        key = a.key("chat")
+        sid = owned_session(a, "C00002")
+        state = EmbeddedRedis(state_dir(server.data_dir))
+        first = state.current()
+        assert first is not None
+        state.kill()
+        h = a.h(key, customer="C00002")
+        statuses = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            r = a.client.get(f"/api/v1/chat/sessions/{sid}", headers=h)
+            statuses.append(r.status_code)
+            if r.status_code == 200:
+                break
+            error_shape(r, 503)
+            assert r.headers["Retry-After"] == "1"
+        assert statuses[-1] == 200, statuses  # the API restarted it; the key and session survived
+        again = state.current()
+        assert again is not None and again.pid != first.pid and again.port == first.port
+    finally:
+        drop_api(a)

@@ -29,19 +29,16 @@ def understander():
 
 @pytest.fixture
 def engine(shop, encoder, understander):
-    from nlu.linking import EntityLinker
-    from qa.engine import Engine
-    from qa.retrieval import ProcedureSearch, Retriever
+    from common import bootstrap
     from qa.state import SessionStore
     from qa.templates import TemplateVerbalizer
 
     settings, store = shop
-    return Engine(sessions=SessionStore(lambda: store.redis, ttl_s=600, prefix=f"e2e:{settings.graph_name}:"),
-                  understander=understander,
-                  linker=EntityLinker(store, encoder=encoder, currency="USD"),
-                  retriever=Retriever(store, ProcedureSearch(store, settings.encoder_path, encoder=encoder),
-                                      clock=lambda: NOW),
-                  verbalizer=TemplateVerbalizer(), clock=lambda: NOW)
+    sessions = SessionStore(lambda: store.redis, ttl_s=600, prefix=f"e2e:{settings.graph_name}:")
+    # the real model and entity linker (sharing the test's encoder), the template writer
+    return bootstrap.build(settings, store=store, sessions=sessions, understander=understander,
+                           encoder_model=encoder, verbalizer=TemplateVerbalizer(), examples=None,
+                           clock=lambda: NOW).engine.get()
 
 
 def test_price_then_pronoun(engine):

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from common import bootstrap
 from nlu.labels import INTENTS
 from nlu.types import IntentScore, Understanding
 from qa import evaluate
 from qa.engine import Engine
-from qa.retrieval import ProcedureSearch, Retriever
 from qa.state import SessionStore
 from qa.templates import TemplateVerbalizer
 from qa.types import Reply
@@ -28,7 +28,7 @@ class Oracle:
     """Understands each message as the dialogue file expects (a fake of the model): what is
     measured here is everything after understanding."""
 
-    threshold = 0.5  # the out-of-scope decision the engine takes from the understander
+    threshold = 0.5  # the out-of-scope threshold the engine reads from its understander
 
     def __init__(self, store, dialogues) -> None:
         self.intents: dict[str, str] = {}
@@ -44,11 +44,10 @@ class Oracle:
 
 
 def _engine(store, settings, encoder, understander, verbalizer=None, linker=None, now=support.NOW) -> Engine:
-    return Engine(sessions=SessionStore(lambda: store.redis, ttl_s=600, prefix=f"ev:{uuid.uuid4().hex[:6]}:"),
-                  understander=understander, linker=linker,
-                  retriever=Retriever(store, ProcedureSearch(store, settings.encoder_path, encoder=encoder),
-                                      clock=lambda: now),
-                  verbalizer=verbalizer or TemplateVerbalizer(), clock=lambda: now)
+    sessions = SessionStore(lambda: store.redis, ttl_s=600, prefix=f"ev:{uuid.uuid4().hex[:6]}:")
+    return bootstrap.build(settings, store=store, sessions=sessions, understander=understander, linker=linker,
+                           encoder_model=encoder, verbalizer=verbalizer or TemplateVerbalizer(), examples=None,
+                           clock=lambda: now).engine.get()
 
 
 DIALOGUES = [

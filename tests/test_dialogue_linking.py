@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import pytest
 
+from common import bootstrap
 from kg.queries import Query
-from nlu.linking import EntityLinker, LinkerConfig
-from qa.engine import Engine
-from qa.retrieval import ProcedureSearch, Retriever
+from nlu.linking import LinkerConfig
 from qa.state import SessionStore
 from qa.templates import TemplateVerbalizer
 from tests import test_dialogue_support as support
@@ -32,13 +31,11 @@ ADD_PRODUCT = Query("test.add_product", """
 def linked(shop, encoder):
     settings, store = shop
     nlu = ScriptedUnderstander()
-    linker = EntityLinker(store, config=LinkerConfig(refresh_interval_s=0.0), encoder=encoder, currency="USD")
-    engine = Engine(sessions=SessionStore(lambda: store.redis, ttl_s=600, prefix=f"lnk:{settings.graph_name}:"),
-                    understander=nlu, linker=linker,
-                    retriever=Retriever(store, ProcedureSearch(store, settings.encoder_path, encoder=encoder),
-                                        clock=lambda: NOW),
-                    verbalizer=TemplateVerbalizer(), clock=lambda: NOW)
-    return engine, nlu, store
+    sessions = SessionStore(lambda: store.redis, ttl_s=600, prefix=f"lnk:{settings.graph_name}:")
+    app = bootstrap.build(settings, store=store, sessions=sessions, understander=nlu,
+                          linker_config=LinkerConfig(refresh_interval_s=0.0), encoder_model=encoder,
+                          verbalizer=TemplateVerbalizer(), examples=None, clock=lambda: NOW)
+    return app.engine.get(), nlu, store
 
 
 def test_ambiguous_line_clarified_then_resolved(linked):
@@ -65,7 +62,10 @@ def test_model_numbers_order_ids_and_ownership(linked):
 def test_product_added_after_the_index_was_built(linked):
     engine, nlu, store = linked
     chat = Chat(engine, nlu)
-    chat.say("how much is the halo 2", "product_price", ("halo 2", "PRODUCT"))  # builds the index
+    r = chat.say("how much is the halo 2", "product_price", ("halo 2", "PRODUCT"))  # builds the index
+    assert r.status == "ok" and r.entities[0].node_id == "SN-HP-000011" and "239.00 USD" in r.answer
+    r = chat.say("how much is the Zorblax 9000?", "product_price", ("Zorblax 9000", "PRODUCT"))
+    assert r.status == "not_found" and "Zorblax 9000" in r.answer and r.facts == []
     store.run(ADD_PRODUCT)
     r = chat.say("and the zephyr 9?", "product_price", ("zephyr 9", "PRODUCT"))
     assert r.status == "ok" and r.entities[0].node_id == "SN-HP-000099" and "199.00 USD" in r.answer

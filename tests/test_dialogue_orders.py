@@ -99,9 +99,12 @@ def test_cancel_with_affirm_writes_status_and_request(chat_factory, shop):
     [req] = requests_of(store, "C00001")
     assert req["kind"] == "cancel" and req["status"] == "done" and req["order_id"] == "10003"
     assert req["created_by"] == "chat:C00001" and req["request_id"] in r2.answer
-    # a second "yes" does nothing more
+    # a second "yes" does nothing more, and says the same request is done (issue 12 item 7)
     r3 = chat.say("yes", "affirm")
-    assert r3.status == "chitchat" and len(requests_of(store, "C00001")) == 1
+    assert r3.status == "action_done" and "already" in r3.answer and req["request_id"] in r3.answer
+    assert len(requests_of(store, "C00001")) == 1
+    assert chat.say("how much is the NA-700X?", "product_price", ("NA-700X", "PRODUCT", "NA-HP-000004")).status == "ok"
+    assert chat.say("yes", "affirm").status == "chitchat"  # once the conversation moved on, "yes" is just "yes"
 
 
 def test_cancel_with_deny_changes_nothing(chat_factory, shop):
@@ -228,9 +231,10 @@ def test_a_dropped_stream_after_affirm_cannot_replay_the_action(chat_factory, sh
     next(stream)  # the client reads one chunk and disconnects
     stream.close()
     assert order_props(store, "10003")["ship_to"] == "7 Harbour Street, Leeds LS1 4AP"
-    again = chat.say("yes", "affirm")
-    assert again.status == "chitchat"
-    assert [r["kind"] for r in requests_of(store, "C00001")] == ["change_address"]
+    again = chat.say("yes", "affirm")  # the action was taken before the graph was written: not replayed
+    [req] = requests_of(store, "C00001")
+    assert req["kind"] == "change_address"
+    assert again.status == "action_done" and "already" in again.answer and req["request_id"] in again.answer
 
 
 def test_an_invoice_is_the_shoppers_own_data(chat_factory):
@@ -247,3 +251,125 @@ def test_an_invoice_is_the_shoppers_own_data(chat_factory):
     text = "The invoice for order 2026-000123: total 279.98 USD."
     assert SafetyFilter().apply(text, retrieval, customer_id="C00001").text == text
     assert "2026-000123" not in SafetyFilter().apply(text, retrieval, customer_id="C00002").text
+
+
+# -- confirmations: taken atomically, expiring; a new request while one is pending (issues 11, 12) ------
+def test_six_concurrent_yes_change_the_address_once_and_all_report_the_same_request(chat_factory, shop):
+    """Six "yes" at once (a double-clicking shopper, a retrying client): the action is taken
+    atomically before the graph is written, so exactly one writes, and every reply, the five that
+    lost the race included, reports the same request as done; none is lost to a conflict."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    _, store = shop
+    chat = chat_factory("C00001")
+    chat.say("change the shipping address of order 10003 to 9 Quay Street, Bristol BS1 4DJ",
+             "change_shipping_address", ("10003", "ORDER_ID", "10003"))
+    chat.nlu.expect("yes", "affirm")
+    barrier = Barrier(6)
+
+    def confirm(_: int):
+        barrier.wait()
+        return chat.engine.handle(chat.session_id, "yes", "C00001")
+
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(confirm, range(6)))
+    [req] = requests_of(store, "C00001")
+    assert req["kind"] == "change_address" and order_props(store, "10003")["ship_to"] == "9 Quay Street, Bristol BS1 4DJ"
+    assert [r.status for r in results] == ["action_done"] * 6
+    assert {f.data["request_id"] for r in results for f in r.facts if f.kind == "action"} == {req["request_id"]}
+    assert all(req["request_id"] in r.answer for r in results)
+    assert sum("already" in r.answer for r in results) == 5  # the ones that lost say it was done already
+    turns = chat.engine.session_turns(chat.session_id, "C00001")
+    assert len(turns) == 2 + 12 and sorted(r.turn for r in results) == [2, 3, 4, 5, 6, 7]  # every turn kept
+
+
+def test_a_yes_after_the_request_expired_offers_to_start_again(engine_factory, shop):
+    from datetime import timedelta
+
+    _, store = shop
+    now = [support.NOW]
+    engine, nlu = engine_factory(clock=lambda: now[0], pending_ttl_s=300)
+    chat = Chat(engine, nlu, "C00001")
+    chat.say("cancel order 10003", "cancel_order", ("10003", "ORDER_ID", "10003"))
+    now[0] += timedelta(seconds=301)
+    late = chat.say("yes", "affirm")
+    assert late.status == "action_cancelled" and "expired" in late.answer and "10003" in late.answer
+    assert "start" in late.answer  # "Shall I start again?" / "start over?"
+    assert order_props(store, "10003")["status"] == "placed" and requests_of(store, "C00001") == []
+    again = chat.say("yes", "affirm")  # yes, start again: proposed afresh, with the rules checked again
+    assert again.status == "action_proposed" and "10003" in again.answer
+    done = chat.say("yes", "affirm")
+    assert done.status == "action_done" and order_props(store, "10003")["status"] == "cancelled"
+    assert len(requests_of(store, "C00001")) == 1
+
+
+def test_an_expired_request_is_not_carried_out_by_a_later_yes(engine_factory, shop):
+    """An expired pending action is gone: a new topic does not note it, and a "yes" after that is
+    just "yes"."""
+    from datetime import timedelta
+
+    _, store = shop
+    now = [support.NOW]
+    engine, nlu = engine_factory(clock=lambda: now[0], pending_ttl_s=60)
+    chat = Chat(engine, nlu, "C00001")
+    chat.say("change the shipping address of order 10004 to 3 Mill Lane, York YO1 7HP", "change_shipping_address",
+             ("10004", "ORDER_ID", "10004"))
+    now[0] += timedelta(seconds=61)
+    r = chat.say("how much is the NA-700X?", "product_price", ("NA-700X", "PRODUCT", "NA-HP-000004"))
+    assert r.status == "ok" and not any(f.kind == "action_dropped" for f in r.facts)
+    assert chat.say("yes", "affirm").status == "chitchat"
+    assert order_props(store, "10004")["ship_to"] == "1 Old Road, Portland 97201" and requests_of(store, "C00001") == []
+
+
+def test_a_pending_question_expires(engine_factory):
+    from datetime import timedelta
+
+    now = [support.NOW]
+    engine, nlu = engine_factory(clock=lambda: now[0], pending_ttl_s=300)
+    chat = Chat(engine, nlu, "C00001")
+    assert chat.say("where is my order?", "track_order").status == "clarify"
+    now[0] += timedelta(seconds=301)
+    r = chat.say("the second one", "out_of_scope", confidence=0.2)
+    assert r.status != "ok" and "SwiftPost" not in r.answer  # not taken as the answer to a stale question
+
+
+def test_a_new_request_in_reply_to_which_order_is_the_new_request(chat_factory, shop):
+    """Issue 11 item 3: "I want to cancel order N" in reply to "which order?" is not tracked: it
+    is the new request, the question is dropped (the reply says so), and "yes" confirms it."""
+    _, store = shop
+    chat = chat_factory("C00001")
+    asked = chat.say("where is my order?", "track_order")
+    assert asked.status == "clarify" and "10003" in [f.data["order_id"] for f in asked.facts]
+    r = chat.say("I want to cancel order 10003", "cancel_order", ("10003", "ORDER_ID", "10003"))
+    assert r.status == "action_proposed" and r.intent.name == "cancel_order" and "SwiftPost" not in r.answer
+    assert [f.data for f in r.facts if f.kind == "question_dropped"] == [{"intent": "track_order"}]
+    assert "earlier question" in r.answer or "instead" in r.answer
+    done = chat.say("yes", "affirm")
+    assert done.status == "action_done" and order_props(store, "10003")["status"] == "cancelled"
+
+
+def test_a_new_request_while_an_address_change_is_pending_replaces_it(chat_factory, shop):
+    _, store = shop
+    chat = chat_factory("C00001")
+    chat.say("change the shipping address of order 10004 to 3 Mill Lane, York YO1 7HP", "change_shipping_address",
+             ("10004", "ORDER_ID", "10004"))
+    r = chat.say("I want to cancel order 10003", "cancel_order", ("10003", "ORDER_ID", "10003"))
+    assert r.status == "action_proposed" and r.facts[0].kind == "action_dropped" and "10004" in r.answer
+    done = chat.say("yes", "affirm")
+    assert done.status == "action_done" and order_props(store, "10003")["status"] == "cancelled"
+    assert order_props(store, "10004")["ship_to"] == "1 Old Road, Portland 97201"
+    assert [q["kind"] for q in requests_of(store, "C00001")] == ["cancel"]
+
+
+def test_a_new_request_in_reply_to_what_address_is_the_new_request(chat_factory, shop):
+    _, store = shop
+    chat = chat_factory("C00001")
+    assert chat.say("I need to change the delivery address for order 10004", "change_shipping_address",
+                    ("10004", "ORDER_ID", "10004")).status == "clarify"
+    r = chat.say("actually, cancel order 10003 please", "cancel_order", ("10003", "ORDER_ID", "10003"))
+    assert r.status == "action_proposed" and r.intent.name == "cancel_order"
+    assert any(f.kind == "question_dropped" for f in r.facts)
+    done = chat.say("yes", "affirm")
+    assert done.status == "action_done" and order_props(store, "10003")["status"] == "cancelled"
+    assert order_props(store, "10004")["ship_to"] == "1 Old Road, Portland 97201"

@@ -106,7 +106,10 @@ def test_two_failed_turns_in_a_row_hand_off_with_a_summary(chat_factory):
     assert summary["reason"] == "failed_turns" and summary["customer_id"] == "C00001"
     assert summary["intents"] == ["product_price", "out_of_scope"]
     assert "NA-700X" in summary["summary"] and "football" in summary["summary"]
-    # the counter starts again after a hand-off
+    # a person has the conversation now: the bot says so; back with the bot, the counter starts again
+    waiting = chat.say("what's the capital of Peru?", "out_of_scope")
+    assert waiting.handoff and waiting.status == "handoff" and waiting.facts == []
+    assert chat.say("never mind, I'll keep asking you", "deny").status == "chitchat"
     assert not chat.say("what's the capital of Peru?", "out_of_scope").handoff
 
 
@@ -130,7 +133,7 @@ def test_hand_off_triggers(chat_factory, message, intent, reason):
     chat = chat_factory("C00001")
     r = chat.say(message, intent)
     assert r.handoff and r.status == "handoff" and r.facts[0].data["reason"] == reason
-    assert r.suggestions == []
+    assert r.suggestions == ["Never mind, I'll keep asking you"]  # the way back to the bot
 
 
 def test_plain_questions_do_not_hand_off(chat_factory):

@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 
+from common import bootstrap
 from common.settings import Settings
 from kg.backends.falkordb import FalkorDBStore
 from kg.queries import Query
@@ -19,7 +20,6 @@ from kg.schema import ensure_schema
 from nlu.types import IntentScore, Understanding
 from qa import evaluate
 from qa.engine import Engine
-from qa.retrieval import ProcedureSearch, Retriever
 from qa.state import SessionStore
 from qa.templates import TemplateVerbalizer
 from tests import test_dialogue_support as support
@@ -62,20 +62,17 @@ def sample(falkordb_server, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def linker(sample, encoder):
-    from nlu.linking import EntityLinker
-
     settings, store, _ = sample
-    return EntityLinker(store, encoder=encoder, currency=settings.store_currency)
+    return bootstrap.build(settings, store=store, encoder_model=encoder).linker
 
 
 def _engine(sample, encoder, linker, understander, *, prefix=None, new_id=None) -> Engine:
     settings, store, _ = sample
-    return Engine(sessions=SessionStore(lambda: store.redis, ttl_s=600, prefix=prefix or f"smp:{uuid.uuid4().hex}:",
-                                        new_id=new_id),
-                  understander=understander, linker=linker,
-                  retriever=Retriever(store, ProcedureSearch(store, settings.encoder_path, encoder=encoder),
-                                      currency=settings.store_currency, clock=lambda: NOW),
-                  verbalizer=TemplateVerbalizer(), clock=lambda: NOW)
+    sessions = SessionStore(lambda: store.redis, ttl_s=600, prefix=prefix or f"smp:{uuid.uuid4().hex}:",
+                            new_id=new_id)
+    return bootstrap.build(settings, store=store, sessions=sessions, understander=understander, linker=linker,
+                           encoder_model=encoder, verbalizer=TemplateVerbalizer(), examples=None,
+                           clock=lambda: NOW).engine.get()
 
 
 @pytest.fixture
@@ -90,7 +87,7 @@ def chat(sample, encoder, linker):
 class Oracle:
     """Understands each message of the evaluation set as the set expects (a fake of the model)."""
 
-    threshold = 0.5  # the out-of-scope decision the engine takes from the understander
+    threshold = 0.5  # the out-of-scope threshold the engine reads from its understander
 
     def __init__(self, store, dialogues) -> None:
         self.intents: dict[str, str] = {}

@@ -58,9 +58,11 @@ def test_a_session_belongs_to_its_creator(engine_factory):
     anon = Chat(engine, nlu, None)
     anon.say("hi", "greeting")
     with pytest.raises(SessionNotFound):
-        engine.handle(anon.session_id, "hi", "C00001")  # signing in does not adopt an anonymous session
-    with pytest.raises(SessionNotFound):
         engine.handle(anon.session_id, "hi", None, caller="another-api-key")
+    with pytest.raises(SessionNotFound):  # signing in adopts only the caller's own anonymous session
+        engine.handle(anon.session_id, "hi", "C00001", caller="another-api-key")
+    with pytest.raises(SessionNotFound):  # and only by continuing it, never by reading it
+        engine.session_turns(anon.session_id, "C00001")
     with pytest.raises(SessionNotFound):
         engine.handle("no-such-session", "hi", "C00001")
     # a customer id with non-ASCII characters (any import may carry one) keeps its session too
@@ -169,35 +171,41 @@ def test_templates_cover_every_status_and_format_money():
     assert "18.00 USD" in text and "Widget (Red)" in text
 
 
-def test_build_engine_wires_the_collaborators_from_settings(shop):
+def test_the_composition_root_wires_the_collaborators_from_settings(shop):
+    from common import bootstrap
     from nlu.linking import EntityLinker
-    from qa.engine import build_engine
     from qa.verbalizer import SafeVerbalizer
 
     settings, store = shop
     nlu = support.ScriptedUnderstander()
-    engine = build_engine(settings.model_copy(update={"llm_backend": "none"}), store=store, understander=nlu,
+    app = bootstrap.build(settings.model_copy(update={"llm_backend": "none"}), store=store, understander=nlu,
                           clock=lambda: support.NOW)
+    engine = app.engine.get()
+    assert engine.linker is app.linker and engine.sessions is app.sessions and engine.retriever is app.retriever
+    # one encoder in memory: the linker's is the one procedure search uses
+    assert app.linker is not None and app.linker.encoder is app.encoder
+    assert app.retriever.procedures is not None and app.retriever.procedures.threshold == settings.procedure_threshold
     assert isinstance(engine.linker, EntityLinker) and isinstance(engine.verbalizer, SafeVerbalizer)
     assert engine.sessions.ttl_s == settings.session_ttl_s
     chat = Chat(engine, nlu, "C00001")
     r = chat.say("where is order #10002?", "track_order", ("#10002", "ORDER_ID"))  # linked by the real linker
     assert r.status == "ok" and r.entities[0].node_id == "10002" and "SwiftPost" in r.answer
-    assert store.redis.exists(engine.sessions.key(r.session_id))
+    assert app.redis.client().exists(engine.sessions.key(r.session_id))  # in the state Redis
 
 
-def test_build_engine_has_the_guard_follow_the_catalogue(shop):
+def test_the_composition_root_has_the_guard_follow_the_catalogue(shop):
     """With an LLM configured, the guard knows the shop's names from the linker's index: a reply
     that brings up a real product the facts do not give is refused, one naming the product of the
     facts (by its model line, inside the full name) passes. Nothing is generated: the remote
     model is built lazily and never called here."""
-    from qa.engine import build_engine
+    from common import bootstrap
     from qa.verbalizer import LLMVerbalizer
 
     settings, store = shop
-    engine = build_engine(settings.model_copy(update={"llm_backend": "remote",
-                                                      "llm_remote_url": f"http://127.0.0.1:{free_port()}"}),
-                          store=store, understander=support.ScriptedUnderstander(), clock=lambda: support.NOW)
+    engine = bootstrap.build(settings.model_copy(update={"llm_backend": "remote",
+                                                         "llm_remote_url": f"http://127.0.0.1:{free_port()}"}),
+                             store=store, understander=support.ScriptedUnderstander(),
+                             clock=lambda: support.NOW).engine.get()
     assert isinstance(engine.verbalizer, LLMVerbalizer)
     aurora = Retrieval(intent="product_price", status="ok", facts=[make_fact(kind="product", data={
         "sku": "NA-HP-000001", "name": "Nordic Audio Aurora X2 Wireless Headphones, Black", "price": 249.99,
@@ -206,3 +214,91 @@ def test_build_engine_has_the_guard_follow_the_catalogue(shop):
     assert guard.check("The Aurora X2 by Nordic Audio costs 249.99 USD.", aurora).ok
     ok, reasons = guard.check("The Aurora X2 costs 249.99 USD; the Tide 3 is cheaper.", aurora)
     assert not ok and reasons == ["name 'Tide 3' is in the catalogue but not in the facts"]
+
+
+
+# -- signing in mid-conversation, key namespaces (DESIGN section 6; issues 11 and 12) ---------------------------
+def test_signing_in_mid_conversation_keeps_the_session_one_way_only(engine_factory, shop):
+    """An anonymous session continued by its caller with a signed-in customer becomes that
+    customer's; the order question asked before signing in is answered on "and now?"; from then
+    on anonymous, another customer, or the same customer through another API key get the same
+    "not found" as an unknown session."""
+    _, store = shop
+    engine, nlu = engine_factory()
+    nlu.expect("where is my order #10002?", "track_order",
+               entities=[support.ent("where is my order #10002?", "#10002", "ORDER_ID", "10002")])
+    asked = engine.handle(None, "where is my order #10002?", None, caller="web")
+    assert asked.status == "need_sign_in" and "SwiftPost" not in asked.answer
+    sid = asked.session_id
+    with pytest.raises(SessionNotFound):  # another API key cannot take it over by signing in
+        engine.handle(sid, "hi", "C00001", caller="another-key")
+    # the model reads "and now?" as a product question (0.7): what counts is that nothing new is asked
+    nlu.expect("and now?", "product_availability", 0.7)
+    now = engine.handle(sid, "and now?", "C00001", caller="web")
+    assert now.session_id == sid and now.status == "ok" and now.intent.name == "track_order"
+    assert "SwiftPost" in now.answer and now.entities[0].node_id == "10002"
+    assert (now.entities[0].source, now.entities[0].start) == ("context", None)  # not a span of "and now?"
+    raw = store.redis.get(engine.sessions.key(sid))
+    assert '"owner":"customer:C00001"' in raw and '"customer_id":"C00001"' in raw
+    turns = engine.session_turns(sid, "C00001", caller="web")
+    assert [t.text for t in turns if t.role == "user"] == ["where is my order #10002?", "and now?"]
+    # one way only: never back to anonymous, never on to another customer, still bound to its key
+    with pytest.raises(SessionNotFound) as unknown:
+        engine.handle("no-such-session-id", "and now?", None, caller="web")
+    for customer, caller in ((None, "web"), ("C00002", "web"), ("C00001", "another-key")):
+        with pytest.raises(SessionNotFound) as err:
+            engine.handle(sid, "and now?", customer, caller=caller)
+        assert (err.value.code, err.value.message) == (unknown.value.code, unknown.value.message)
+        with pytest.raises(SessionNotFound):
+            engine.session_turns(sid, customer, caller=caller)
+    # asking again works as well ("my order" is the one just talked about)
+    nlu.expect("where is my order?", "track_order")
+    again = engine.handle(sid, "where is my order?", "C00001", caller="web")
+    assert again.status == "ok" and "SwiftPost" in again.answer
+
+def test_after_signing_in_a_new_question_is_answered_not_the_old_one(engine_factory):
+    engine, nlu = engine_factory()
+    nlu.expect("where is my order?", "track_order")
+    sid = engine.handle(None, "where is my order?", None, caller="web").session_id
+    nlu.expect("how much is the NA-700X?", "product_price",
+               entities=[support.ent("how much is the NA-700X?", "NA-700X", "PRODUCT", "NA-HP-000004")])
+    r = engine.handle(sid, "how much is the NA-700X?", "C00001", caller="web")
+    assert r.status == "ok" and "349.99 USD" in r.answer
+    nlu.expect("ok I'm logged in now", "goodbye", 0.72)  # the question was answered: nothing is re-asked
+    assert engine.handle(sid, "ok I'm logged in now", "C00001", caller="web").intent.name == "goodbye"
+
+
+def test_sign_in_words_re_ask_the_question(engine_factory):
+    engine, nlu = engine_factory()
+    nlu.expect("where is my order?", "track_order")
+    sid = engine.handle(None, "where is my order?", None, caller="web").session_id
+    nlu.expect("ok I'm logged in now", "goodbye", 0.72)
+    r = engine.handle(sid, "ok I'm logged in now", "C00001", caller="web")
+    assert r.status == "clarify" and r.intent.name == "track_order"  # "which of your orders?"
+    assert [f.data["order_id"] for f in r.facts] == ["10003", "10002", "10004"]
+
+
+def test_session_keys_are_namespaced_by_graph(shop):
+    """Two instances with different GRAPH_NAMEs sharing one Redis never see each other's sessions."""
+    from common import bootstrap
+
+    settings, store = shop
+    engines = {}
+    for name in ("shop_a", "shop_b"):
+        nlu = support.ScriptedUnderstander()
+        nlu.expect("hi", "greeting")
+        engines[name] = bootstrap.build(settings.model_copy(update={"graph_name": name, "llm_backend": "none"}),
+                                        store=store, understander=nlu, linker=None,
+                                        clock=lambda: support.NOW).engine.get()
+    a, b = engines["shop_a"], engines["shop_b"]
+    state = a.sessions._client()  # the state Redis both instances share
+    where = [{k: c.connection_pool.connection_kwargs.get(k) for k in ("host", "port")}
+             for c in (state, b.sessions._client())]
+    assert where[0] == where[1]
+    sid = a.handle(None, "hi", "C00001").session_id
+    assert a.sessions.key(sid) == f"kgqa:shop_a:session:{sid}" and state.exists(a.sessions.key(sid))
+    assert not state.exists(b.sessions.key(sid))
+    for call in (lambda: b.handle(sid, "hi", "C00001"), lambda: b.session_turns(sid, "C00001")):
+        with pytest.raises(SessionNotFound):
+            call()
+    assert a.handle(sid, "hi", "C00001").session_id == sid

@@ -18,13 +18,13 @@ from datetime import UTC, datetime
 
 import pytest
 
+from common import bootstrap
 from common.settings import Settings
 from kg.backends.falkordb import FalkorDBStore
 from kg.queries import Query, all_queries
 from kg.schema import ensure_schema
 from nlu.types import Candidate, Entity, IntentScore, Understanding
 from qa.engine import Engine, TurnResult
-from qa.retrieval import ProcedureSearch, Retriever
 from qa.state import SessionStore
 from qa.templates import TemplateVerbalizer
 
@@ -282,7 +282,7 @@ def ent(message: str, text: str, type_: str, node_id: str | None = None, *,
 class ScriptedUnderstander:
     """The understanding collaborator, faked: each test turn says what the model understood."""
 
-    threshold = 0.5  # the out-of-scope decision the engine takes from the understander
+    threshold = 0.5  # the out-of-scope threshold the engine reads from its understander
 
     def __init__(self) -> None:
         self.script: dict[str, Understanding] = {}
@@ -344,15 +344,19 @@ def shop(falkordb_server):
 
 
 def make_engine(settings: Settings, store, encoder, *, prefix: str | None = None, new_id=None,
-                verbalizer=None) -> tuple[Engine, ScriptedUnderstander]:
+                verbalizer=None, clock=None, **engine_kw) -> tuple[Engine, ScriptedUnderstander]:
+    """An engine on the test shop; `clock` (default: pinned to NOW) is the engine's and the
+    retriever's, so a test can move time forward for both (expiry, hand-off timeouts)."""
+    clock = clock or (lambda: NOW)
     nlu = ScriptedUnderstander()
     sessions = SessionStore(lambda: store.redis, ttl_s=settings.session_ttl_s,
                             prefix=prefix or f"test:{settings.graph_name}:", new_id=new_id)
-    retriever = Retriever(store, ProcedureSearch(store, settings.encoder_path, encoder=encoder),
-                          currency="USD", clock=lambda: NOW)
-    engine = Engine(sessions=sessions, understander=nlu, retriever=retriever,
-                    verbalizer=verbalizer or TemplateVerbalizer(), threshold=0.5, clock=lambda: NOW)
-    return engine, nlu
+    # the composition root with fakes swapped in: scripted understanding, no entity linker; the
+    # engine's own settings (pending_ttl_s, handoff_timeout_s) through the settings it is built from
+    app = bootstrap.build(settings.model_copy(update=engine_kw), store=store, sessions=sessions, understander=nlu,
+                          linker=None, encoder_model=encoder, verbalizer=verbalizer or TemplateVerbalizer(),
+                          examples=None, threshold=0.5, clock=clock)
+    return app.engine.get(), nlu
 
 
 @pytest.fixture

@@ -187,3 +187,137 @@ def test_data_directory_and_files_are_private(tmp_path):
         assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
     for path in (p for p in data.rglob("*") if p.is_dir()):
         assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
+
+
+# -- the analyst route bounded inside the server -------------------------------------------------------
+SEED = Query("test.seed", "UNWIND range(1, 12) AS i CREATE (:Meta {key: 'k' + toString(i), i: i, "
+                          "name: 'n' + toString(i % 3)})", read_only=False)
+
+
+@pytest.mark.parametrize("cypher", [
+    "MATCH (n:Meta) RETURN n.i AS z, n.key AS a, 3 AS m ORDER BY z DESC",
+    "MATCH (n:Meta) RETURN n.i AS i ORDER BY i DESC SKIP 2 LIMIT 4",
+    "MATCH (n:Meta) WHERE n.i < 3 RETURN n.i AS i UNION MATCH (n:Meta) WHERE n.i > 10 RETURN n.i AS i",
+    "MATCH (n:Meta) WHERE n.i < 3 RETURN n.i AS i UNION ALL MATCH (n:Meta) WHERE n.i < 3 RETURN n.i AS i",
+    "WITH 4 AS top MATCH (n:Meta) WHERE n.i <= top RETURN n.i AS i ORDER BY i",
+    "MATCH (n:Meta) RETURN n.name, count(n) AS c ORDER BY n.name",
+    "MATCH (n:Meta) RETURN DISTINCT n.name AS name ORDER BY name",
+    "MATCH (n:Meta {key: 'k1'}) RETURN n {.key, .i} AS m",
+    "MATCH (n:Meta) RETURN n ORDER BY n.i LIMIT 2",
+    "CALL db.labels() YIELD label RETURN label",
+])
+def test_wrapped_queries_answer_like_the_query_itself(store, cypher):
+    store.run(SEED)
+    raw = store.redis.execute_command("GRAPH.RO_QUERY", store.graph_name, cypher, "--compact")
+    own_columns = [h[1] for h in raw[0]]
+    res = store.run_untrusted_read(cypher, None, row_limit=100, timeout_ms=5000)
+    assert res.columns == own_columns and res.truncated is False
+    assert len(res.rows) == len(raw[1])
+    assert [list(r) for r in res.rows] == [own_columns] * len(res.rows)
+    capped = store.run_untrusted_read(cypher, None, row_limit=2, timeout_ms=5000)
+    assert capped.rows == res.rows[:2] and capped.truncated is (len(res.rows) > 2)  # order kept
+
+
+def _sent_bytes(store) -> int:
+    return int(store.redis.info("stats")["total_net_output_bytes"])
+
+
+def test_the_row_cap_is_applied_inside_the_server(store):
+    # Without the cap in the query the server sends all 200,000 rows (about 4 MB) and the store drops
+    # all but ten; with it, eleven rows cross the socket.
+    before = _sent_bytes(store)
+    res = store.run_untrusted_read("UNWIND range(1, 200000) AS x RETURN x", None, row_limit=10, timeout_ms=5000)
+    assert res.rows == [{"x": i} for i in range(1, 11)] and res.truncated is True
+    assert _sent_bytes(store) - before < 100_000
+
+
+def test_a_cartesian_product_is_capped_not_materialised(store):
+    store.run(Query("test.seed_many", "UNWIND range(1, 300) AS i CREATE (:Meta {i: i})", read_only=False))
+    before = _sent_bytes(store)
+    res = store.run_untrusted_read("MATCH (a:Meta),(b:Meta),(c:Meta) RETURN a, b, c", None, row_limit=1000,
+                                   timeout_ms=5000)
+    assert len(res.rows) == 1000 and res.truncated is True
+    assert _sent_bytes(store) - before < 2_000_000  # 27 million rows uncapped
+
+
+def test_a_standalone_search_call_is_refused_and_a_schema_call_runs(store):
+    store.run(SEED)
+    with pytest.raises(QueryError) as info:
+        store.run_untrusted_read("CALL db.idx.fulltext.queryNodes('Product', 'x')", None, row_limit=5, timeout_ms=5000)
+    assert info.value.details["reason"] == "must_end_with_return"
+    labels = store.run_untrusted_read("CALL db.labels()", None, row_limit=100, timeout_ms=5000)
+    assert {"label": "Meta"} in labels.rows
+
+
+def test_embedded_server_bounds_every_query_in_time_and_memory(make_server, tmp_path):
+    from common.errors import QueryMemoryLimit
+
+    server = make_server(timeout_max_ms=60_000, query_mem_capacity=16 * 1024 * 1024)
+    info = server.ensure_running()
+    import redis
+
+    raw = redis.Redis(port=info.port, password=info.password, decode_responses=True)
+    assert raw.execute_command("GRAPH.CONFIG", "GET", "TIMEOUT_MAX")[1] == 60_000
+    assert raw.execute_command("GRAPH.CONFIG", "GET", "QUERY_MEM_CAPACITY")[1] == 16 * 1024 * 1024
+    settings = Settings(_env_file=None, graph_url="falkordb://embedded", data_dir=server.data_dir, graph_name="bounds")
+    store = FalkorDBStore.from_settings(settings)
+    try:
+        # a longer per-query timeout (the importer asks for ten minutes) is lowered, not refused
+        assert store.run(WRITE, {"key": "k", "value": "v"}, timeout_ms=600_000) == [{"key": "k"}]
+        with pytest.raises(QueryMemoryLimit):
+            store.run_untrusted_read("WITH range(1, 3000000) AS l RETURN size(l) AS n", None, row_limit=5,
+                                     timeout_ms=30_000)
+        assert store.run(READ, {"key": "k"}) == [{"value": "v"}]  # the server is fine
+    finally:
+        store.close()
+
+
+def test_a_socket_timeout_is_a_query_timeout_and_never_resent(make_server):
+    import threading
+    import time
+
+    import redis
+
+    from common.errors import QueryTimeout
+
+    server = make_server()
+    info = server.ensure_running()
+    settings = Settings(_env_file=None, graph_url="falkordb://embedded", data_dir=server.data_dir, graph_name="sock")
+    store = FalkorDBStore.from_settings(settings)
+    try:
+        store.run(WRITE, {"key": "k", "value": "v"})
+        store.run_untrusted_read("RETURN 1 AS one", None, row_limit=1, timeout_ms=200)  # connected already
+        admin = redis.Redis(port=info.port, password=info.password, decode_responses=True)
+        calls = int(admin.info("commandstats")["cmdstat_graph.RO_QUERY"]["calls"])
+        connections = int(admin.info("stats")["total_connections_received"])
+        # The server stops answering for 8 s; the analyst's 200 ms query gives up at its socket
+        # timeout (2.2 s), as it would behind a query the server cannot interrupt.
+        admin.execute_command("CLIENT", "PAUSE", 8000, "ALL")
+        paused_at = time.monotonic()
+        with pytest.raises(QueryTimeout):
+            store.run_untrusted_read("MATCH (n:Meta) RETURN n.key AS k", None, row_limit=5, timeout_ms=200)
+        threading.Event().wait(max(0.0, 8.5 - (time.monotonic() - paused_at)))
+        # Sent once, on the connection it had: no reconnect to send it again (a retry would open one
+        # per attempt), and the server ran it at most once.
+        assert int(admin.info("stats")["total_connections_received"]) == connections
+        assert int(admin.info("commandstats")["cmdstat_graph.RO_QUERY"]["calls"]) - calls <= 1
+        res = store.run_untrusted_read("MATCH (n:Meta) RETURN n.key AS k", None, row_limit=5, timeout_ms=2000)
+        assert res.rows == [{"k": "k"}]  # the store carries on with a fresh connection
+    finally:
+        store.close()
+
+
+def test_a_named_query_stopped_at_its_time_limit_is_busy_not_the_callers_fault(store):
+    """The server stops one of the product's own queries at its time limit: a retryable
+    `GraphBusy` (the API's 503 with Retry-After), never the analyst's 422 `query_timeout`."""
+    from common.errors import GraphBusy, QueryTimeout, Retryable
+
+    heavy = Query("test.heavy", "UNWIND range(1, 30000000) AS x WITH x WHERE x % 7 = 0 RETURN count(x) AS n")
+    with pytest.raises(GraphBusy) as caught:
+        store.run(heavy, timeout_ms=50)
+    assert isinstance(caught.value, Retryable) and not isinstance(caught.value, QueryTimeout)
+    assert caught.value.details == {"query": "test.heavy"}
+    # the analyst's own query with the same text is the caller's: a QueryTimeout
+    with pytest.raises(QueryTimeout):
+        store.run_untrusted_read(heavy.text_for("falkordb"), None, row_limit=5, timeout_ms=50)
+    assert store.run(get("system.ping")) == [{"ok": 1}]  # the connection is still good

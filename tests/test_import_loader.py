@@ -589,7 +589,7 @@ def test_ten_megabyte_field_is_rejected_as_oversized(store, settings, tmp_path):
 def test_a_create_that_meets_an_existing_product_merges_instead(store, settings, tmp_path):
     """What a CREATE retried after a crash (or racing another import) meets: the unique constraint.
     The batch falls back to MERGE and replaces the links, so nothing is duplicated or left behind."""
-    from import_scripts.validation import TYPES, Validator
+    from kg.catalog.validation import TYPES, Validator
     from kg.loader import _Pass, _Writer
 
     run(store, settings, tmp_path, BASE)

@@ -7,8 +7,8 @@ import io
 
 import pytest
 
-from import_scripts.reader import FileProblem, open_reader
-from import_scripts.validation import TYPES, Bad, Validator, applies_to, attributes, date, money
+from kg.catalog.reader import FileProblem, open_reader
+from kg.catalog.validation import TYPES, Bad, Validator, applies_to, attributes, date, money
 
 LIMIT = 1024  # a small field limit keeps the oversized cases cheap
 

@@ -41,7 +41,7 @@ HELD_OUT: dict[str, list[tuple[str, str]]] = {
         ("can I pay with a credit card", "check_payment_methods"),
     ],
     "account": [
-        ("I can't remember my login password", "recover_password"),
+        ("I lost my sign-in key", "recover_password"),
         ("i want to deactivate my profile", "delete_account"),
     ],
     "service": [

@@ -168,3 +168,11 @@ def test_teacher_vectors_are_cached(tmp_path: Path):
     logged: list[str] = []
     again = teacher_vectors(texts[:2], teacher, str(tmp_path), progress=False, log=logged.append)
     assert not logged and torch.equal(again, first[:2])  # nothing embedded the second time
+
+
+@pytest.mark.skipif(not (Path("/usr/share/wordnet") / "index.noun").is_file(),
+                    reason="Debian's wordnet-base is not installed (apt-get install wordnet-base)")
+def test_committed_synonym_table_is_what_wordnet_gives():
+    from nlu.synonyms import build_table
+
+    assert build_table() == load_table()

@@ -388,7 +388,7 @@ def two_workers(falkordb_server, worker_a, worker_b) -> Iterator[tuple]:
     """Two apps on one graph, each with its own engine and model: the worker that serves a write
     (refresh interval one hour: only its own forced refresh can explain a change) and another one
     that checks before every message (SHOP_EXAMPLES_REFRESH_S=0)."""
-    from qa.engine import build_engine
+    from common import bootstrap
 
     made = []
     graph = None
@@ -400,8 +400,7 @@ def two_workers(falkordb_server, worker_a, worker_b) -> Iterator[tuple]:
         graph = settings.graph_name
         store = FalkorDBStore.from_settings(settings)
         ensure_schema(store)
-        services = Services(settings, store=store,
-                            engine_factory=lambda s, st, u=u: build_engine(s, store=st, understander=u))
+        services = Services(bootstrap.build(settings, store=store, understander=u))
         app = create_app(settings, services=services)
         made.append(support.Api(settings, store, services, app, app.test_client()))
     for a in made:

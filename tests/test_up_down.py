@@ -16,6 +16,7 @@ import requests
 
 from common.settings import REPO_ROOT
 from kg.backends.embedded import EmbeddedFalkorDB, free_port
+from kg.backends.state_server import EmbeddedRedis, state_dir
 
 pytestmark = pytest.mark.slow
 
@@ -65,11 +66,13 @@ def test_up_stops_everything_it_started(tmp_path: Path, sig: int):
     proc = _start(data, port)
     gunicorn_pid = int((data / "gunicorn.pid").read_text())
     graph = EmbeddedFalkorDB(data).current()
-    assert graph is not None and _pid_alive(gunicorn_pid)
+    state = EmbeddedRedis(state_dir(data)).current()
+    assert graph is not None and state is not None and _pid_alive(gunicorn_pid)
     proc.send_signal(sig)
     assert proc.wait(timeout=60) is not None
     assert not _pid_alive(gunicorn_pid) and _port_free(port)
     assert EmbeddedFalkorDB(data).current() is None and not _pid_alive(graph.pid)
+    assert EmbeddedRedis(state_dir(data)).current() is None and not _pid_alive(state.pid)
 
 
 def test_down_stops_the_instance_of_a_data_dir(tmp_path: Path):
@@ -79,7 +82,7 @@ def test_down_stops_the_instance_of_a_data_dir(tmp_path: Path):
     down = subprocess.run([sys.executable, "-m", "kgqa_cli", "down"], cwd=REPO_ROOT, env=_env(data),
                           capture_output=True, text=True, timeout=90)
     assert down.returncode == 0, down.stderr
-    assert "API stopped" in down.stdout and "graph stopped" in down.stdout
+    assert "API stopped" in down.stdout and "graph stopped" in down.stdout and "state store stopped" in down.stdout
     assert proc.wait(timeout=60) is not None  # `up` ends when its gunicorn does
     assert not _pid_alive(gunicorn_pid) and _port_free(port)
-    assert EmbeddedFalkorDB(data).current() is None
+    assert EmbeddedFalkorDB(data).current() is None and EmbeddedRedis(state_dir(data)).current() is None

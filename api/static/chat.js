@@ -228,14 +228,21 @@
     const body = await resp.json();
     state.token = body.token;
     state.customer = body.customer_id;
-    newConversation();  // sessions belong to who started them
+    // The conversation goes on: an anonymous session continued with a customer token becomes that
+    // customer's (one way only), so the transcript and the session are kept ("and now?" works).
+    if (state.session) {
+      const note = el("li", "note", "Signed in as " + state.customer + ". Carry on: I can look up your orders now.");
+      note.setAttribute("data-testid", "note");
+      $("log").appendChild(note);
+      scrollDown();
+    }
     showIdentity();
   }
 
   function signOut() {
     state.token = null;
     state.customer = null;
-    newConversation();
+    newConversation();  // the signed-in conversation is the customer's: never continued anonymously
     showIdentity();
   }
 

@@ -74,16 +74,24 @@ class EmbeddedFalkorDB:
         appendfsync: str = "everysec",
         bolt_port: int | None = None,
         appendonly: bool = True,
+        timeout_max_ms: int = 0,
+        query_mem_capacity: int = 0,
     ) -> None:
         """`bolt_port` opens FalkorDB's experimental Bolt listener, for driver tests on throwaway
         servers only: it binds every interface, accepts clients without the password, and a write
         over Bolt with the append-only file on kills the server (assertion in blocked.c). So a
-        server with a Bolt port always runs without persistence, whatever `appendonly` says."""
+        server with a Bolt port always runs without persistence, whatever `appendonly` says.
+
+        `timeout_max_ms` and `query_mem_capacity` (bytes) become the module's TIMEOUT_MAX and
+        QUERY_MEM_CAPACITY (0: none): every query on the server, whoever sends it, is bounded in
+        time and memory. They apply when this object starts the server, not to one already running."""
         self.data_dir = Path(data_dir).resolve()
         self.port = port
         self.appendfsync = appendfsync
         self.bolt_port = bolt_port
         self.appendonly = appendonly
+        self.timeout_max_ms = timeout_max_ms
+        self.query_mem_capacity = query_mem_capacity
         self._proc: subprocess.Popen[bytes] | None = None
 
     # -- paths -----------------------------------------------------------------------------------
@@ -123,6 +131,9 @@ class EmbeddedFalkorDB:
             time.sleep(0.05)
         if _pid_alive(info.pid):
             os.kill(info.pid, signal.SIGKILL)
+        if self._proc is not None:  # our child: its main thread shows as a zombie before the
+            with contextlib.suppress(subprocess.TimeoutExpired):  # others end and it can be reaped
+                self._proc.wait(timeout=5)
         self._reap()
         with contextlib.suppress(FileNotFoundError):
             self.info_path.unlink()
@@ -178,7 +189,7 @@ class EmbeddedFalkorDB:
         # Keep the port (and password) of a crashed server so clients that cached them reconnect.
         port = self.port or (previous.port if previous else 0) or free_port()
         password = previous.password if previous else secrets.token_urlsafe(24)
-        module_line = f"loadmodule {module}"
+        module_line = self._module_line(module)
         appendonly = self.appendonly
         if self.bolt_port:
             module_line += f" BOLT_PORT {self.bolt_port}"
@@ -225,7 +236,7 @@ class EmbeddedFalkorDB:
                 client = redis.Redis(port=port, password=password, socket_timeout=2)
                 if client.ping():
                     # Loading a large append-only file answers LOADING until done.
-                    client.execute_command("GRAPH.LIST")
+                    self._check_loaded(client)
                     break
             except redis.RedisError:
                 pass
@@ -238,6 +249,19 @@ class EmbeddedFalkorDB:
         tmp.chmod(0o600)
         tmp.replace(self.info_path)
         return info
+
+    def _module_line(self, module: Path) -> str:
+        """The config line that loads FalkorDB, with its arguments (empty: a plain Redis)."""
+        line = f"loadmodule {module}"
+        if self.timeout_max_ms > 0:
+            line += f" TIMEOUT_MAX {int(self.timeout_max_ms)}"
+        if self.query_mem_capacity > 0:
+            line += f" QUERY_MEM_CAPACITY {int(self.query_mem_capacity)}"
+        return line
+
+    def _check_loaded(self, client: redis.Redis) -> None:
+        """Raises (LOADING) until the server has loaded its data."""
+        client.execute_command("GRAPH.LIST")
 
     def _reap(self) -> None:
         if self._proc is not None and self._proc.poll() is not None:

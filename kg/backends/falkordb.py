@@ -5,6 +5,16 @@ Connection failures are retried with a short backoff; for the embedded server th
 makes sure the server is running again (it restarts a crashed one from its append-only file), so a
 killed server costs the caller a retry, not a restart of the application. Only queries marked
 idempotent are retried after they may have reached the server.
+
+The analyst route (`run_untrusted_read`) is bounded inside the server: the text runs as
+`CALL { <query> } RETURN * LIMIT n+1` (kg/readonly.py `bound_rows` has the rule), with the
+analyst's time limit as the query's TIMEOUT, on a client of its own whose socket gives up a little
+after that limit. It is never retried: a heavy query sent twice is twice the load, and a socket
+timeout is reported as the query's timeout (`QueryTimeout`), not as a lost server. A named query
+the server stops at its time limit is `GraphBusy` (retryable): its parameters are not at fault. The embedded
+server itself runs with TIMEOUT_MAX and QUERY_MEM_CAPACITY (settings), which bound every query;
+the store reads TIMEOUT_MAX on connecting and lowers longer per-query timeouts to it (the server
+refuses a query whose TIMEOUT exceeds it).
 """
 
 from __future__ import annotations
@@ -26,13 +36,20 @@ from falkordb.path import Path as GraphPath
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from common.errors import GraphUnavailable, QueryError, QueryTimeout, ReadOnlyViolation
+from common.errors import (
+    GraphError,
+    GraphUnavailable,
+    QueryError,
+    QueryMemoryLimit,
+    QueryTimeout,
+    ReadOnlyViolation,
+)
 from common.settings import Settings
 from kg.backends.embedded import EmbeddedFalkorDB
 from kg.params import check_params
 from kg.queries import Query
-from kg.readonly import check_read_only
-from kg.store import Health, ReadResult, Row
+from kg.readonly import bound_rows, check_read_only
+from kg.store import ANALYST_QUERY, Health, ReadResult, Row, analyst_socket_timeout_s, timeout_error
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +81,8 @@ class FalkorDBStore:
         self._db: FalkorDB | None = None
         self._graph = None
         self._lock = threading.Lock()
+        self._timeout_max_ms = 0  # the server's TIMEOUT_MAX, read on connecting (0: none)
+        self._analyst: dict[float, Any] = {}  # socket timeout -> the analyst route's own client
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FalkorDBStore:
@@ -78,6 +97,8 @@ class FalkorDBStore:
                 settings.data_dir,
                 port=settings.falkordb_port,
                 appendfsync=settings.falkordb_appendfsync,
+                timeout_max_ms=settings.falkordb_timeout_max_ms,
+                query_mem_capacity=settings.falkordb_query_mem_capacity_mb * 1024 * 1024,
             )
             return cls(embedded=server, **common)
         parsed = urlparse(settings.graph_url)
@@ -94,7 +115,7 @@ class FalkorDBStore:
                 if self.embedded is not None:
                     info = self.embedded.ensure_running()
                     self._port, self._password = info.port, info.password
-                self._db = FalkorDB(
+                db = FalkorDB(
                     host=self._host,
                     port=self._port,
                     password=self._password,
@@ -105,8 +126,33 @@ class FalkorDBStore:
                     # stale property-key cache. Failures surface here and get a fresh client.
                     retry=Retry(NoBackoff(), 0),
                 )
-                self._graph = self._db.select_graph(self.graph_name)
+                self._timeout_max_ms = _timeout_max(db.connection)
+                self._db = db
+                self._graph = db.select_graph(self.graph_name)
             return self._graph
+
+    def _analyst_client(self, socket_timeout: float):
+        """The analyst route's client: its own connections (a heavy query never holds one the chat
+        needs) with a socket timeout a little past the query's own limit."""
+        self._connect()  # the server is up, and its port and password known
+        with self._lock:
+            graph = self._analyst.get(socket_timeout)
+            if graph is None:
+                db = FalkorDB(host=self._host, port=self._port, password=self._password,
+                              socket_timeout=socket_timeout, socket_connect_timeout=2, retry=Retry(NoBackoff(), 0))
+                graph = self._analyst[socket_timeout] = db.select_graph(self.graph_name)
+            return graph
+
+    def _drop_analyst(self, failed=None) -> None:
+        with self._lock:
+            dropped = [(k, g) for k, g in self._analyst.items() if failed is None or g is failed]
+            for k, _ in dropped:
+                del self._analyst[k]
+        for _, graph in dropped:
+            try:
+                graph.client.connection.connection_pool.disconnect()
+            except Exception:  # noqa: BLE001 - closing a broken connection may fail any way
+                pass
 
     def _drop_connection(self, failed=None) -> None:
         """Forget the client that failed so the next call reconnects (and restarts the embedded
@@ -117,6 +163,8 @@ class FalkorDBStore:
             if failed is not None and self._graph is not failed:
                 return
             db, self._db, self._graph = self._db, None, None
+        if failed is None or self.embedded is not None:
+            self._drop_analyst()  # closed, or the server may come back elsewhere: reconnect both
         if db is None:
             return
         try:
@@ -146,10 +194,35 @@ class FalkorDBStore:
     ) -> ReadResult:
         check_read_only(cypher)
         header = _params_header(params)
-        res = self._call("analyst.adhoc", header + cypher, None, read_only=True, timeout_ms=timeout_ms,
-                         may_retry=True)
+        plan = bound_rows(cypher, row_limit)
+        graph = None
+        try:
+            timeout_ms = self._clamp(timeout_ms)
+            graph = self._analyst_client(analyst_socket_timeout_s(timeout_ms))
+            res = graph.ro_query(header + plan.text, timeout=timeout_ms)
+        except redis.TimeoutError:
+            # The socket gave up on a query the server has not answered: report the query's
+            # timeout (never a lost server) and send nothing again. The connection may still get
+            # the late reply, so it is closed.
+            self._drop_analyst(graph)
+            raise QueryTimeout("query analyst.adhoc ran past its time limit",
+                               details={"query": ANALYST_QUERY, "where": "client"}) from None
+        except (*_TRANSIENT, ValueError) as exc:
+            if isinstance(exc, ValueError) and "closed file" not in str(exc):
+                raise
+            self._drop_analyst(graph)
+            log.warning("graph unavailable", extra={"query": ANALYST_QUERY, "error": type(exc).__name__})
+            raise GraphUnavailable("the graph database is unavailable", details={"query": ANALYST_QUERY}) from None
+        except redis.ResponseError as exc:
+            if "empty key" in str(exc).lower():
+                res = _EMPTY
+            else:
+                raise _translate(ANALYST_QUERY, exc, True) from None
         rows = _rows(res)
         columns = [h[1] if isinstance(h, (list, tuple)) else str(h) for h in (res.header or [])]
+        if plan.columns is not None and set(plan.columns) == set(columns) and len(columns) == len(plan.columns):
+            columns = list(plan.columns)  # RETURN * outside the subquery sorted them
+            rows = [{c: r[c] for c in columns} for r in rows]
         truncated = len(rows) > row_limit
         return ReadResult(columns=columns, rows=rows[:row_limit], truncated=truncated)
 
@@ -181,6 +254,12 @@ class FalkorDBStore:
         self._drop_connection()
 
     # -- internals ---------------------------------------------------------------------------------
+    def _clamp(self, timeout_ms: int) -> int:
+        """The server refuses a query whose TIMEOUT exceeds its TIMEOUT_MAX: lower it to that."""
+        self._connect()
+        top = self._timeout_max_ms
+        return min(timeout_ms, top) if top > 0 else timeout_ms
+
     def _call(self, name: str, text: str, params, *, read_only: bool, timeout_ms: int, may_retry: bool,
               attempts: int | None = None):
         attempts = attempts or (self._retries + 1)
@@ -189,9 +268,11 @@ class FalkorDBStore:
             graph = None
             try:
                 graph = self._connect()
+                top = self._timeout_max_ms
+                timeout = min(timeout_ms, top) if top > 0 else timeout_ms
                 if read_only:
-                    return graph.ro_query(text, params=dict(params or {}) or None, timeout=timeout_ms)
-                return graph.query(text, params=dict(params or {}) or None, timeout=timeout_ms)
+                    return graph.ro_query(text, params=dict(params or {}) or None, timeout=timeout)
+                return graph.query(text, params=dict(params or {}) or None, timeout=timeout)
             except (*_TRANSIENT, ValueError) as exc:
                 # ValueError: "I/O operation on closed file" from a socket another thread closed.
                 if isinstance(exc, ValueError) and "closed file" not in str(exc):
@@ -212,6 +293,15 @@ class FalkorDBStore:
         raise GraphUnavailable("the graph database is unavailable", details={"query": name})
 
 
+def _timeout_max(conn: redis.Redis) -> int:
+    """The server's TIMEOUT_MAX in ms (0: none, or a server that does not say)."""
+    try:
+        reply = conn.execute_command("GRAPH.CONFIG", "GET", "TIMEOUT_MAX")
+        return max(0, int(reply[1]))
+    except (redis.ResponseError, TypeError, ValueError, IndexError):
+        return 0
+
+
 class _EmptyResult:
     header: list = []
     result_set: list = []
@@ -220,15 +310,17 @@ class _EmptyResult:
 _EMPTY = _EmptyResult()
 
 
-def _translate(name: str, exc: redis.ResponseError, read_only: bool) -> QueryError:
+def _translate(name: str, exc: redis.ResponseError, read_only: bool) -> GraphError:
     msg = str(exc)
     low = msg.lower()
     if "timed out" in low or "timeout" in low:
-        return QueryTimeout(f"query {name} ran past its time limit", details={"query": name})
+        return timeout_error(name)
+    if "mem consumption exceeded" in low or "memory" in low and "capacity" in low:
+        return QueryMemoryLimit(f"query {name} needed more memory than the server allows", details={"query": name})
     if read_only and ("read-only" in low or "ro_query" in low or "readonly" in low):
         return ReadOnlyViolation("a read-only query tried to write", details={"query": name})
     if "loading" in low:
-        return GraphUnavailable("the graph database is loading")  # type: ignore[return-value]
+        return GraphUnavailable("the graph database is loading")
     # The server's own text is useful to an analyst and names no internals; keep it short.
     return QueryError(f"query {name} was rejected: {msg[:300]}", details={"query": name})
 

@@ -22,7 +22,9 @@ How queries run
 
     Named queries marked `read_only` run in READ access mode, everything else in WRITE mode.
     `timeout` becomes the server-side transaction timeout; a server that ends a query for running
-    too long gives `QueryTimeout`.
+    too long gives `QueryTimeout` for the analyst's own query and `GraphBusy` (retryable) for a
+    named one, one that stops it for its memory (`db.memory.transaction.max`)
+    `QueryMemoryLimit`.
 
 Retries
     `ServiceUnavailable`, `SessionExpired` and `TransientError` are retried with a short, jittered
@@ -41,7 +43,11 @@ The analyst route (`run_untrusted_read`)
     protect (a warning is logged). Analyst text that itself starts with EXPLAIN or PROFILE goes
     out as "EXPLAIN EXPLAIN ...", which a parser rejects: it fails closed. Rows are streamed (fetch size at
     most `row_limit + 1`) and reading stops at `row_limit + 1`; the rest is discarded on the
-    server, never materialised; `truncated` says so.
+    server, never materialised; `truncated` says so. Analyst text is not wrapped in a subquery here
+    (the FalkorDB store does that, kg/readonly.py `bound_rows`): the driver's pull-and-discard bounds
+    what the server produces, and Neo4j 5 reads a bare `CALL { }` differently across versions. It
+    runs with the analyst's time limit as the transaction timeout and is never retried; server-side
+    memory is bounded by `db.memory.transaction.max` (README, Neo4j hardening).
 
 Values come back as plain Python: nodes as a dict of properties plus `_labels` (sorted), and
 relationships plus `_type`, the same shapes as the FalkorDB backend; paths as `{nodes, edges}`;
@@ -107,14 +113,14 @@ from common.errors import (
     GraphUnavailable,
     MissingDependency,
     QueryError,
-    QueryTimeout,
+    QueryMemoryLimit,
     ReadOnlyViolation,
 )
 from common.settings import Settings
 from kg.params import check_params
 from kg.queries import Query
 from kg.readonly import check_read_only
-from kg.store import Health, ReadResult, Row
+from kg.store import ANALYST_QUERY, Health, ReadResult, Row, timeout_error
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +255,7 @@ class Neo4jStore:
         if self._server_checks_query_types():  # lock 3 (lock 2 is READ access mode, below)
             qtype = self._execute(
                 "analyst.explain", "EXPLAIN " + cypher, params, read_only=True, timeout_ms=timeout_ms,
-                may_retry=True, consume=lambda result: result.consume().query_type,
+                may_retry=False, consume=lambda result: result.consume().query_type,
             )
             if qtype != "r":
                 kind = _QUERY_TYPES.get(str(qtype), "of unknown type")
@@ -268,8 +274,10 @@ class Neo4jStore:
             result.consume()  # discard the rest on the server instead of fetching it
             return ReadResult(columns=columns, rows=rows[:row_limit], truncated=len(rows) > row_limit)
 
+        # Never retried: a heavy query sent twice is twice the load (and a transient failure of one
+        # is no reason to think the second would fare better).
         return self._execute(
-            "analyst.adhoc", cypher, params, read_only=True, timeout_ms=timeout_ms, may_retry=True,
+            ANALYST_QUERY, cypher, params, read_only=True, timeout_ms=timeout_ms, may_retry=False,
             consume=take, fetch_size=min(row_limit + 1, 1000),
         )
 
@@ -349,7 +357,10 @@ class Neo4jStore:
                     return consume(result)
             except exc_mod.Neo4jError as exc:
                 if _is_timeout(exc):
-                    raise QueryTimeout(f"query {name} ran past its time limit", details={"query": name}) from None
+                    raise timeout_error(name) from None
+                if _is_memory_limit(exc):
+                    raise QueryMemoryLimit(f"query {name} needed more memory than the server allows",
+                                           details={"query": name}) from None
                 if not isinstance(exc, exc_mod.TransientError):
                     raise _translate(name, exc, read_only, self.database) from None
                 last = exc
@@ -376,6 +387,13 @@ def _code(exc) -> str:
 def _is_timeout(exc) -> bool:
     # Neo.ClientError.Transaction.TransactionTimedOut(ClientConfiguration), and 4.x's transient one.
     return "TimedOut" in _code(exc)
+
+
+def _is_memory_limit(exc) -> bool:
+    # db.memory.transaction.max: Neo.TransientError.General.TransactionOutOfMemoryError (5.x),
+    # ...MemoryLimitExceeded...; the global pool: Neo.TransientError.General.MemoryPoolOutOfMemoryError.
+    code = _code(exc)
+    return "OutOfMemory" in code or "MemoryLimit" in code
 
 
 def _translate(name: str, exc, read_only: bool, database: str | None) -> GraphError:

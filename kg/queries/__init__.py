@@ -60,6 +60,7 @@ def all_queries() -> dict[str, Query]:
 def _load_all() -> None:
     # Importing the modules registers their queries; kept lazy so `kg.queries` imports nothing heavy.
     from kg.queries import (  # noqa: F401
+        analytics,
         catalog,
         linking,
         loader,

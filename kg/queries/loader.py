@@ -294,3 +294,33 @@ PRODUCT_CREATE = {m: _product_create(m) for m in ("000", "001", "010", "011", "1
 ABSENT = {label: _absent(n) for label, n in NODES.items()}
 CONTAINS_CLASSIFY = _contains_classify()
 CONTAINS_ABSENT = _contains_absent()
+
+
+# -- the audit log's old values (kg/audit.py): one read per batch of changed rows ---------------------------
+def _snapshot(n: NodeSpec) -> Query:
+    # Properties as one list in NODES order (a list parses faster than a map), and each link's
+    # target through OPTIONAL MATCH (pattern comprehensions cost seven times as much here). Columns
+    # that are properties too (an order's shipping method) are read from the properties.
+    links = [r for r in n.rels if r.column != "applies_to" and r.column not in n.props]
+    matches = "".join(
+        f" OPTIONAL MATCH (n){'<' if rel.incoming else ''}-[:{rel.type}]-{'' if rel.incoming else '>'}"
+        f"(t{j}:{rel.target})" for j, rel in enumerate(links))
+    values = ", ".join(f"n.{p}" for p in n.props)
+    columns = "".join(f", t{j}.{rel.target_key} AS `{rel.column}`" for j, rel in enumerate(links))
+    return q(
+        f"loader.{n.label}.snapshot",
+        f"UNWIND $keys AS k MATCH (n:{n.label} {{{n.key}: k}}){matches} RETURN k AS key, [{values}] AS props{columns}",
+        description=f"The current values of some {n.label} nodes, before an import changes them (audit log).",
+    )
+
+
+SNAPSHOT = {label: _snapshot(n) for label, n in NODES.items()}
+CONTAINS_SNAPSHOT = q(
+    "loader.CONTAINS.snapshot",
+    """
+    UNWIND $rows AS r
+    MATCH (:Order {order_id: r[0]})-[c:CONTAINS]->(p:Product {sku: r[1]})
+    RETURN r[0] AS order_id, r[1] AS sku, c.quantity AS quantity, c.unit_price AS unit_price, c.discount AS discount
+    """,
+    description="The current values of some order items, before an import changes them (audit log).",
+)

@@ -39,8 +39,8 @@ SEARCH_BY_NAME = q(
     WHERE all(t IN $tokens WHERE toLower(p.name) CONTAINS t OR toLower(p.sku) = t)
     WITH p ORDER BY size(p.name) LIMIT $limit
     """ + _PRODUCT,
-    description="Fallback look-up of products whose name contains every token (used when a mention is not "
-                "linked); the real linker uses full-text and embeddings.",
+    description="Fallback look-up of products whose name contains every token, for a mention the entity linker "
+                "(full-text, aliases, typos, embeddings) did not settle: partial names the model cut short.",
 )
 
 LIST_FILTERED = q(
@@ -200,6 +200,51 @@ PROMOTIONS_IN_FORCE = q(
     ORDER BY discount_percent DESC, code LIMIT $limit
     """,
     description="Every promotion in force today.",
+)
+
+SUPPLIERS = q(
+    "products.suppliers",
+    """
+    UNWIND $skus AS wanted
+    MATCH (p:Product {sku: wanted})-[:SUPPLIED_BY]->(s:Supplier)
+    RETURN p.sku AS sku, s.supplier_id AS supplier_id, s.name AS name, s.country AS country, s.phone AS phone
+    """,
+    description="The supplier of each product (by sku): name, country and phone (public business data).",
+)
+
+# -- the shop's own fields: attribute keys and values, read for field questions (qa/fields.py) ------
+ATTRIBUTE_PAGE = q(
+    "products.attribute_page",
+    """
+    MATCH (p:Product)
+    WHERE p.sku > $after
+    WITH p ORDER BY p.sku LIMIT $limit
+    RETURN p.sku AS sku, p.attributes AS attributes
+    """,
+    description="One page (keyset, by sku) of products' attribute objects: the shop's own field names and "
+                "values, which field questions are matched against.",
+)
+
+CURRENCIES = q(
+    "products.currencies",
+    """
+    MATCH (p:Product)
+    WHERE p.currency IS NOT NULL
+    RETURN p.currency AS currency, count(p) AS products
+    """,
+    description="How many products are priced in each currency: the shop's own currency, for amounts "
+                "(fees, shipping costs) whose rows carry none.",
+)
+
+CATALOG_STAMP = q(
+    "products.catalog_stamp",
+    """
+    OPTIONAL MATCH (m:Meta {key: 'catalog'})
+    WITH m.version AS version
+    MATCH (p:Product)
+    RETURN version, count(p) AS products
+    """,
+    description="The catalog version and the number of products: caches of the shop's field names compare it.",
 )
 
 # -- picks for the evaluation set (qa/evaluate.py binds names to real nodes at run time) ------

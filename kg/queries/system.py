@@ -1,4 +1,4 @@
-"""Queries about the graph itself: health, counts, schema."""
+"""Queries about the graph itself: health, counts, schema; sample customers for the development sign-in."""
 
 from kg.queries import q
 
@@ -10,4 +10,10 @@ COUNT_BY_LABEL = q(
 COUNT_RELATIONSHIPS = q(
     "system.count_relationships",
     "MATCH ()-[r]->() RETURN type(r) AS type, count(r) AS count ORDER BY type",
+)
+SAMPLE_CUSTOMERS = q(
+    "system.sample_customers",
+    "MATCH (c:Customer)-[:PLACED]->(:Order) RETURN DISTINCT c.customer_id AS customer_id "
+    "ORDER BY customer_id LIMIT $limit",
+    description="A few customers with orders, for the development sign-in on the chat page.",
 )

@@ -172,7 +172,7 @@ def build_examples(records: Sequence[ProductRecord], held_out: Sequence[ProductR
     `records`), `per_product` naming one product each plus one line-only mention for lines sold
     in several variants; and a few mentions of every brand and category."""
     held = list(held_out) if held_out is not None else held_out_records(records)
-    groups: dict[tuple[str, str], list[ProductRecord]] = defaultdict(list)
+    groups: dict[tuple[str, ...], list[ProductRecord]] = defaultdict(list)
     for r in records:
         groups[r.line_key].append(r)
     lines = {k: make_line(0, v) for k, v in groups.items()}
@@ -293,7 +293,7 @@ def examples_from_mentions(records: Sequence[ProductRecord],
     word of is expected to come back ambiguous with the expected product's line offered."""
     carriers = _WordCarriers(records)
     by_sku = {r.sku: r for r in records}
-    members: dict[tuple[str, str], list[str]] = defaultdict(list)
+    members: dict[tuple[str, ...], list[str]] = defaultdict(list)
     for r in records:
         members[r.line_key].append(r.sku)
     out: list[LinkingExample] = []

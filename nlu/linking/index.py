@@ -106,8 +106,28 @@ class ProductRecord:
         return self.model_line or self.without_brand(self.base_name)
 
     @cached_property
-    def line_key(self) -> tuple[str, str]:
-        return (T.key(self.brand or ""), T.key(self.line_name))
+    def title_key(self) -> str:
+        """The name without brand and variant parts, as a key ("aurora x2 wireless headphone")."""
+        return T.key(self.without_brand(self.base_name))
+
+    @cached_property
+    def line_key(self) -> tuple[str, str, str]:
+        """Brand, model line and title: products of one model line with different titles are
+        different lines (a series of toys: "Harbour Town Ferry", "Harbour Town Police Boat"); the line name still names them
+        all. A line's variants (colours, sizes, formats) share their title."""
+        line = T.key(self.line_name)
+        title = self.title_key
+        return (T.key(self.brand or ""), line, "" if title == line else title)
+
+
+_HEAD = re.compile(r"\s*:\s+|\s+[-–—]\s+")
+
+
+def short_title(name: str) -> str | None:
+    """The head of a name with a subtitle ("Golden Crunch: Honey Oat Granola" -> "Golden Crunch",
+    "Trailmaster - 2 Person Tent" -> "Trailmaster"): shoppers type the head alone."""
+    head = _HEAD.split(name, maxsplit=1)[0].strip()
+    return head if head != name.strip() and T.content_tokens(head) else None
 
 
 # -- fuzzy token matching ------------------------------------------------------------------------
@@ -162,8 +182,19 @@ def soft_score(qtoks: Sequence[str], alias: Sequence[str], sims: Mapping[str, Ma
     """Soft TF-IDF F-score of a mention against one alias: how much of the mention the alias covers
     (recall, weighted by beta) and how much of the alias the mention names (precision), with
     typo-tolerant token matches and rare words weighing more."""
-    if not qtoks or not alias:
+    r, p = soft_coverage(qtoks, alias, sims, idf)
+    if r <= 0 or p <= 0:
         return 0.0
+    b2 = beta * beta
+    return (1 + b2) * p * r / (b2 * p + r)
+
+
+def soft_coverage(qtoks: Sequence[str], alias: Sequence[str], sims: Mapping[str, Mapping[str, float]],
+                  idf: Any) -> tuple[float, float]:
+    """(share of the mention the alias covers, share of the alias the mention names), IDF-weighted,
+    typos counting by their similarity."""
+    if not qtoks or not alias:
+        return 0.0, 0.0
     rec_num = rec_den = 0.0
     best_for_alias = dict.fromkeys(alias, 0.0)
     for q in qtoks:
@@ -186,10 +217,7 @@ def soft_score(qtoks: Sequence[str], alias: Sequence[str], sims: Mapping[str, Ma
         pre_den += w
     r = rec_num / rec_den if rec_den else 0.0
     p = pre_num / pre_den if pre_den else 0.0
-    if r <= 0 or p <= 0:
-        return 0.0
-    b2 = beta * beta
-    return (1 + b2) * p * r / (b2 * p + r)
+    return r, p
 
 
 def compact_ratio(qtoks: Sequence[str], alias: Sequence[str]) -> float:
@@ -215,7 +243,7 @@ class Line:
     line keeps what linking needs; the index keeps no product records)."""
 
     lid: int
-    key: tuple[str, str]
+    key: tuple[str, ...]
     brand: str | None
     name: str  # the model line as written ("Aurora X2")
     title: str  # brand + name without variant, the embedding text ("Nordic Audio Aurora X2 Wireless Headphones")
@@ -230,9 +258,13 @@ class Line:
     # it names every such accessory alike, so it scores below the full name and leaves them tied.
     generic: tuple[tuple[str, ...], ...]
     name_tokens: frozenset[str]  # brand and model-line tokens (never read as variant words)
-    exact: tuple[tuple[str, tuple[str, ...]], ...]  # key -> skus it names
+    exact: tuple[tuple[str, tuple[str, ...]], ...]  # key -> skus it names: names and titles
     compact: tuple[tuple[str, tuple[str, ...]], ...]
     tokens: frozenset[str]
+    # Keys of the model line ("aurora x2", "nordic audio aurora x2", model numbers) -> skus: a title
+    # named exactly wins over a model line of the same words ("Moon Rover", not the whole Moon Rover series).
+    line_exact: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    varying_keys: frozenset[str] = frozenset()  # attribute keys whose value differs between the products
 
     @cached_property
     def _positions(self) -> dict[str, int]:
@@ -271,31 +303,41 @@ def make_line(lid: int, records: Sequence[ProductRecord]) -> Line:
     skus = tuple(r.sku for r in recs)
     all_skus = frozenset(skus)
 
-    line_aliases = [line_name, *bases, *(first.without_brand(b) for b in bases)]
+    titles = list(dict.fromkeys([*bases, *(first.without_brand(b) for b in bases)]))
+    heads = [h for h in dict.fromkeys(short_title(t) for t in titles) if h]
+    # A title named exactly is that title; the model line (or series) alone, or a subtitled name's
+    # head, may name more and yields to it. The line with its brand or its kind, and its model
+    # numbers, are as specific as a title.
+    named = list(titles)
     if brand:
-        line_aliases.append(f"{brand} {line_name}")
+        named.append(f"{brand} {line_name}")
     if first.category:
-        line_aliases.append(f"{line_name} {_category_noun(first.category)}")
+        named.append(f"{line_name} {_category_noun(first.category)}")
     own = re.split(r"\s+for\s+", line_name, maxsplit=1, flags=re.I)[0]
-    line_aliases.extend(t for t in own.split() if T.is_model_number(T.compact(t)))
+    named.extend(t for t in own.split() if T.is_model_number(T.compact(t)))
+    model_aliases = [line_name, *heads]
+    line_aliases = [line_name, *named, *heads]
 
     exact: dict[str, set[str]] = {}
+    line_exact: dict[str, set[str]] = {}
     compact: dict[str, set[str]] = {}
 
-    def add(alias: str, targets: Iterable[str]) -> None:
+    def add(alias: str, targets: Iterable[str], keys: dict[str, set[str]]) -> None:
         k, c = T.key(alias), T.compact(alias)
         if k:
-            exact.setdefault(k, set()).update(targets)
+            keys.setdefault(k, set()).update(targets)
         if len(c) >= 3:
             compact.setdefault(c, set()).update(targets)
 
-    for a in line_aliases:
-        add(a, skus)
+    for a in named:
+        add(a, skus, exact)
+    for a in model_aliases:
+        add(a, skus, line_exact)
     for r in recs:  # a product's full name (exact only: nobody types it glued) and its sku
         k = T.key(r.name)
         if k:
             exact.setdefault(k, set()).add(r.sku)
-        add(r.sku, (r.sku,))
+        add(r.sku, (r.sku,), exact)
 
     alias_toks = tuple(dict.fromkeys(t for t in (tuple(T.content_tokens(a)) for a in line_aliases) if t))
     generic: tuple[tuple[str, ...], ...] = ()
@@ -324,6 +366,8 @@ def make_line(lid: int, records: Sequence[ProductRecord]) -> Line:
         exact=tuple((k, tuple(sorted(v & all_skus))) for k, v in exact.items()),
         compact=tuple((k, tuple(sorted(v & all_skus))) for k, v in compact.items()),
         tokens=tokens,
+        line_exact=tuple((k, tuple(sorted(v & all_skus))) for k, v in line_exact.items() if k not in exact),
+        varying_keys=frozenset(k.lower() for k in varying),
     )
 
 
@@ -385,7 +429,7 @@ class LineIndex:
     fingerprints: Mapping[str, str] = field(default_factory=dict)  # sku -> content fingerprint
     lines: Mapping[int, Line] = field(default_factory=dict)
     line_of: Mapping[str, int] = field(default_factory=dict)  # sku -> lid
-    by_key: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    by_key: Mapping[tuple[str, ...], int] = field(default_factory=dict)
     # Keys map to tuples (a 1-tuple is a fifth of a 1-frozenset: most keys name one line or product).
     exact: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     compact: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -394,6 +438,16 @@ class LineIndex:
     values: Mapping[tuple[str, ...], str] = field(default_factory=dict)  # value tokens -> display value
     value_counts: Mapping[tuple[str, ...], int] = field(default_factory=dict)  # in how many lines
     by_title: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    line_exact: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # model-line keys -> skus
+    # Values every product of a line shares (an author, a maker, a material) -> lines; and per
+    # attribute key, in how many lines it varies (a colour, a size: a variant, never a name).
+    common_values: Mapping[tuple[str, ...], tuple[int, ...]] = field(default_factory=dict)
+    key_varies: Mapping[str, int] = field(default_factory=dict)
+    # Per key shared inside lines: in how many lines, and how many distinct values it takes there
+    # (an author or a maker nearly tells lines apart; a material or a fit does not).
+    key_lines: Mapping[str, int] = field(default_factory=dict)
+    key_values: Mapping[str, int] = field(default_factory=dict)
+    key_value_lines: Mapping[tuple[str, tuple[str, ...]], int] = field(default_factory=dict)
     next_lid: int = 0
     _idf_cache: dict[str | None, float] = field(default_factory=dict, repr=False)
 
@@ -421,7 +475,11 @@ class LineIndex:
         line_of = dict(self.line_of)
         by_key = dict(self.by_key)
         exact = _CowMap(self.exact)
+        line_exact = _CowMap(self.line_exact)
         compact = _CowMap(self.compact)
+        common_values = _CowMap(self.common_values)
+        key_varies = dict(self.key_varies)
+        key_lines, key_values, key_value_lines = dict(self.key_lines), dict(self.key_values), dict(self.key_value_lines)
         postings = _CowMap(self.postings)
         by_title = _CowMap(self.by_title)
         values = dict(self.values)
@@ -429,7 +487,7 @@ class LineIndex:
         next_lid = self.next_lid
 
         records: dict[str, ProductRecord] = {s: r for s, r in changes.items() if r is not None}
-        touched: dict[tuple[str, str], set[str]] = {}
+        touched: dict[tuple[str, ...], set[str]] = {}
         for sku, rec in changes.items():
             lid = line_of.get(sku)
             if lid is not None:
@@ -452,8 +510,14 @@ class LineIndex:
                 line = lines.pop(lid)
                 for k, skus in line.exact:
                     exact.discard(k, skus)
+                for k, skus in line.line_exact:
+                    line_exact.discard(k, skus)
                 for k, skus in line.compact:
                     compact.discard(k, skus)
+                for _k, toks in line.common:
+                    common_values.discard(toks, (lid,))
+                _count_keys(line.varying_keys, key_varies, -1)
+                _count_shared(line.common, key_lines, key_values, key_value_lines, -1)
                 for t in line.tokens:
                     postings.discard(t, (lid,))
                 by_title.discard(line.title, (lid,))
@@ -471,8 +535,14 @@ class LineIndex:
             by_key[lk] = lid
             for k, skus in line.exact:
                 exact.add(k, skus)
+            for k, skus in line.line_exact:
+                line_exact.add(k, skus)
             for k, skus in line.compact:
                 compact.add(k, skus)
+            for _k, toks in line.common:
+                common_values.add(toks, (lid,))
+            _count_keys(line.varying_keys, key_varies, +1)
+            _count_shared(line.common, key_lines, key_values, key_value_lines, +1)
             for t in line.tokens:
                 postings.add(t, (lid,))
             by_title.add(line.title, (lid,))
@@ -488,7 +558,55 @@ class LineIndex:
         vocab_list = self.vocab_list if postings.keys_unchanged() else tuple(post)
         return LineIndex(fingerprints=fps, lines=lines, line_of=line_of, by_key=by_key, exact=exact.frozen(),
                          compact=compact.frozen(), postings=post, vocab_list=vocab_list, values=values,
-                         value_counts=value_counts, by_title=by_title.frozen(), next_lid=next_lid)
+                         value_counts=value_counts, by_title=by_title.frozen(), line_exact=line_exact.frozen(),
+                         common_values=common_values.frozen(), key_varies=key_varies, key_lines=key_lines,
+                         key_values=key_values, key_value_lines=key_value_lines, next_lid=next_lid)
+
+    def exact_skus(self, key: str) -> tuple[str, ...]:
+        """The skus an exact key names: a product's or title's name first, else a model line's."""
+        return self.exact.get(key) or self.line_exact.get(key) or ()
+
+    def has_exact(self, key: str) -> bool:
+        return key in self.exact or key in self.line_exact
+
+    def naming_key(self, key: str, min_diversity: float = 0.5) -> bool:
+        """A key whose values name lines: it varies inside no line (never a colour or a size of a
+        line's variants), and takes nearly as many values as there are lines that have it (an
+        author, a maker, a designer; not a material or a fit that many lines share)."""
+        k = key.lower()
+        n = self.key_lines.get(k, 0)
+        return n > 0 and not self.key_varies.get(k) and self.key_values.get(k, 0) >= min_diversity * n
+
+    def named_by_value(self, value: tuple[str, ...], min_diversity: float = 0.5) -> list[int]:
+        """Lines that an attribute value names: every product of the line has it, under a naming key."""
+        out = []
+        for lid in self.common_values.get(value, ()):
+            line = self.lines[lid]
+            if any(t == value and self.naming_key(k, min_diversity) for k, t in line.common):
+                out.append(lid)
+        return sorted(out)
+
+
+def _count_keys(keys: Iterable[Any], counts: dict[Any, int], step: int) -> None:
+    for k in keys:
+        n = counts.get(k, 0) + step
+        if n > 0:
+            counts[k] = n
+        else:
+            counts.pop(k, None)
+
+
+def _count_shared(common: Iterable[tuple[str, tuple[str, ...]]], key_lines: dict[str, int],
+                  key_values: dict[str, int], key_value_lines: dict[tuple[str, tuple[str, ...]], int],
+                  step: int) -> None:
+    for k, toks in common:
+        k = k.lower()
+        _count_keys((k,), key_lines, step)
+        before = key_value_lines.get((k, toks), 0)
+        _count_keys(((k, toks),), key_value_lines, step)
+        after = key_value_lines.get((k, toks), 0)
+        if (before == 0) != (after == 0):
+            _count_keys((k,), key_values, 1 if after else -1)
 
 
 def _count_values(line_values: Iterable[str], values: dict, counts: dict, step: int) -> None:

@@ -6,8 +6,9 @@ the catalog's value in lower case (as in `Product.attr_values`), MONEY -> "200.0
 
 How a product mention is scored (every score in [0, 1], one ranked list):
 1. exact and alias keys (full name, name without brand or variant, model line, brand + model line,
-   model numbers in any spacing, sku), also after taking variant words out ("aurora x2 in black",
-   "nova 5 256gb") -> 1.0;
+   model numbers in any spacing, sku, the head of a subtitled name), also after taking variant words
+   out ("aurora x2 in black", "nova 5 256gb") -> 1.0; a name or title typed exactly names its own
+   products before a model line, series or head of the same words names theirs;
 2. otherwise fuzzy recall from token postings (rapidfuzz with a cutoff, for typos) and, when that is
    not convincing, the graph's full-text index (which also sees products added since the last
    refresh), scored by a soft TF-IDF F-score of the mention against each line's aliases -> at most
@@ -18,6 +19,13 @@ How a product mention is scored (every score in [0, 1], one ranked list):
    pick products inside a line, and lines among tied lines. When the best two candidates are closer
    than `ambiguity_margin` the entity comes back with `ambiguous=True`, no `node_id`, and the tied
    candidates ranked (alternating between lines): the dialogue asks.
+
+On a catalog unlike the one the model was trained on, its spans miss product names, or type them as
+brands, categories, values or order ids, or cut them short. `link()` then reads the message itself
+(`_spot_products`): spans covering most of one of a line's names, or a few words found together in
+at most three lines' names, are linked as product mentions and replace what they explain. When
+still nothing names a product, an attribute value that names products (an author, a designer, a
+maker: see `LineIndex.naming_key`) offers the products that carry it (`_value_products`).
 
 The index follows the catalog: at most every `refresh_interval_s` one cheap query reads the
 catalog version; when it moved, the products stamped since the newest stamp seen are re-read (a
@@ -56,6 +64,7 @@ from nlu.linking.index import (
     fuzzy_cutoff,
     make_line,
     merge_split_tokens,
+    soft_coverage,
     soft_score,
     token_sims,
 )
@@ -111,6 +120,20 @@ class LinkerConfig(BaseModel):
     text_min_score: float = Field(0.85, ge=0.0, le=1.0, description="link_text keeps fuzzy spans above this.")
     text_max_tokens: int = Field(8, ge=1, le=16)
     fallback_link_text: bool = Field(True, description="link() runs link_text when the model tagged nothing.")
+    find_products: bool = Field(True, description=(
+        "link() looks for product names in the message itself when the model linked no product: spans "
+        "covering most of a product's name, and attribute values that name products (an author, a maker)."))
+    spot_cover: float = Field(0.7, ge=0.0, le=1.0, description=(
+        "A span of the message is read as a product name when it covers at least this share of one of the "
+        "line's names (IDF-weighted, typos by similarity), and this share of the span is name words."))
+    spot_max_tokens: int = Field(12, ge=2, le=32, description="Longest span (content words) read as a name.")
+    spot_lines: int = Field(50, ge=1, description="Lines whose names are matched against the message.")
+    value_name_max_lines: int = Field(6, ge=0, le=50, description=(
+        "An attribute value shared by every product of at most this many lines, under a key that varies "
+        "inside no line (an author, a maker), names those products when nothing else does; 0: off."))
+    value_name_score: float = Field(0.8, ge=0.0, le=1.0)
+    value_name_diversity: float = Field(0.5, ge=0.0, le=1.0, description=(
+        "A key names products when it takes at least this many distinct values per line that has it."))
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,14 +147,18 @@ class _State:
     value_keys: tuple[str, ...] = ()  # attribute values joined, for fuzzy ATTRIBUTE linking
     value_words: tuple[str, ...] = ()  # longer words of attribute values, for misspelt variant words
     value_tokens: frozenset[str] = frozenset()  # every word of an attribute value
+    naming_words: Mapping[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)  # word -> naming values
     watermark: str | None = None  # the latest `updated_at` among indexed products (the graph's clock)
     reconciled_at: float = 0.0  # when every fingerprint was last compared (this process's clock)
+    # A shopper's word -> the name words it may stand for (`token_sims`), kept while this index lives:
+    # the fuzzy search over a large vocabulary is the dearest step, and words repeat between messages.
+    word_sims: dict[str, dict[str, float]] = field(default_factory=dict, compare=False, repr=False)
 
 
-def _distinctive_lines(idx: LineIndex, words: Sequence[str], max_lines: int) -> list[int]:
+def _distinctive_lines(idx: LineIndex, words: Sequence[str], max_lines: int, min_len: int = 4) -> list[int]:
     """Lines whose names contain every one of `words` exactly, when there are at most `max_lines`
-    of them and each word is long enough to mean something (4+ characters, or a digit in it)."""
-    if not words or max_lines <= 0 or any(len(w) < 4 and not any(ch.isdigit() for ch in w) for w in words):
+    of them and each word is long enough to mean something (`min_len`+ characters, or a digit in it)."""
+    if not words or max_lines <= 0 or any(len(w) < min_len and not any(ch.isdigit() for ch in w) for w in words):
         return []
     common: set[int] | None = None
     for w in words:
@@ -278,7 +305,8 @@ class EntityLinker:
         value_tokens = frozenset(t for k in lines.values for t in k)
         value_words = tuple(sorted(t for t in value_tokens if fuzzy_cutoff(t) is not None))
         new = _State(version, lines, brands, categories, line_emb, cat_emb, value_keys, value_words, value_tokens,
-                     watermark, reconciled_at)
+                     _naming_words(lines, cfg.value_name_max_lines, cfg.value_name_diversity), watermark,
+                     reconciled_at)
         log.info("linking index updated", extra={
             "catalog_version": version, "changed_products": len(changes), "products": len(lines.fingerprints),
             "lines": len(lines.lines), "ms": round((time.perf_counter() - t0) * 1000, 1)})
@@ -350,11 +378,19 @@ class EntityLinker:
     def link(self, understanding: Understanding) -> Understanding:
         """The dialogue's entry point: every entity of the understanding linked (or left as it was
         when it already carries a node or came from the conversation)."""
-        entities = self.link_entities(understanding.entities, understanding.text)
-        if not entities and self.config.fallback_link_text and understanding.text.strip():
-            entities = self.link_text(understanding.text)
-        elif FAMILY_OF.get(understanding.intent.name) == "products":
-            entities = self._mistyped_products(entities, understanding.text)
+        text = understanding.text
+        entities = self.link_entities(understanding.entities, text)
+        tagged = bool(entities)
+        if not entities and self.config.fallback_link_text and text.strip():
+            entities = self.link_text(text)
+        family = FAMILY_OF.get(understanding.intent.name)
+        if self.config.find_products and text.strip() and self._may_name_more(entities, text):
+            entities = self._spot_products(entities, text, family)
+        if tagged and (family in _PRODUCT_FAMILIES or understanding.intent.name == "out_of_scope") and \
+                not _has_product(entities):
+            entities = self._mistyped_products(entities, text)
+        if self.config.find_products and text.strip() and not _has_product(entities):
+            entities = self._value_products(entities, text, family)
         return understanding.model_copy(update={"entities": entities})
 
     def _mistyped_products(self, entities: list[Entity], text: str) -> list[Entity]:
@@ -379,6 +415,218 @@ class EntityLinker:
                 kept = [e for e in entities if all(e is not r for r in replaced)]
                 return sorted(kept + [product], key=lambda e: (e.start is None, e.start or 0))
         return entities
+
+    def _may_name_more(self, entities: list[Entity], text: str) -> bool:
+        """Whether the message may name a product that its entities miss: none names one, one found
+        nothing of its type, or a name word stands right next to an ambiguous product mention ("castle
+        siege" of "castle siege the dragon expansion"). A question whose products are linked costs nothing more."""
+        if not _has_product(entities) or any(_failed(e) for e in entities):
+            return True
+        spans = [(e.start, e.end) for e in entities if e.type == "PRODUCT" and not e.node_id and e.start is not None
+                 and e.end is not None]
+        if not spans:
+            return False
+        postings = self._current().lines.postings
+        toks = T.tokens_with_offsets(text)
+        for start, end in spans:
+            inside = [n for n, t in enumerate(toks) if start <= t.start and t.end <= end]
+            if not inside:
+                continue
+            for step, at in ((-1, inside[0]), (1, inside[-1])):
+                n, seen = at + step, 0
+                while 0 <= n < len(toks) and seen < 3:
+                    if toks[n].text not in T.STOPWORDS:
+                        if toks[n].text in postings:
+                            return True
+                        seen += 1
+                    n += step
+        return False
+
+    def _spot_products(self, entities: list[Entity], text: str, family: str | None) -> list[Entity]:
+        """Product names the model did not tag, or tagged as something else or too short ("who designed
+        the quarry kings game", "harbour town police boat" read as a brand and two categories,
+        "castle siege" of "castle siege the dragon expansion"): spans of the message that cover most of a line's name (see
+        `_spot_spans`), each linked as a product mention with the message as context. A span replaces
+        the entities inside it that it explains better (see `_replaceable`); one that would cut
+        through a linked name is left alone."""
+        st = self._current()
+        toks = T.tokens_with_offsets(text)
+        chosen: list[tuple[int, int, list[Entity]]] = []  # (start, end, the entities it replaces)
+        for _score, i, j, lids in self._spot_spans(st, toks):
+            i, j = _extend_over_values(st.lines, toks, i, j, lids)
+            start, end = toks[i].start, toks[j - 1].end
+            if any(start < b and a < end for a, b, _ in chosen):
+                continue
+            inside = [e for e in entities if e.start is not None and e.end is not None and e.start < end and start < e.end]
+            if all(_replaceable(e, start, end, family) for e in inside):
+                chosen.append((start, end, inside))
+        if not chosen:
+            return entities
+        replaced = [e for _a, _b, inside in chosen for e in inside]
+        rest = [e for e in entities if all(e is not x for x in replaced)]
+        named = [(e.start, e.end) for e in rest if e.type in _NAMED and e.start is not None and e.end is not None]
+        out = list(rest)
+        for start, end, inside in chosen:
+            # Variant words of the other names in the message are not this one's.
+            others = named + [(a, b) for a, b, _ in chosen if (a, b) != (start, end)]
+            context = [blank_spans(text, others)] + [e.text for e in rest if e.type == "ATTRIBUTE" and not any(
+                e.start is not None and a <= e.start < b for a, b in others)]
+            linked = self.link_mention(text[start:end], "PRODUCT", context=context)
+            if not linked.node_id and not linked.candidates:
+                out.extend(inside)  # the span named nothing after all: what was there stays
+                continue
+            skus = {c.node_id for c in linked.candidates} | {linked.node_id}
+            # An attribute value inside the name that the product has stays (it says which variant).
+            out.extend(e for e in inside if e.type == "ATTRIBUTE" and e.candidates and
+                       self._has_value(st, skus, e.node_id))
+            out.append(linked.model_copy(update={"start": start, "end": end}))
+        return sorted(out, key=lambda e: (e.start is None, e.start or 0))
+
+    def _spot_spans(self, st: _State, toks: Sequence[T.Token]) -> list[tuple[float, int, int, tuple[int, ...]]]:
+        """(score, first token, end token, lines) of the spans of a message that name products, best
+        and longest first:
+        - a window of content words covering at least `spot_cover` of one of a line's names, titles
+          or model line (IDF-weighted, a misspelt word by its similarity), and made of that much
+          name words itself; scored by `soft_score`;
+        - two or more exactly spelt words, found together in the names of at most
+          `distinctive_max_lines` lines and not a brand or category name ("the herbal tea"
+          for the two packs of one tea), scored `distinctive_score`."""
+        cfg = self.config
+        idx = st.lines
+        words = [t.text for t in toks]
+        pos = [i for i, w in enumerate(words) if w not in T.STOPWORDS]
+        if not pos or not idx.lines:
+            return []
+        sims = _line_sims(st, {words[i] for i in pos})
+        weight: dict[int, float] = {}
+        said: dict[str, float] = {}  # name word -> how well the message says it
+        for i in pos:
+            for v, sim in sims.get(words[i], {}).items():
+                said[v] = max(said.get(v, 0.0), sim)
+                post = idx.postings.get(v, ())
+                if len(post) > cfg.posting_cap:
+                    continue
+                w = idx.idf(v) * sim
+                for lid in post:
+                    weight[lid] = weight.get(lid, 0.0) + w
+        found: list[tuple[float, int, int, tuple[int, ...]]] = []
+        for lid in sorted(weight, key=lambda x: -weight[x])[:cfg.spot_lines]:
+            line = idx.lines[lid]
+            for alias in line.aliases:
+                # at most this share of the alias can be named: skip the windows when it is too little
+                total = sum(idx.idf(a) for a in alias)
+                if sum(idx.idf(a) * said.get(a, 0.0) for a in alias) < cfg.spot_cover * total:
+                    continue
+                names = set(alias)
+                at = [i for i in pos if names.intersection(sims.get(words[i], ()))]
+                for a, first in enumerate(at):
+                    for last in at[a:]:
+                        window = [words[i] for i in pos if first <= i <= last]
+                        if len(window) > cfg.spot_max_tokens:
+                            break
+                        # one word alone must be spelt right ("visa" is no typo of "vista"), and a
+                        # longer span must have a word spelt right
+                        if not any(w in names for w in window) or (len(window) == 1 and window[0] not in names):
+                            continue
+                        r, p = soft_coverage(window, alias, sims, idx.idf)
+                        if p >= cfg.spot_cover and r >= cfg.spot_cover:
+                            found.append((round(soft_score(window, alias, sims, idx.idf), 4), first, last + 1, (lid,)))
+        for a, first in enumerate(pos):
+            for b in range(a + 1, min(len(pos), a + 4)):
+                window = [words[i] for i in pos[a:b + 1]]
+                key = " ".join(window)
+                if key in st.brands.exact or key in st.categories.exact or not all(w in idx.postings for w in window) \
+                        or all(len(w) < 4 and not any(ch.isdigit() for ch in w) for w in window):
+                    continue
+                lids = tuple(_distinctive_lines(idx, window, cfg.distinctive_max_lines, min_len=3))
+                if lids:
+                    found.append((cfg.distinctive_score, first, pos[b] + 1, lids))
+        # one entry per span: its best score and every line it names that well
+        spans: dict[tuple[int, int], tuple[float, set[int]]] = {}
+        for score, i, j, lids in found:
+            best, got = spans.get((i, j), (0.0, set()))
+            if score > best:
+                spans[(i, j)] = (score, set(lids))
+            elif score == best:
+                got.update(lids)
+        out = [(score, i, j, tuple(sorted(lids))) for (i, j), (score, lids) in spans.items()]
+        out.sort(key=lambda f: (-f[0], -(f[2] - f[1]), f[1]))
+        return out
+
+    @staticmethod
+    def _has_value(st: _State, skus: Iterable[str | None], value: str | None) -> bool:
+        if not value:
+            return False
+        for sku in skus:
+            lid = st.lines.line_of.get(sku or "")
+            if lid is not None and any(v.lower() == value for v in st.lines.lines[lid].values):
+                return True
+        return False
+
+    def _value_products(self, entities: list[Entity], text: str, family: str | None) -> list[Entity]:
+        """Products named by an attribute value when nothing else names one: "the brandvold
+        one", "games by lotte brandvold" name the designer's games (several: the dialogue asks which). The
+        value must be shared by every product of at most `value_name_max_lines` lines under a key
+        that varies inside no line (never a colour or a size), and be typed in full, or by one of
+        its longer words that no product name has ("brandvold"). Words the model read as a catalog
+        attribute value, and messages that point back ("is it by ..."), are left alone."""
+        cfg = self.config
+        st = self._current()
+        if cfg.value_name_max_lines <= 0 or not st.naming_words:
+            return entities
+        toks = T.tokens_with_offsets(text)
+        words = [t.text for t in toks]
+        if _POINTS_BACK.intersection(words):
+            return entities
+        free = [i for i, t in enumerate(toks) if words[i] not in T.STOPWORDS and
+                all(not (e.start is not None and e.end is not None and e.start < t.end and t.start < e.end)
+                    or _replaceable(e, t.start, t.end, family) and not (e.type == "ATTRIBUTE" and e.candidates)
+                    for e in entities)]
+        if not free:
+            return entities
+        vocab = tuple(st.naming_words)
+        sims = token_sims({words[i] for i in free}, st.naming_words, vocab, limit=3)
+        best: tuple[float, int, int, list[tuple[str, ...]]] | None = None
+        for n, i in enumerate(free):
+            for w, sim in sims.get(words[i], {}).items():
+                for value in st.naming_words[w]:
+                    # the value's words in order from here, stopwords between them allowed
+                    got, k, last = [sim], value.index(w) + 1, i
+                    for nxt in free[n + 1:]:
+                        if k >= len(value) or nxt > last + 2:
+                            break
+                        s2 = 1.0 if words[nxt] == value[k] else sims.get(words[nxt], {}).get(value[k], 0.0)
+                        if s2 <= 0:
+                            break
+                        got.append(s2)
+                        k, last = k + 1, nxt
+                    full = len(got) == len(value)
+                    # in part: the last word alone (a surname), spelt right, no product's name word
+                    if not full and (len(got) > 1 or w != value[-1] or sim < 1.0 or len(w) < 4 or
+                                     not w.isalpha() or w in st.lines.postings):
+                        continue
+                    if full and len(value) == 1 and sim < 1.0:
+                        continue
+                    score = round(cfg.value_name_score * (1.0 if full else 0.95) * sum(got) / len(got), 4)
+                    if best is None or (score, last - i) > (best[0], best[2] - best[1]):
+                        best = (score, i, last + 1, [value])
+                    elif (score, i, last + 1) == best[:3]:
+                        best[3].append(value)
+        if best is None:
+            return entities
+        score, i, j, values = best
+        lids = sorted({lid for v in values for lid in st.lines.named_by_value(v, cfg.value_name_diversity)})
+        if not lids or len(lids) > cfg.value_name_max_lines:
+            return entities
+        start, end = toks[i].start, toks[j - 1].end
+        scored = [_Scored(st.lines.lines[lid], score) for lid in lids]
+        ctx = _variant_tokens([text])
+        cands = self._rank_products(st.lines, scored, _Words(ctx, ctx))
+        product = self._decide(Entity(type="PRODUCT", text=text[start:end], start=start, end=end), cands)
+        if not product.node_id and not product.candidates:
+            return entities
+        kept = [e for e in entities if not (e.start is not None and e.end is not None and e.start < end and start < e.end)]
+        return sorted(kept + [product], key=lambda e: (e.start is None, e.start or 0))
 
     def link_entities(self, entities: Sequence[Entity], text: str = "") -> list[Entity]:
         """Link a message's entities together: ATTRIBUTE entities and the message itself supply the
@@ -428,30 +676,6 @@ class EntityLinker:
             return out
         return self._decide(out, cands)
 
-    def choose(self, entity: Entity, answer: str) -> Entity:
-        """Settle an ambiguous entity with a clarification answer ("the silver one", "256 GB")."""
-        if not entity.ambiguous or not entity.candidates or entity.type != "PRODUCT":
-            return entity
-        st = self._current()
-        ctx = _variant_tokens([answer])
-        ctx = _Words(ctx, ctx)
-        by_line: dict[int, list[str]] = {}
-        for c in entity.candidates:
-            lid = st.lines.line_of.get(c.node_id)
-            if lid is not None:
-                by_line.setdefault(lid, []).append(c.node_id)
-        strength: dict[str, float] = {}
-        for lid, skus in by_line.items():
-            strength.update(_variant_scores(st.lines.lines[lid], skus, ctx))
-        best = max(strength.values(), default=0.0)
-        if best <= 0:
-            return entity
-        floor = self.config.variant_floor
-        cands = [c.model_copy(update={"score": round(c.score * floor ** (best - strength.get(c.node_id, 0.0)), 4)})
-                 for c in entity.candidates]
-        cands.sort(key=lambda c: -c.score)
-        return self._decide(entity.model_copy(update={"node_id": None, "candidates": [], "ambiguous": False}), cands)
-
     # -- free text ---------------------------------------------------------------------------------
     def link_text(self, text: str) -> list[Entity]:
         """Product, brand, category (and "#12345"-style order) mentions in text no model tagged.
@@ -470,8 +694,8 @@ class EntityLinker:
                 content = [w for w in words[i:j] if w not in T.STOPWORDS]
                 k, c = " ".join(content), "".join(content)
                 merged = merge_split_tokens(content, st.lines.postings)
-                if k in st.lines.exact or (len(c) >= 3 and c in st.lines.compact) or \
-                        (merged != content and " ".join(merged) in st.lines.exact):
+                if st.lines.has_exact(k) or (len(c) >= 3 and c in st.lines.compact) or \
+                        (merged != content and st.lines.has_exact(" ".join(merged))):
                     spans.append((1.0, j - i, i, j, "PRODUCT"))
                 for typ, table in (("BRAND", st.brands), ("CATEGORY", st.categories)):
                     if k in table.exact or (len(c) >= 3 and c in table.compact):
@@ -545,7 +769,7 @@ class EntityLinker:
 
         # 1. exact and alias keys
         for form in ([qtoks, stripped] if stripped and stripped != qtoks else [qtoks]):
-            skus = idx.exact.get(" ".join(form)) or idx.compact.get("".join(form))
+            skus = idx.exact_skus(" ".join(form)) or idx.compact.get("".join(form))
             if skus:
                 for s in skus:
                     lid = idx.line_of[s]
@@ -558,7 +782,7 @@ class EntityLinker:
             forms = [qtoks] + ([stripped] if stripped and stripped != qtoks else [])
             words = {t for f in forms for t in f}
             sims = ({t: dict(known_sims[t]) for t in words} if known_sims is not None and words <= known_sims.keys()
-                    else token_sims(words, idx.postings, idx.vocab_list))
+                    else _line_sims(st, words))
             recall: dict[int, float] = {}
             for q in qtoks:
                 for v, s in sims.get(q, {}).items():
@@ -607,9 +831,15 @@ class EntityLinker:
             return []
 
         # 4. products inside the best lines, by variant words
-        best = max(s.score for s in scored.values())
-        keep = [s for s in scored.values() if s.score >= max(cfg.min_score, best - 0.2)]
-        ctx = _Words(_variant_tokens([mention]), _variant_tokens([mention, *context]))
+        return self._rank_products(idx, list(scored.values()),
+                                   _Words(_variant_tokens([mention]), _variant_tokens([mention, *context])))
+
+    def _rank_products(self, idx: LineIndex, scored: Sequence[_Scored], ctx: _Words) -> list[Candidate]:
+        """Products of the scored lines ranked: variant words pick products inside a line, and lines
+        among the lines tied for the best score."""
+        cfg = self.config
+        best = max(s.score for s in scored)
+        keep = [s for s in scored if s.score >= max(cfg.min_score, best - 0.2)]
         per_line = [(s, _variant_scores(s.line, sorted(s.skus) if s.skus else s.line.skus, ctx)) for s in keep]
         # The variant words are judged among the lines that tie for the best score: "balance 3 orange"
         # picks the brand that sells it in orange; a weaker line cannot raise the bar for the others.
@@ -648,7 +878,7 @@ class EntityLinker:
                 have.add(lid)
                 out.append(idx.lines[lid])
         if unknown:  # added since the last refresh: index them on the fly, just for this mention
-            groups: dict[tuple[str, str], list[ProductRecord]] = {}
+            groups: dict[tuple[str, ...], list[ProductRecord]] = {}
             for rec in self._products_by_skus(unknown):
                 groups.setdefault(rec.line_key, []).append(rec)
             for n, recs in enumerate(groups.values()):
@@ -710,6 +940,107 @@ class EntityLinker:
 
 # -- helpers --------------------------------------------------------------------------------------
 _NAMED = ("PRODUCT", "BRAND", "CATEGORY")
+_PRODUCT_FAMILIES = ("products", "policies")
+_POINTS_BACK = frozenset({"it", "its", "they", "them", "their", "this", "these", "those"})
+
+
+_WORD_SIMS_MAX = 50_000
+
+
+def _line_sims(st: _State, words: Iterable[str]) -> dict[str, dict[str, float]]:
+    """`token_sims` against the product-name vocabulary, through the index's cache."""
+    cache = st.word_sims
+    out: dict[str, dict[str, float]] = {}
+    missing: list[str] = []
+    for w in dict.fromkeys(words):
+        got = cache.get(w)
+        if got is None:
+            missing.append(w)
+        else:
+            out[w] = got
+    if missing:
+        fresh = token_sims(missing, st.lines.postings, st.lines.vocab_list)
+        if len(cache) > _WORD_SIMS_MAX:
+            cache.clear()
+        cache.update(fresh)
+        out.update(fresh)
+    return out
+
+
+def _has_product(entities: Iterable[Entity], *, linked_only: bool = False) -> bool:
+    return any(e.type == "PRODUCT" and (e.node_id or (e.candidates and not linked_only)) for e in entities)
+
+
+def _failed(e: Entity) -> bool:
+    """A mention of a name or value that found nothing of its type: often a part of a product name."""
+    if e.source != "message" or e.start is None:
+        return False
+    if e.type == "ATTRIBUTE":
+        return not e.candidates
+    return e.type in _NAMED and not e.node_id and not e.candidates
+
+
+def _replaceable(e: Entity, start: int, end: int, family: str | None) -> bool:
+    """Whether a product name spotted at [start, end) may replace entity `e`, which it overlaps:
+    what found nothing of its own type (a brand, category or product that linked to nothing, a
+    value no product has), and, inside the span, what the name explains (an ambiguous product
+    mention, a linked brand, category or value that is only a part of it, a number read as an
+    order id or an amount). An order id in an order question stays."""
+    assert e.start is not None and e.end is not None
+    inside = start <= e.start and e.end <= end
+    smaller = inside and (e.end - e.start) < (end - start)
+    if e.type == "ORDER_ID":
+        return inside and family != "orders"
+    if e.type == "MONEY":
+        return inside
+    if e.type == "PRODUCT":  # a linked one only by a longer name around it
+        return smaller if e.node_id else (not e.candidates or inside)
+    if e.type == "ATTRIBUTE":
+        return not e.candidates or smaller
+    return (not e.node_id and not e.candidates) or smaller
+
+
+def _extend_over_values(idx: LineIndex, toks: Sequence[T.Token], i: int, j: int,
+                        lids: Sequence[int]) -> tuple[int, int]:
+    """The span [i, j) widened over the variant words of its lines next to it ("castle siege travel
+    edition", "wild rosehip tea 40 bags"): only words of the values themselves, typos allowed."""
+    vocab = {t for lid in lids if lid in idx.lines for v in idx.lines[lid].values for t in T.content_tokens(v)}
+    vocab -= T.STOPWORDS
+    if not vocab:
+        return i, j
+    known: dict[str, bool] = {}
+
+    def value_word(word: str) -> bool:  # one of the values' words, or a typo of one ("editon")
+        if word not in known:
+            cut = fuzzy_cutoff(word)
+            known[word] = word in vocab or (cut is not None and process.extractOne(
+                word, vocab, scorer=fuzz.ratio, score_cutoff=cut) is not None)
+        return known[word]
+
+    k = j
+    while k < len(toks) and (value_word(toks[k].text) or (toks[k].text in T.STOPWORDS and k + 1 < len(toks)
+                                                            and value_word(toks[k + 1].text))):
+        k += 1
+    j = k if k > j and value_word(toks[k - 1].text) else j
+    k = i
+    while k > 0 and value_word(toks[k - 1].text):
+        k -= 1
+    return k, j
+
+
+def _naming_words(idx: LineIndex, max_lines: int, diversity: float = 0.5) -> dict[str, tuple[tuple[str, ...], ...]]:
+    """Word -> the attribute values with that word that name products (`LineIndex.named_by_value`)."""
+    out: dict[str, list[tuple[str, ...]]] = {}
+    if max_lines <= 0:
+        return {}
+    for value, lids in idx.common_values.items():
+        if len(lids) > max_lines or not any(ch.isalpha() for t in value for ch in t):
+            continue
+        if idx.named_by_value(value, diversity):
+            for w in dict.fromkeys(value):
+                if w not in T.STOPWORDS:
+                    out.setdefault(w, []).append(value)
+    return {w: tuple(v) for w, v in out.items()}
 
 
 def blank_spans(text: str, spans: Iterable[tuple[int, int]]) -> str:
@@ -835,22 +1166,23 @@ def _variant_scores(line: Line, skus: Iterable[str], ctx: _Words) -> dict[str, f
 
     # Values every product of the line shares count too: they tell lines apart ("vapor trail ... coral":
     # the brand whose Vapor Trail comes in coral), though never products within the line.
-    strength: dict[tuple[str, tuple[str, ...]], float] = {}
-    best: dict[str, float] = {}
+    # Between two values named in full, the longer wins ("navy blue" over "blue").
+    strength: dict[tuple[str, tuple[str, ...]], tuple[float, float]] = {}
+    best: dict[str, tuple[float, float]] = {}
     for sku in line.skus:
         for k, value in line.variants_of(sku) + line.common:
             if (k, value) not in strength:
                 core = [t for t in value if t not in T.UNIT_TOKENS] or list(value)
-                s = sum(tok(t) for t in core) / len(core)
-                strength[(k, value)] = s
-                best[k] = max(best.get(k, 0.0), s)
+                named = sum(tok(t) for t in core)
+                strength[(k, value)] = (named / len(core), named)
+                best[k] = max(best.get(k, (0.0, 0.0)), strength[(k, value)])
     out: dict[str, float] = {}
     for sku in skus:
         total = 0.0
         for k, value in line.variants_of(sku) + line.common:
             s = strength[(k, value)]
-            if s > 0 and s >= best[k]:
-                total += s
+            if s[0] > 0 and s >= best[k]:
+                total += s[0]
         out[sku] = total
     return out
 

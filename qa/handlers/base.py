@@ -9,7 +9,7 @@ new kind of question is one module (plus its training phrasings in nlu/data).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -18,6 +18,7 @@ from common.errors import UnknownQuery
 from kg.queries import get
 from kg.store import GraphStore
 from nlu.types import Entity
+from qa.fields import FieldAsk
 from qa.handlers.wording import Picker, Writer
 from qa.state import DialogueState, PendingAction, PendingClarification, Ref
 from qa.types import Retrieval
@@ -66,6 +67,7 @@ class Ask:
     customer_id: str | None
     state: DialogueState
     address: str | None = None  # a new address given in answer to "what is the new address?"
+    field: FieldAsk | None = None  # the product field asked about (qa/fields.py)
 
 
 @dataclass
@@ -82,6 +84,9 @@ class Outcome:
     action: PendingAction | None = None
 
 
+ProductLinker = Callable[[str, Sequence[str]], Entity]
+
+
 @dataclass(frozen=True)
 class Context:
     """What a handler may use: the graph (only through the named queries it declared), procedure
@@ -93,6 +98,9 @@ class Context:
     clock: Callable[[], datetime]
     queries: frozenset[str]
     handler: str = ""
+    # The entity linker's product look-up (nlu/linking: the one place names become nodes), for a
+    # name the understander did not tag: (mention, words that pick a variant) -> the linked entity.
+    link_product: ProductLinker | None = None
 
     def run(self, name: str, **params: Any) -> list[dict[str, Any]]:
         if name not in self.queries:
@@ -129,8 +137,14 @@ class Handler:
         writer of the status (or, for "ok", the intent's `write`)."""
         return None
 
+    def suggest(self, r: Retrieval) -> list[str] | None:
+        """Follow-ups that fit a reply of this handler's own (a prompt it words itself); None: the
+        intent's `suggestions`."""
+        return None
+
     def clarify_mention(self, intent: str, confidence: float, entity: Entity, others: list[Entity],
-                        ctx: Context) -> Outcome | None:
-        """A question back for an ambiguous mention, when this handler asks it differently;
-        None: the shared "which one do you mean?"."""
+                        ctx: Context, *, field: FieldAsk | None = None) -> Outcome | None:
+        """A question back for an ambiguous mention, when this handler asks it differently (or an
+        answer for every candidate, when they agree on the `field` asked about); None: the shared
+        "which one do you mean?"."""
         return None

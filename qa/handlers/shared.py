@@ -1,5 +1,5 @@
 """Retrieval helpers every handler family shares, each written once: typed facts from graph rows,
-product resolution (linked mentions, name look-up, clarifying questions), order resolution
+product resolution (linked mentions, clarifying questions), order resolution
 (through the signed-in customer only), policy precedence, and procedure search.
 
 Orders are only ever read through the signed-in customer (kg/queries/orders.py). An order id that
@@ -164,20 +164,15 @@ _NAME_ENDS = FILLER | frozenset({
 })
 
 
-# Links one mention as a PRODUCT (the entity linker's `link_mention`): full-text, typos, embeddings.
-LinkMention = Callable[[str], Entity]
-
-
-def product_from_mentions(ctx: Context, message: str, entities: list[Entity], link: LinkMention | None = None
-                          ) -> list[Entity] | None:
+def product_from_mentions(ctx: Context, message: str, entities: list[Entity]) -> list[Entity] | None:
     """A product named partially or misspelt that the model read as a brand or category ("the lumen
     pocket notebooks": brand "lumen", category "pocket", category "notebooks"; "the literary
     calendar": category "literary"), or as a brand that is none ("matilda"): when those mentions,
     with the words right after them, hold a word of no brand or category they linked to and name
     products, they are a product mention (linked, or ambiguous among the products they name), so
     the product's own answer (its policy: product > brand > category > store) is given. The span
-    is linked through `link` (the entity linker: typos, partial names) when given, else looked up
-    by name. Returns the entities with that mention instead, or None."""
+    is linked through `ctx.link_product` (the entity linker: typos, partial names) when there is one,
+    else looked up by name. Returns the entities with that mention instead, or None."""
     if any(e.type == "PRODUCT" for e in entities):
         return None
     said = [e for e in entities if e.source == "message" and e.start is not None and e.end is not None
@@ -209,8 +204,8 @@ def product_from_mentions(ctx: Context, message: str, entities: list[Entity], li
         if len(ctx.run("products.search_by_name", tokens=tokens, limit=MAX_CANDIDATES + 1)) > MAX_CANDIDATES:
             return None  # "nordic audio wireless headphones": a group of products, not one that was cut short
         found: list[Candidate] = []
-        if link is not None:  # the linker reads typos and partial names; its candidates must still fit the words
-            linked = link(span)
+        if ctx.link_product is not None:  # typos and partial names; its candidates must still fit the words
+            linked = ctx.link_product(span, [])
             found = [c for c in linked.candidates if (c.node_id == linked.node_id or linked.ambiguous)
                      and covers(said_words, name_words(c.name))]
         if not found:

@@ -9,6 +9,7 @@ retrieval holds, so a template reply can never contradict or go beyond what the 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -37,11 +38,61 @@ def day(value: Any) -> str:
     return f"{d.day} {d.strftime('%B')} {d.year}"
 
 
+_NOT_VARIANT = frozenset({"the", "a", "an", "and", "of", "or", "in", "on", "to", "with", "for", "at", "by"})
+
+
 def display(name: Any) -> str:
-    """A product name as a sentence reads it: "Aurora X2 Headphones, Black" -> "Aurora X2 Headphones (Black)"."""
+    """A product name as a sentence reads it: "Aurora X2 Headphones, Black" -> "Aurora X2 Headphones (Black)".
+    Text after a comma that reads as part of the name ("Thinking, Fast and Slow", a bracket of its
+    own) stays as it is."""
     text = str(name or "")
     head, sep, variant = text.partition(", ")
-    return f"{head} ({variant})" if sep and variant else text
+    if not (sep and variant) or "(" in variant or len(variant.split()) > 4 or \
+            any(w in _NOT_VARIANT for w in variant.split()):
+        return text
+    return f"{head} ({variant})"
+
+
+def named(name: Any, *, capital: bool = False) -> str:
+    """A product name as a sentence's subject or object. No article is put in front: catalog names
+    read right without one ("Nordic Audio Aurora X2 (Black) is in stock") and titles would read
+    wrong with one ("the The Hobbit", "the Gone Girl"). `capital` starts a sentence with it."""
+    shown = display(name)
+    return shown[:1].upper() + shown[1:] if capital and shown[:1].islower() else shown
+
+
+# Plural nouns that products are named with ("Wireless Earbuds", "Gel Pens", "Highlighters (6-pack)"):
+# word endings, so that titles ending in s ("Great Expectations", "Cosmos") stay singular.
+_PLURAL_ENDINGS = (
+    "buds", "phones", "pens", "pencils", "crayons", "markers", "highlighters", "cards", "cartridges", "notebooks",
+    "bookmarks", "shoes", "boots", "socks", "gloves", "mittens", "glasses", "trousers", "jeans", "shorts", "tights",
+    "leggings", "pants", "pyjamas", "pajamas", "slippers", "sandals", "sneakers", "trainers", "earrings", "scissors",
+    "pliers", "tongs", "tweezers", "batteries", "speakers", "bulbs", "lights", "screws", "nails", "bolts", "tiles",
+    "towels", "pillows", "cups", "mugs", "plates", "bowls", "glasses", "knives", "forks", "spoons", "chopsticks",
+    "beans", "oats", "nuts", "chips", "crisps", "biscuits", "cookies", "noodles", "bags", "pads", "wipes", "blocks",
+    "bricks", "weights", "dumbbells", "skates", "skis", "binoculars", "goggles", "headphones", "earphones",
+    "accessories", "supplies", "tools", "refills", "envelopes", "stickers", "labels", "magnets", "coasters",
+)
+
+
+def is_plural(name: Any) -> bool:
+    """Whether a product name reads as plural ("Earbuds", "Highlighters (6-pack)", "Gel Pens") for
+    verb agreement: its head word (before a variant or a bracket) is a plural product noun."""
+    head = re.split(r"[,(]", str(name or ""))[0].strip()
+    words = re.findall(r"[A-Za-z][A-Za-z'\-]*", head)
+    return bool(words) and words[-1].lower().endswith(_PLURAL_ENDINGS)
+
+
+def be(name: Any, present: bool = True) -> str:
+    """"is" or "are" (or "was"/"were") for a product name."""
+    plural = is_plural(name)
+    if present:
+        return "are" if plural else "is"
+    return "were" if plural else "was"
+
+
+def has(name: Any) -> str:
+    return "have" if is_plural(name) else "has"
 
 
 def percent(v: Any) -> str:
@@ -63,6 +114,17 @@ def join(items: Sequence[str], conj: str = "and") -> str:
 
 _UNITS = (("_hours", " h"), ("_mah", " mAh"), ("_mp", " MP"), ("_mm", " mm"), ("_cm", " cm"), ("_kg", " kg"),
           ("_g", " g"), ("_in", "-inch"), ("_w", " W"), ("_k", " K"), ("_l", " l"), ("_m", " m"))
+
+
+def attr_value(key: str, value: Any) -> str:
+    """An attribute's value as a reply shows it, with the unit its key names: ('battery_life_hours',
+    30) -> '30 h', ('weight_kg', 1.5) -> '1.5 kg', ('waterproof', True) -> 'yes'."""
+    v = f"{value:g}" if isinstance(value, float) else ("yes" if value is True else "no" if value is False
+                                                      else str(value))
+    for suffix, unit in _UNITS:
+        if key.lower().endswith(suffix) and not isinstance(value, bool):
+            return f"{v}{unit}"
+    return v
 
 
 def attr_text(key: str, value: Any) -> str:

@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from import_scripts.reader import has_nul
+from kg.catalog.reader import has_nul
 from kg.queries.loader import CONTAINS_PROPS, HASH_SPLIT, NODES
 
 # Dependency order of DESIGN section 3: a file may refer to the types before it.
