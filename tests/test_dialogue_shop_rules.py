@@ -128,18 +128,13 @@ def understander():
 
 
 def _engine(settings: Settings, store: FalkorDBStore, encoder, understander):
-    from nlu.linking import EntityLinker
-    from qa.engine import Engine
-    from qa.retrieval import ProcedureSearch, Retriever
+    from common import bootstrap
     from qa.state import SessionStore
     from qa.templates import TemplateVerbalizer
 
-    linker = EntityLinker(store, encoder=encoder, currency=settings.store_currency)
-    return Engine(sessions=SessionStore(lambda: store.redis, ttl_s=600, prefix=f"hw:{uuid.uuid4().hex}:"),
-                  understander=understander, linker=linker,
-                  retriever=Retriever(store, ProcedureSearch(store, settings.encoder_path, encoder=encoder),
-                                      currency=settings.store_currency, clock=lambda: NOW, linker=linker),
-                  verbalizer=TemplateVerbalizer(), clock=lambda: NOW)
+    return bootstrap.build(settings, store=store, encoder_model=encoder, understander=understander,
+                           sessions=SessionStore(lambda: store.redis, ttl_s=600, prefix=f"hw:{uuid.uuid4().hex}:"),
+                           verbalizer=TemplateVerbalizer(), examples=None, clock=lambda: NOW).engine.get()
 
 
 def _graph(falkordb_server, tmp_path_factory, files, encoder, understander):
