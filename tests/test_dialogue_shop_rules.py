@@ -201,7 +201,7 @@ def test_a_generic_word_several_products_share_is_asked_back_never_guessed(hw):
 ])
 def test_the_bots_own_numbered_list_can_be_answered(hw, answer, expect, absent):
     talk = Talk(hw[0])
-    r = talk("how much is the charger?")
+    r = talk("how much is the voltara charger?")
     assert r.status == "clarify" and r.answer.index("Fast Charger") < r.answer.index("Dual Charger")
     r = talk(answer)
     assert r.status == "ok" and r.intent.name == "product_price", r.answer
