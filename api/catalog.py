@@ -42,11 +42,12 @@ from kg.catalog.service import (
     ProductNotFound,
     ProductRejected,
 )
+from kg.catalog.validation import FILE_TYPES
 
 bp = Blueprint("catalog", __name__, url_prefix="/api/v1/catalog")
 
 MAX_FILES = 20
-_FILE_NAME = re.compile(r"^[a-z_]+\.(csv|jsonl)$")
+_FILE_NAME = re.compile(r"^[a-z0-9][a-z0-9 ._-]{0,120}\.(csv|jsonl)$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 SKU_PATH = {"sku": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]*$"}}
@@ -61,12 +62,45 @@ def _services() -> Any:
     return current_app.extensions["kgqa"]
 
 
-def file_role(name: str) -> str | None:
-    """The role an import file needs (None for a name that is no import type: the importer reports it)."""
+def file_role(name: str, kind: str | None = None) -> str | None:
+    """The role an import file needs, by its type (else its name); None for a file of no known type:
+    the importer reports it."""
     from kg.catalog.validation import file_type
 
-    kind = file_type(name)
-    return FILE_ROLES.get(kind[0], "catalog") if kind else None
+    if kind is None:
+        named = file_type(name)
+        kind = named[0] if named else None
+    return FILE_ROLES.get(kind, "catalog") if kind else None
+
+
+def _bad_type(message: str, field: str = "type") -> Unprocessable:
+    return Unprocessable(message, details=field_details([{"field": field, "message": message, "type": "file_type"}]))
+
+
+def _explicit_types(names: list[str]) -> dict[str, str]:
+    """File types given in the form: `type` for every file, `type.<file name>` for one (it wins)."""
+    from common.errors import ImportError_
+    from kg.catalog.validation import file_type
+    from kg.loader import check_type
+
+    given = {k: v for k, v in request.form.items() if k == "type" or k.startswith("type.")}
+    out: dict[str, str] = {}
+    try:
+        if (every := given.pop("type", "").strip()):
+            kind = check_type(every)
+            named = {t[0] for n in names if (t := file_type(n))}
+            if len(names) > 1 and (len(named) > 1 or (named and kind not in named)):
+                raise _bad_type(f"the type {kind!r} applies to every file, but their names say "
+                                f"{', '.join(sorted(named))}: use `type.<file name>` per file instead")
+            out = dict.fromkeys(names, kind)
+        for key, value in given.items():
+            name = key[5:].strip().lower()
+            if name not in names:
+                raise _bad_type(f"`{key[:80]}` names no uploaded file", key[:80])
+            out[name] = check_type(value)
+    except ImportError_ as exc:
+        raise _bad_type(exc.message) from None
+    return out
 
 
 def _audit(services: Any) -> Any:
@@ -79,12 +113,20 @@ def _audit(services: Any) -> Any:
 @doc(summary="Import catalog files (a job)", tag="catalog", reply=S.ImportJob, status=202,
      multipart={"type": "object", "required": ["files"],
                 "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"},
-                                         "description": "products.csv, orders.jsonl, ... (DESIGN section 3)"}}},
+                                         "description": "products.csv, orders.jsonl, ... (DESIGN section 3)"},
+                               "type": {"type": "string", "enum": list(FILE_TYPES),
+                                        "description": "Read every file as this type, whatever its name"},
+                               "type.{file name}": {"type": "string", "enum": list(FILE_TYPES),
+                                                    "description": "Read this one file as this type"}}},
      params=[qparam("strict", {"type": "boolean"}, "Write nothing unless every row is good"),
-             qparam("dry_run", {"type": "boolean"}, "Validate and report; write nothing")],
+             qparam("dry_run", {"type": "boolean"}, "Validate and report; write nothing"),
+             qparam("create_missing", {"type": "boolean"},
+                    "With strict: create brands and categories that products name but nothing defines")],
      description="Starts an import job and returns it at once (202); poll `GET /catalog/import/{job_id}` "
                  "for progress and the per-row report. The files and their columns: "
-                 "[docs/import-format.md](/api/v1/docs/import-format.md). `customers`, `orders` and "
+                 "[docs/import-format.md](/api/v1/docs/import-format.md). A file's type comes from the "
+                 "form field `type.<file name>`, else `type` (every file), else its name (`products.csv`), "
+                 "else its header row; a file of no type is reported as failed. `customers`, `orders` and "
                  "`order_items` files need the `orders` role, every other file the `catalog` role; a file "
                  "the key may not write refuses the whole import (403, `details.files`) before anything is "
                  "written. The job records the key; every write goes to the audit log.",
@@ -95,6 +137,7 @@ def _audit(services: Any) -> Any:
 def start_import():
     strict = S.query_bool("strict")
     dry_run = S.query_bool("dry_run")
+    create_missing = S.query_bool("create_missing")
     if request.mimetype != "multipart/form-data":
         raise UnsupportedMediaType("an import is multipart/form-data with files in the field `files`",
                                    details={"got": (request.mimetype or None)})
@@ -109,7 +152,7 @@ def start_import():
     for f in uploads:
         name = (f.filename or "").rsplit("/", 1)[-1].rsplit("\\", 1)[-1].strip().lower()
         if not _FILE_NAME.match(name):
-            raise Unprocessable("each file must be named after its type, e.g. products.csv or orders.jsonl",
+            raise Unprocessable("each file needs a plain .csv or .jsonl name, e.g. products.csv or orders.jsonl",
                                 details=field_details([{"field": "files", "message": f"bad file name {name[:60]!r}",
                                                         "type": "file_name"}]))
         if name in seen:
@@ -117,16 +160,27 @@ def start_import():
                                 details=field_details([{"field": "files", "message": name, "type": "duplicate"}]))
         seen.add(name)
         named.append((name, f))
+    types = _explicit_types([name for name, _ in named])
     principal = g.principal
-    refused = [(name, role) for name, _ in named if (role := file_role(name)) and not principal.has(role)]
+    refused = [(name, role) for name, f in named
+               if (role := file_role(name, _upload_type(name, f, types.get(name)))) and not principal.has(role)]
     if refused:
         roles = sorted({role for _, role in refused})
         files = [name for name, _ in refused]
         raise Forbidden(f"this API key may not import {', '.join(files)} (they need the "
                         f"{' or '.join(f'`{r}`' for r in roles)} role); nothing was imported",
                         details={"files": files, "roles": roles})
-    job = _services().jobs.start(named, strict=strict, dry_run=dry_run, key_id=principal.key_id)
+    job = _services().jobs.start(named, strict=strict, dry_run=dry_run, create_missing=create_missing,
+                                 types=types, key_id=principal.key_id)
     return jsonify(S.ImportJob.model_validate(job).model_dump(mode="json")), 202
+
+
+def _upload_type(name: str, storage: Any, explicit: str | None) -> str | None:
+    """The type an upload imports as (its header read when neither the form nor its name says)."""
+    from kg.loader import peek_type
+
+    return peek_type(name, storage.stream, explicit=explicit,
+                     max_field_bytes=_services().settings.import_max_field_bytes)
 
 
 @bp.get("/import/<job_id>")

@@ -51,6 +51,7 @@ _HANDOFF = {
 
 _JOB_QUEUED = {
     "job_id": "k7Yp2QwErT9sLm4n", "status": "queued", "key_id": "3f9a1c2e", "strict": False, "dry_run": False,
+    "create_missing": False, "types": {},
     "files": ["brands.csv", "products.csv"], "created_at": "2026-11-23T09:30:00Z",
     "updated_at": "2026-11-23T09:30:00Z",
     "progress": {"percent": 0.0, "bytes_read": 0, "bytes_total": 18211, "files_done": 0, "files_total": 2, "rows": 0},

@@ -90,8 +90,8 @@ class ImportJobs:
         return job
 
     # -- start ----------------------------------------------------------------------------------------
-    def start(self, uploads: list[tuple[str, Any]], *, strict: bool, dry_run: bool,
-              key_id: str | None = None) -> dict[str, Any]:
+    def start(self, uploads: list[tuple[str, Any]], *, strict: bool, dry_run: bool, create_missing: bool = False,
+              types: dict[str, str] | None = None, key_id: str | None = None) -> dict[str, Any]:
         """Spool the uploads, take the lock, record the job (with the key that started it) and start
         its thread."""
         job_id = secrets.token_urlsafe(12)
@@ -110,7 +110,7 @@ class ImportJobs:
                 files.append((name, path))
             now = time.time()
             job = {"job_id": job_id, "status": "queued", "key_id": key_id, "strict": strict, "dry_run": dry_run,
-                   "files": [n for n, _ in files], "created_at": _iso(now), "updated_at": _iso(now),
+                   "create_missing": create_missing, "types": dict(types or {}), "files": [n for n, _ in files], "created_at": _iso(now), "updated_at": _iso(now),
                    "heartbeat": now, "progress": {"rows": 0, "files_done": 0,
                                                   "files_total": len(files), "bytes_read": 0,
                                                   "bytes_total": sum(p.stat().st_size for _, p in files),
@@ -176,7 +176,8 @@ class ImportJobs:
                 streams[name] = _Counting(fh, on_read)
             audit = services.audit.sink(key_id=job.get("key_id") or "unknown", job_id=job["job_id"])
             report = services.catalog.import_files(streams, strict=job["strict"], dry_run=job["dry_run"],
-                                                   progress=False, audit=audit)
+                                                   create_missing=job.get("create_missing", False),
+                                                   types=job.get("types") or {}, progress=False, audit=audit)
             with lock:
                 job["status"] = "done"
                 job["report"] = report.model_dump(mode="json")

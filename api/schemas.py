@@ -192,6 +192,9 @@ class ImportJob(Reply):
     key_id: str | None = Field(None, description="The id of the API key that started the import.")
     strict: bool = False
     dry_run: bool = False
+    create_missing: bool = Field(False, description="Brands and categories products name but nothing "
+                                 "defines are created even under strict.")
+    types: dict[str, str] = Field(default_factory=dict, description="File types given in the request, by file name.")
     files: list[str] = Field(default_factory=list)
     created_at: str
     updated_at: str

@@ -24,11 +24,17 @@ FIRST_ERRORS = 20
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--strict", is_flag=True, help="Write nothing unless every row of every file is valid.")
 @click.option("--dry-run", is_flag=True, help="Validate and report what would change; write nothing.")
+@click.option("--create-missing", is_flag=True,
+              help="With --strict: create brands and categories that products name but nothing defines "
+                   "(without --strict they are created anyway, with a warning).")
+@click.option("--type", "file_type", metavar="TYPE", default=None,
+              help="Read every file given as TYPE (products, brands, ...) whatever its name; files only, "
+                   "all of one type. Without it, a file's name, else its header row, says its type.")
 @click.option("--delimiter", default=",", show_default=True, help="CSV field separator ('\\t' or 'tab' for tabs).")
 @click.option("--graph-name", default=None, help="Import into this graph instead of GRAPH_NAME.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bars.")
-def import_command(paths: tuple[Path, ...], strict: bool, dry_run: bool, delimiter: str,
-                   graph_name: str | None, no_progress: bool) -> None:
+def import_command(paths: tuple[Path, ...], strict: bool, dry_run: bool, create_missing: bool,
+                   file_type: str | None, delimiter: str, graph_name: str | None, no_progress: bool) -> None:
     """Import catalog files or directories (products.csv, orders.jsonl, ...) into the graph.
 
     A directory imports in dependency order. Re-importing the same files changes nothing. Bad rows
@@ -47,8 +53,9 @@ def import_command(paths: tuple[Path, ...], strict: bool, dry_run: bool, delimit
     try:
         # Key-less local use: every role, written to the audit log as cli:<user>.
         audit = None if dry_run else app.local_audit()
-        report = app.catalog.import_path(list(paths), strict=strict, dry_run=dry_run, delimiter=delimiter,
-                                         progress=not no_progress, audit=audit)
+        report = app.catalog.import_path(list(paths), strict=strict, dry_run=dry_run, create_missing=create_missing,
+                                         file_type=file_type, delimiter=delimiter, progress=not no_progress,
+                                         audit=audit)
     except KGQAError as exc:
         err_console.print(f"[red]import failed:[/] {exc.message}")
         raise SystemExit(1) from None

@@ -40,7 +40,7 @@ import tempfile
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
@@ -49,8 +49,17 @@ from pydantic import BaseModel, Field
 from common.errors import ImportError_, QueryError
 from common.settings import Settings
 from kg.audit import AuditSink, Change
-from kg.catalog.reader import FileProblem, open_reader
-from kg.catalog.validation import FILE_TYPES, TYPES, Clean, FileType, Validator, file_type
+from kg.catalog.reader import FileProblem, header_columns, open_reader
+from kg.catalog.validation import (
+    FILE_TYPES,
+    TYPES,
+    Clean,
+    FileType,
+    Validator,
+    file_format,
+    file_type,
+    type_from_columns,
+)
 from kg.queries import Query
 from kg.queries import loader as Q
 from kg.store import GraphStore
@@ -68,6 +77,18 @@ _WHAT = {"parent": "parent category", "applies_to": None}
 _APPLIES_WHAT = {"Category": "category", "Brand": "brand", "Product": "sku"}
 
 Mode = Literal["check", "dry", "write"]
+_MISSING_SHOWN = 10  # names listed in the warning about undefined brands or categories
+_PLURAL = {"Brand": "brands", "Category": "categories"}
+_FILES = {"Brand": "brands", "Category": "categories"}
+
+
+@dataclass
+class _Missing:
+    """Rows of one file that name brands (or categories) no file or node defines."""
+
+    rows: int = 0
+    names: dict[Any, None] = field(default_factory=dict)  # in order of appearance
+    last_line: int = -1
 
 
 # -- report -------------------------------------------------------------------------------------------
@@ -135,17 +156,57 @@ class Source:
     format: str | None
     open: Callable[[], BinaryIO]
     size: int | None = None
+    problem: str | None = None  # why the type could not be determined
+
+
+def check_type(kind: str) -> str:
+    """An explicitly given file type, or ImportError_ naming the valid ones."""
+    name = kind.strip().lower()
+    if name not in TYPES:
+        raise ImportError_(f"unknown file type {kind!r}: expected one of {', '.join(FILE_TYPES)}",
+                           details={"type": kind[:60]})
+    return name
+
+
+def _typed(name: str, explicit: str | None) -> tuple[str | None, str]:
+    """(type, format) from an explicit type, else the name; a None type is read from the header."""
+    if explicit is not None:
+        return check_type(explicit), file_format(name)
+    kind = file_type(name)
+    return (kind[0], kind[1]) if kind else (None, file_format(name))
+
+
+def detect_type(src: Source, *, delimiter: str, max_field_bytes: int) -> None:
+    """Give a source without a type the one its header identifies, or say why there is none."""
+    try:
+        with src.open() as stream:
+            cols = header_columns(stream, src.format or "csv", delimiter=delimiter,
+                                  max_field_bytes=max_field_bytes)
+    except FileProblem as p:
+        src.problem = f"its name names no file type and its header cannot be read ({p.reason})"
+        return
+    except OSError as exc:
+        src.problem = f"cannot open the file: {exc.strerror or exc}"
+        return
+    kind, why = type_from_columns(cols)
+    if kind is None:
+        src.problem = f"its name names no file type and {why}"
+    src.type = kind
 
 
 def _order_key(src: Source) -> tuple[int, str]:
     return (FILE_TYPES.index(src.type) if src.type in FILE_TYPES else len(FILE_TYPES), src.name)
 
 
-def _path_sources(paths: Path | str | Sequence[Path | str], report: ImportReport) -> list[Source]:
+def _path_sources(paths: Path | str | Sequence[Path | str], report: ImportReport,
+                  explicit: str | None = None) -> list[Source]:
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
+    paths = list(map(Path, paths))
+    if explicit is not None:
+        _check_explicit(paths, check_type(explicit))
     out: list[Source] = []
-    for p in map(Path, paths):
+    for p in paths:
         if p.is_dir():
             entries = sorted(e for e in p.iterdir() if e.is_file() and not e.name.startswith("."))
             found = [e for e in entries if e.suffix.lower() in (".csv", ".jsonl")]
@@ -154,7 +215,7 @@ def _path_sources(paths: Path | str | Sequence[Path | str], report: ImportReport
                     report.warn(f"{e.name}: not a .csv or .jsonl file; ignored")
             out.extend(_file_source(e, e.name) for e in found)
         elif p.is_file():
-            out.append(_file_source(p, p.name))
+            out.append(_file_source(p, p.name, explicit))
         else:
             raise ImportError_(f"{p}: no such file or directory", details={"path": str(p)})
     if not out:
@@ -162,10 +223,24 @@ def _path_sources(paths: Path | str | Sequence[Path | str], report: ImportReport
     return out
 
 
-def _file_source(path: Path, name: str) -> Source:
-    kind = file_type(name)
-    return Source(name, kind[0] if kind else None, kind[1] if kind else None,
-                  lambda: open(path, "rb"), path.stat().st_size)
+def _check_explicit(paths: list[Path], kind: str) -> None:
+    """An explicit type applies to every file given: no directories, and no two files whose names
+    say different types (one of them would be read as the wrong type)."""
+    dirs = [p for p in paths if p.is_dir()]
+    if dirs:
+        raise ImportError_(f"{dirs[0]}: a type applies to files, not to a directory",
+                           details={"path": str(dirs[0])})
+    named = {k[0]: p.name for p in paths if (k := file_type(p.name))}
+    if len(paths) > 1 and (len(named) > 1 or (named and kind not in named)):
+        raise ImportError_(f"the type {kind!r} applies to every file given, but "
+                           + ", ".join(f"{n} is named as {t}" for t, n in named.items())
+                           + ": import files of different types in separate runs",
+                           details={"type": kind, "files": sorted(named.values())})
+
+
+def _file_source(path: Path, name: str, explicit: str | None = None) -> Source:
+    kind, fmt = _typed(name, explicit)
+    return Source(name, kind, fmt, lambda: open(path, "rb"), path.stat().st_size)
 
 
 class _Borrowed(io.RawIOBase):
@@ -184,12 +259,12 @@ class _Borrowed(io.RawIOBase):
         return n
 
 
-def _stream_sources(files: Mapping[str, BinaryIO], *, need_rewind: bool,
+def _stream_sources(files: Mapping[str, BinaryIO], *, types: Mapping[str, str], need_rewind: bool,
                     stack: contextlib.ExitStack) -> list[Source]:
     out: list[Source] = []
     for name, stream in files.items():
-        kind = file_type(name)
-        if need_rewind and not _seekable(stream):
+        kind, fmt = _typed(name, types.get(name))
+        if (need_rewind or kind is None) and not _seekable(stream):
             # Strict mode reads each file twice; spool a one-way stream to disk, not to memory.
             spool = stack.enter_context(tempfile.TemporaryFile())
             shutil.copyfileobj(stream, spool, 1 << 20)
@@ -206,8 +281,24 @@ def _stream_sources(files: Mapping[str, BinaryIO], *, need_rewind: bool,
         if _seekable(stream):
             size = stream.seek(0, os.SEEK_END) - start
             stream.seek(start)
-        out.append(Source(name, kind[0] if kind else None, kind[1] if kind else None, opener, size))
+        out.append(Source(name, kind, fmt, opener, size))
     return out
+
+
+def peek_type(name: str, stream: BinaryIO, *, explicit: str | None = None,
+              max_field_bytes: int = 65536) -> str | None:
+    """The type an upload will import as (explicit, else its name, else its header row), read from a
+    seekable stream without moving or closing it; None when it cannot be told."""
+    kind, fmt = _typed(name, explicit)
+    if kind is not None or not _seekable(stream):
+        return kind
+    at = stream.tell()
+    src = Source(name, None, fmt, lambda: io.BufferedReader(_Borrowed(stream), 1 << 16))  # type: ignore[arg-type,return-value]
+    try:
+        detect_type(src, delimiter=",", max_field_bytes=max_field_bytes)
+    finally:
+        stream.seek(at)
+    return src.type
 
 
 def _seekable(s: Any) -> bool:
@@ -293,8 +384,14 @@ class _Writer:
 # -- one pass over the files ------------------------------------------------------------------------------
 class _Pass:
     def __init__(self, store: GraphStore, settings: Settings, report: ImportReport, *, mode: Mode,
-                 delimiter: str, progress: bool, audit: AuditSink | None = None) -> None:
+                 delimiter: str, progress: bool, audit: AuditSink | None = None,
+                 refuse_missing: bool = False) -> None:
         self.store = store
+        # Brands and categories that products name but nothing defines: created, or (strict without
+        # create_missing) rejected. `missing` counts, per file, the rows naming them.
+        self.refuse_missing = refuse_missing
+        self.implicit: dict[str, set[Any]] = defaultdict(set)
+        self.missing: dict[str, _Missing] = {}
         self.audit = audit if mode == "write" else None
         self.settings = settings
         self.report = report
@@ -325,8 +422,9 @@ class _Pass:
         self.report.files.append(fr)
         if src.type is None:
             fr.failed = True
-            self.report.add_error(src.name, None, None, "unknown file name: expected one of "
-                                  + ", ".join(f"{t}.csv" for t in FILE_TYPES) + " (or .jsonl)")
+            self.report.add_error(src.name, None, None, f"unknown file type: {src.problem}; name it after its "
+                                  "type (products.csv, orders.jsonl, ...) or give the type (--type, or the "
+                                  "`type` field over HTTP)")
             return
         ft = TYPES[src.type]
         try:
@@ -356,7 +454,22 @@ class _Pass:
                 self._warn_unknown(src.name, ft, unknown)
             validator = Validator(ft, store_currency=self.settings.store_currency,
                                   extra_columns=extras if extras is not None else ())
+            self.missing = {}
             self._rows(src, ft, fr, reader, validator, dynamic_extras=extras is None)
+            self._warn_missing(src.name)
+
+    def _warn_missing(self, name: str) -> None:
+        """One warning per file and label: how many rows name how many undefined nodes."""
+        if self.refuse_missing:
+            outcome = "not created (--strict without --create-missing); the rows are rejected"
+        else:
+            outcome = "created them" if self.mode == "write" else "they would be created"
+        for label, m in self.missing.items():
+            names = list(m.names)
+            shown = ", ".join(map(repr, names[:_MISSING_SHOWN])) + (", ..." if len(names) > _MISSING_SHOWN else "")
+            rows = f"{m.rows} rows name" if m.rows != 1 else "1 row names"
+            what = f"{len(names)} {_PLURAL[label]} that do" if len(names) != 1 else f"1 {label.lower()} that does"
+            self.report.warn(f"{name}: {rows} {what} not exist: {shown}; {outcome}")
 
     def _warn_unknown(self, name: str, ft: FileType, unknown: list[str]) -> None:
         if not unknown:
@@ -466,14 +579,20 @@ class _Pass:
         for row in batch:
             bad: list[tuple[str, str]] | None = None
             for col, label, key, mode in row.refs:
+                if mode == "implicit" and (key in self.implicit[label] or key not in known[label]):
+                    self._note_missing(label, key, row.line)
+                    if self.refuse_missing:
+                        bad = bad or []
+                        bad.append((col, f"unknown {col} {key!r}: no {_FILES[label]} row or graph node defines "
+                                         "it (--create-missing or create_missing=true creates it)"))
+                        continue
                 if key in known[label]:
                     continue
                 if mode == "implicit":
                     known[label][key] = None
+                    self.implicit[label].add(key)
                     implicit[label].append(key)
                     first_line.setdefault((label, key), row.line)
-                    verb = "created it" if self.mode == "write" else "it would be created"
-                    self.report.warn(f"{src.name} line {row.line}: {label.lower()} {key!r} has no node; {verb}")
                     continue
                 what = _APPLIES_WHAT[label] if col == "applies_to" else _WHAT.get(col, col)
                 bad = bad or []
@@ -496,6 +615,15 @@ class _Pass:
                 self.audit([Change(label, str(k), "created", None, {"name": k}, src.name, first_line.get((label, k)))
                             for label, names in implicit.items() for k in names])
         return accepted
+
+    def _note_missing(self, label: str, key: Any, line: int) -> None:
+        m = self.missing.get(label)
+        if m is None:
+            m = self.missing[label] = _Missing()
+        if m.last_line != line:
+            m.rows += 1
+            m.last_line = line
+        m.names[key] = None
 
     # -- audit ----------------------------------------------------------------------------------------
     def _changes(self, src: Source, ft: FileType, created: list[Clean], changed: list[Clean]) -> list[Change]:
@@ -747,22 +875,28 @@ def normalise_delimiter(delimiter: str) -> str:
 
 
 def _run(store: GraphStore, sources: list[Source], report: ImportReport, *, settings: Settings,
-         strict: bool, dry_run: bool, delimiter: str, progress: bool, audit: AuditSink | None) -> ImportReport:
+         strict: bool, dry_run: bool, create_missing: bool, delimiter: str, progress: bool,
+         audit: AuditSink | None) -> ImportReport:
+    for src in sources:
+        if src.type is None:
+            detect_type(src, delimiter=delimiter, max_field_bytes=settings.import_max_field_bytes)
     sources = sorted(sources, key=_order_key)
     report.strict, report.dry_run = strict, dry_run
+    opts: dict[str, Any] = {"delimiter": delimiter, "progress": progress,
+                            "refuse_missing": strict and not create_missing}
     if dry_run:
-        p = _Pass(store, settings, report, mode="dry", delimiter=delimiter, progress=progress)
+        p = _Pass(store, settings, report, mode="dry", **opts)
         p.run(sources)
         p.finish()
         return report
     if strict:
         check = report.model_copy(deep=True)
-        _Pass(store, settings, check, mode="check", delimiter=delimiter, progress=progress).run(sources)
+        _Pass(store, settings, check, mode="check", **opts).run(sources)
         if not check.ok:
             rows = store.run(Q.CATALOG_VERSION, {})
             check.version = rows[0]["version"] if rows else None
             return check
-    p = _Pass(store, settings, report, mode="write", delimiter=delimiter, progress=progress, audit=audit)
+    p = _Pass(store, settings, report, mode="write", audit=audit, **opts)
     try:
         p.run(sources)
     except BaseException:
@@ -776,21 +910,28 @@ def _run(store: GraphStore, sources: list[Source], report: ImportReport, *, sett
 
 
 def import_path(store: GraphStore, paths: Path | str | Sequence[Path | str], *, settings: Settings,
-                strict: bool = False, dry_run: bool = False, delimiter: str = ",",
-                progress: bool = True, audit: AuditSink | None = None) -> ImportReport:
+                strict: bool = False, dry_run: bool = False, create_missing: bool = False,
+                file_type: str | None = None, delimiter: str = ",", progress: bool = True,
+                audit: AuditSink | None = None) -> ImportReport:
     """Import files and directories of DESIGN section 3 files (a directory in dependency order).
-    `audit` receives a description of every write (kg/audit.py)."""
+    `audit` receives a description of every write (kg/audit.py). Brands and categories that
+    products name but nothing defines are created, except under `strict` without `create_missing`.
+    `file_type` reads every file given (no directories) as that type, whatever its name; without
+    it a file's name, else its header row, says its type."""
     delimiter = normalise_delimiter(delimiter)
     report = ImportReport()
-    sources = _path_sources(paths, report)
+    sources = _path_sources(paths, report, file_type)
     return _run(store, sources, report, settings=settings, strict=strict, dry_run=dry_run,
-                delimiter=delimiter, progress=progress, audit=audit)
+                create_missing=create_missing, delimiter=delimiter, progress=progress, audit=audit)
 
 
 def import_files(store: GraphStore, files: Mapping[str, BinaryIO], *, settings: Settings,
-                 strict: bool = False, dry_run: bool = False, delimiter: str = ",",
-                 progress: bool = False, audit: AuditSink | None = None) -> ImportReport:
+                 strict: bool = False, dry_run: bool = False, create_missing: bool = False,
+                 types: Mapping[str, str] | None = None, delimiter: str = ",", progress: bool = False,
+                 audit: AuditSink | None = None) -> ImportReport:
     """Import uploaded streams keyed by file name (`products.csv`, ...), as the HTTP layer has them.
+    `types` gives some files' types explicitly (by name); the others' come from their names, else
+    their header rows.
 
     Streams are read, never closed; strict mode reads each twice, spooling one-way streams to a
     temporary file first.
@@ -800,9 +941,9 @@ def import_files(store: GraphStore, files: Mapping[str, BinaryIO], *, settings: 
         raise ImportError_("no files to import")
     report = ImportReport()
     with contextlib.ExitStack() as stack:
-        sources = _stream_sources(files, need_rewind=strict and not dry_run, stack=stack)
+        sources = _stream_sources(files, types=types or {}, need_rewind=strict and not dry_run, stack=stack)
         return _run(store, sources, report, settings=settings, strict=strict, dry_run=dry_run,
-                    delimiter=delimiter, progress=progress, audit=audit)
+                    create_missing=create_missing, delimiter=delimiter, progress=progress, audit=audit)
 
 
 def iter_error_lines(report: ImportReport, limit: int = 20) -> Iterator[str]:

@@ -53,7 +53,7 @@ def test_strict_refusal_exits_1_and_writes_nothing(invoke, store, tmp_path):
 def test_a_failed_file_exits_1(invoke, tmp_path):
     data = write(tmp_path / "d", {"brands.csv": BASE["brands.csv"], "inventory.csv": "x\n1\n"})
     result = invoke(str(data))
-    assert result.exit_code == 1 and "unknown file name" in result.output
+    assert result.exit_code == 1 and "unknown file type" in result.output
 
 
 def test_dry_run_and_delimiter_and_graph_name(invoke, store, settings, tmp_path):

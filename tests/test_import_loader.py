@@ -447,8 +447,8 @@ def test_implicit_brand_and_category_are_created_with_a_warning(store, settings,
     files = {"products.csv": "sku,name,brand,category\nA1,One,Newco,Gadgets\nA2,Two,Newco,Gadgets\n"}
     report = run(store, settings, tmp_path, files)
     assert errors(report) == []
-    assert report.warnings == ["products.csv line 2: brand 'Newco' has no node; created it",
-                               "products.csv line 2: category 'Gadgets' has no node; created it"]
+    assert report.warnings == ["products.csv: 2 rows name 1 brand that does not exist: 'Newco'; created them",
+                               "products.csv: 2 rows name 1 category that does not exist: 'Gadgets'; created them"]
     assert targets(store, "Product", "A2", "MADE_BY") == {("Brand", "Newco")}
     again = run(store, settings, tmp_path, files)
     assert again.warnings == [] and not again.written
@@ -492,7 +492,7 @@ def test_unknown_file_names_and_missing_columns_fail_that_file_only(store, setti
     report = run(store, settings, tmp_path, files)
     assert report.failed_files == ["products.csv", "stuff.csv"]
     assert ("products.csv", 1, "name", "missing required column") in errors(report)
-    assert any(e.file == "stuff.csv" and "unknown file name" in e.reason for e in report.errors)
+    assert any(e.file == "stuff.csv" and "unknown file type" in e.reason for e in report.errors)
     assert report.warnings == ["notes.txt: not a .csv or .jsonl file; ignored"]
     assert counts(store)[0]["Brand"] == 2
     with pytest.raises(ImportError_, match="no such file"):

@@ -354,3 +354,17 @@ def open_reader(stream: BinaryIO, fmt: Format, *, delimiter: str = ",",
     if fmt == "csv":
         return CsvReader(stream, delimiter=delimiter, max_field_bytes=max_field_bytes)
     return JsonLinesReader(stream, max_field_bytes=max_field_bytes)
+
+
+def header_columns(stream: BinaryIO, fmt: Format, *, delimiter: str = ",",
+                   max_field_bytes: int = 65536) -> list[str]:
+    """The normalised column names of a file: the CSV header, or the keys of the first JSON Lines
+    object. Raises `FileProblem` when there are none to read."""
+    reader = open_reader(stream, fmt, delimiter=delimiter, max_field_bytes=max_field_bytes)
+    if reader.columns is not None:
+        return [c for c in reader.columns if c]
+    for rec in reader:
+        if rec.values is None:
+            raise FileProblem(f"the first record cannot be read: {rec.reason}", rec.line, rec.column)
+        return [c for c in rec.values if c]
+    raise FileProblem("the file is empty (no record to read its keys from)", 1)

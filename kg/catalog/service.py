@@ -93,15 +93,17 @@ class CatalogService:
 
     # -- files ------------------------------------------------------------------------------------
     def import_path(self, paths: Path | str | Sequence[Path | str], *, strict: bool = False,
-                    dry_run: bool = False, delimiter: str = ",", progress: bool = True,
-                    audit: AuditSink | None = None) -> ImportReport:
+                    dry_run: bool = False, create_missing: bool = False, file_type: str | None = None,
+                    delimiter: str = ",", progress: bool = True, audit: AuditSink | None = None) -> ImportReport:
         return import_path(self._graph(), paths, settings=self.settings, strict=strict, dry_run=dry_run,
-                           delimiter=delimiter, progress=progress, audit=audit)
+                           create_missing=create_missing, file_type=file_type, delimiter=delimiter,
+                           progress=progress, audit=audit)
 
     def import_files(self, files: Mapping[str, BinaryIO], *, strict: bool = False, dry_run: bool = False,
+                     create_missing: bool = False, types: Mapping[str, str] | None = None,
                      progress: bool = False, audit: AuditSink | None = None) -> ImportReport:
         return import_files(self._graph(), files, settings=self.settings, strict=strict, dry_run=dry_run,
-                            progress=progress, audit=audit)
+                            create_missing=create_missing, types=types, progress=progress, audit=audit)
 
     # -- one product ------------------------------------------------------------------------------
     def product(self, sku: str) -> dict[str, Any] | None:
@@ -178,7 +180,9 @@ class CatalogService:
         if not record.get("attributes"):
             record["attributes"] = None
         data = json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n"
-        report = self.import_files({"products.jsonl": io.BytesIO(data)}, strict=True, progress=False, audit=audit)
+        # Strict for the row, but a brand or category it names is created as before (with a warning).
+        report = self.import_files({"products.jsonl": io.BytesIO(data)}, strict=True, create_missing=True,
+                                   progress=False, audit=audit)
         if not report.ok:
             raise ProductRejected("the product is not valid", report.errors[:50])
         fr = report.files[0] if report.files else None

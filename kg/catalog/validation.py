@@ -560,3 +560,29 @@ def file_type(filename: str) -> tuple[str, str] | None:
     if not dot or ext not in ("csv", "jsonl") or stem not in TYPES:
         return None
     return stem, ext
+
+
+def file_format(filename: str) -> str:
+    """`jsonl` for a .jsonl file, else `csv` (a file whose type is given or read from its header
+    may have any name)."""
+    return "jsonl" if filename.lower().endswith(".jsonl") else "csv"
+
+
+def type_from_columns(columns: list[str]) -> tuple[str | None, str]:
+    """The file type a header identifies, or None and why not.
+
+    A type fits when the header holds all its required columns. Of several, the most specific win
+    (a products header holds a brand's `name` too), then those that know every column of the
+    header; exactly one must be left.
+    """
+    cols = set(columns)
+    fits = [t for t in TYPES.values() if set(t.required) <= cols]
+    fits = [t for t in fits if not any(set(t.required) < set(o.required) for o in fits)]
+    if len(fits) > 1:
+        fits = [t for t in fits if cols <= set(t.columns)] or fits
+    if len(fits) == 1:
+        return fits[0].name, ""
+    shown = ", ".join(columns[:12]) + (", ..." if len(columns) > 12 else "")
+    if not fits:
+        return None, f"its header ({shown}) holds the required columns of no file type"
+    return None, f"its header ({shown}) fits several file types: {', '.join(t.name for t in fits)}"

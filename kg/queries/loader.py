@@ -111,6 +111,13 @@ def _absent(n: NodeSpec) -> Query:
     )
 
 
+def one_set_each(var: str, sets: list[str]) -> str:
+    """`SET a WITH ... SET b ...`: FalkorDB 4.16 drops the wrong properties when one statement
+    clears several of them (one SET clause, several, or REMOVE alike) and one of them is the
+    entity's last property; a `WITH` between the assignments avoids it."""
+    return f" WITH {var}, r ".join(f"SET {s}" for s in sets)
+
+
 def _upsert(n: NodeSpec) -> Query:
     sets = [f"n.{p} = r[{i + 1}]" for i, p in enumerate(n.props)]
     sets.append(f"n._h = r[{len(n.props) + 1}]")
@@ -118,7 +125,7 @@ def _upsert(n: NodeSpec) -> Query:
         sets.append("n.updated_at = $now")
     return q(
         f"loader.{n.label}.upsert",
-        f"UNWIND $rows AS r MERGE (n:{n.label} {{{n.key}: r[0]}}) SET {', '.join(sets)}",
+        f"UNWIND $rows AS r MERGE (n:{n.label} {{{n.key}: r[0]}}) {one_set_each('n', sets)}",
         read_only=False,
         description=f"Create or update {n.label} nodes by key; a null `_h` marks relationships still to write.",
     )
@@ -251,8 +258,7 @@ CONTAINS_UPSERT = q(
     MATCH (o:Order {order_id: r[0]})
     MATCH (p:Product {sku: r[1]})
     MERGE (o)-[c:CONTAINS]->(p)
-    SET c.quantity = r[2], c.unit_price = r[3], c.discount = r[4], c._h = r[5]
-    """,
+    """ + one_set_each("c", ["c.quantity = r[2]", "c.unit_price = r[3]", "c.discount = r[4]", "c._h = r[5]"]),
     read_only=False,
     description="Create or update order items (CONTAINS relationships).",
 )
