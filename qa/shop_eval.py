@@ -153,13 +153,16 @@ def check(text: str, expect: dict[str, Any], res: TurnResult) -> list[str]:
 
 
 def _linked(res: TurnResult, skus: list[str], clarify: bool) -> bool:
+    """Whether the reply found the question's products: a reported entity linked to one of them,
+    or (a clarifying question, or an answer given for every product a mention fits: "who wrote
+    dune?" for both editions) a candidate or a fact of the reply that is one of them."""
     wanted = {s.lower() for s in skus}
     for e in res.entities:
         if e.node_id and e.node_id.lower() in wanted:
             return True
         if clarify and any(c.node_id.lower() in wanted for c in e.candidates):
             return True
-    if clarify:  # the clarifying question lists the candidates as facts
+    if clarify or res.status == "ok":  # the facts the reply was written from name the products
         return any(str(getattr(f, "sku", "")).lower() in wanted for f in res.facts)
     return False
 

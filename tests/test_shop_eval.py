@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from common.settings import REPO_ROOT
-from qa.shop_eval import EvalSet, EvalSetError, check, run, shop_engine
+from qa.shop_eval import EvalSet, EvalSetError, _linked, check, run, shop_engine
 from qa.types import IntentOut, TurnResult
 from tests.api_support import needs_engine
 
@@ -51,6 +51,29 @@ def test_a_turn_is_checked_against_every_kind_of_expectation():
     assert check("q", {}, res("Which one?", "clarify")) == ["asked back instead of answering"]
     assert check("q", {"unknown": True}, res("I don't have that information for Dune.")) == []
     assert check("q", {"unknown": True}, res("Dune costs 8.50 EUR.")) != []
+
+
+def test_a_mention_counts_as_linked_by_its_entity_or_by_the_facts_the_answer_was_written_from():
+    from nlu.types import Candidate, Entity
+    from qa.facts import ProductFact
+
+    both = [Candidate(node_id=s, label="Product", name=s, score=0.9) for s in ("BK-1-HC", "BK-1-PB")]
+    mention = Entity(type="PRODUCT", text="dune", ambiguous=True, candidates=both)
+
+    def res(status: str, facts: list, entities: list) -> TurnResult:
+        return TurnResult(session_id="s", answer="...", intent=IntentOut(name="product_details", confidence=1.0),
+                          status=status, facts=facts, entities=entities)
+
+    linked = Entity(type="PRODUCT", text="dune", node_id="BK-1-PB")
+    assert _linked(res("ok", [], [linked]), ["BK-1-PB"], clarify=False)
+    # "who wrote dune?" answered for both editions at once: the facts name the products
+    answered = res("ok", [ProductFact(sku="BK-1-HC"), ProductFact(sku="BK-1-PB")], [mention])
+    assert _linked(answered, ["BK-1-HC"], clarify=False)
+    assert not _linked(answered, ["BK-9-PB"], clarify=False)  # the wrong book
+    # asked back when an answer was wanted: candidates do not count, nor does a reply with no facts
+    assert not _linked(res("clarify", [], [mention]), ["BK-1-HC"], clarify=False)
+    assert _linked(res("clarify", [], [mention]), ["BK-1-HC"], clarify=True)
+    assert not _linked(res("not_found", [], [Entity(type="PRODUCT", text="dune")]), ["BK-1-HC"], clarify=False)
 
 
 @needs_engine
