@@ -40,6 +40,7 @@ from kg.catalog.service import CatalogService
 from kg.store import GraphStore, open_store
 from nlu.linking.encoder import TextEncoder
 from nlu.linking.linker import EntityLinker, LinkerConfig
+from nlu.linking.search import NameSearch
 from qa.engine import Engine, ExampleRefresher, Understander
 from qa.retrieval import ProcedureSearch, Retriever
 from qa.state import SessionStore
@@ -178,7 +179,8 @@ def build(settings: Settings | None = None, *, store: GraphStore | None = None,
                                  encoder_factory=lambda: encoder.model)
     retriever = Retriever(graph_store, procedures, currency=settings.store_currency, clock=now,
                           link_product=(None if entity_linker is None else
-                                        lambda text, words: entity_linker.link_mention(text, "PRODUCT", context=words)))
+                                        lambda text, words: entity_linker.link_mention(text, "PRODUCT", context=words)),
+                          names=NameSearch(graph_store))
     lazy_understander: Lazy[Understander] = Lazy(
         (lambda: understander) if understander is not None else (lambda: _load_understander(settings)))
     lazy_examples: Lazy[ExampleRefresher | None] = Lazy(

@@ -18,6 +18,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from kg.store import GraphStore
+from nlu.linking.search import NameSearch
 from nlu.types import Candidate, Entity
 from qa.facts import VariantsFact
 from qa.fields import FieldAsk, FieldResolver
@@ -41,16 +42,18 @@ class Retriever:
     return windows, cancellation fees), so tests and the evaluation pin the date the sample store
     was made for. `currency` is the configured store currency; amounts whose rows carry none are
     shown in the catalog's own currency when every product shares one (qa/fields.py). `link_product`
-    is the entity linker's look-up of a product name (for names the understander did not tag)."""
+    is the entity linker's look-up of a product name (for names the understander did not tag),
+    `names` its graph stage (products found by a mention's words, nlu/linking/search.py)."""
 
     def __init__(self, store: GraphStore, procedures: ProcedureSearch | None, *, currency: str = "USD",
-                 clock: Callable[[], datetime] = _utcnow, link_product: ProductLinker | None = None) -> None:
+                 clock: Callable[[], datetime] = _utcnow, link_product: ProductLinker | None = None,
+                 names: NameSearch | None = None) -> None:
         self.store = store
         self.procedures = procedures
         self.currency = currency
         self.clock = clock
         self._contexts = {h.family: Context(store, procedures, currency, clock, h.queries | SHARED_QUERIES,
-                                            h.family, link_product) for h in HANDLERS}
+                                            h.family, link_product, names) for h in HANDLERS}
         # The shop's fields (qa/fields.py), sharing procedure search's encoder (one model in memory).
         self.fields = FieldResolver(store, procedures.encoder if procedures is not None else None)
 
@@ -74,7 +77,7 @@ class Retriever:
                 handler, ask = other, replace(ask, intent=taken)
                 break
         ctx = self._shop_context(handler)
-        if "products.search_by_name" in ctx.queries:
+        if handler.names_products:
             named = shared.product_from_mentions(ctx, message, ask.entities)
             if named is not None:
                 ask = replace(ask, entities=named)

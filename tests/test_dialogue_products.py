@@ -183,7 +183,8 @@ def test_details_and_unknown_and_unlinked_products(chat_factory):
     r = chat.say("how much is the Zorblax 9000?", "product_price", ("Zorblax 9000", "PRODUCT", None))
     assert r.status == "not_found" and "Zorblax 9000" in r.answer and r.facts == []
     # A mention the entity linker left unlinked (here there is none) gets one more try, the name
-    # look-up in the graph (shared.lookup_name): every word of it in one product's name.
+    # look-up in the graph (the linker's graph stage, nlu/linking/search.py): every word of it in one
+    # product's name.
     r = chat.say("how much is the halo 2?", "product_price", ("halo 2", "PRODUCT", None))
     assert r.status == "ok" and r.entities[0].node_id == "SN-HP-000011" and "239.00 USD" in r.answer
 

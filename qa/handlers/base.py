@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from common.errors import UnknownQuery
 from kg.queries import get
 from kg.store import GraphStore
+from nlu.linking.search import NameSearch
 from nlu.types import Entity
 from qa.fields import FieldAsk
 from qa.handlers.wording import Picker, Writer
@@ -101,6 +102,8 @@ class Context:
     # The entity linker's product look-up (nlu/linking: the one place names become nodes), for a
     # name the understander did not tag: (mention, words that pick a variant) -> the linked entity.
     link_product: ProductLinker | None = None
+    # The linker's graph stage (nlu/linking/search.py): products found by a mention's words.
+    names: NameSearch | None = None
 
     def run(self, name: str, **params: Any) -> list[dict[str, Any]]:
         if name not in self.queries:
@@ -119,6 +122,9 @@ class Handler:
     family: ClassVar[str]
     intents: ClassVar[tuple[IntentSpec, ...]]
     queries: ClassVar[frozenset[str]]  # every named query its retrieval runs
+    # Its questions name products: a name the model read as a brand or category is tried as one
+    # first (shared.product_from_mentions).
+    names_products: ClassVar[bool] = False
 
     def retrieve(self, ask: Ask, ctx: Context) -> Outcome:
         raise NotImplementedError

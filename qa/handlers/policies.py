@@ -410,12 +410,13 @@ def shop_currency(ctx: Context) -> str:
 
 class Policies(Handler):
     family = "policies"
+    names_products = True
     intents = (REFUND_POLICY, CANCELLATION_FEE, DELIVERY_OPTIONS, DELIVERY_PERIOD, PAYMENT_METHODS)
     queries = frozenset({
         "policies.payment_methods", "policies.shipping_methods", "policies.for_product", "policies.for_brand",
         "policies.for_category", "policies.store_wide", "policies.carriers", "policies.shop_currency",
         "orders.by_id_for_customer", "orders.items_for_customer",
-        "products.by_skus", "products.search_by_name", "products.search_by_value",
+        "products.by_skus",
     })
 
     # -- shipping questions the model read as something else -----------------------------------------

@@ -460,9 +460,10 @@ def recommend_mode(message: str, entities: list[Entity]) -> str:
 
 class Products(Handler):
     family = "products"
+    names_products = True
     intents = (PRICE, AVAILABILITY, DETAILS, COMPARE, RECOMMEND, WARRANTY, PROMOTIONS)
     queries = frozenset({
-        "products.by_skus", "products.search_by_name", "products.search_by_value", "products.line_variants",
+        "products.by_skus", "products.line_variants",
         "products.list_filtered",
         "products.summary_filtered", "products.similar", "products.cheaper", "products.compatible",
         "products.also_bought", "products.personal", "products.personal_top_rated",

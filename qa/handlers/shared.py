@@ -9,12 +9,12 @@ rows, same reply, and the mention is reported without a node.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from nlu.linking import text as linking_text
+from nlu.linking.search import product_attributes
 from nlu.types import Candidate, Entity
 from qa.facts import (
     CandidateFact,
@@ -44,7 +44,7 @@ from qa.prompts import (
 )
 from qa.search import Hit
 from qa.state import PendingClarification, Ref
-from qa.text import FILLER, covers, has_phrase, norm, word_matches
+from qa.text import FILLER, covers, named_exactly, norm, word_matches
 from qa.text import words as name_words
 from qa.types import Retrieval
 
@@ -66,15 +66,7 @@ def round_money(v: Any) -> float | None:
 
 def attributes(row: dict[str, Any]) -> dict[str, Any]:
     """A product row's attributes (stored as a JSON string) as scalars."""
-    raw = row.get("attributes")
-    if isinstance(raw, dict):
-        data = raw
-    else:
-        try:
-            data = json.loads(raw) if raw else {}
-        except (TypeError, ValueError):
-            data = {}
-    return {k: v for k, v in data.items() if isinstance(v, (str, int, float, bool))} if isinstance(data, dict) else {}
+    return product_attributes(row)
 
 
 # -- products ------------------------------------------------------------------------------------
@@ -111,48 +103,9 @@ def recommendation_fact(row: dict[str, Any], fields: Sequence[str], reason: str,
 
 
 def lookup_name(ctx: Context, mention: str, attrs: list[str]) -> list[dict[str, Any]]:
-    """Products whose name matches an unlinked mention, narrowed by exact name, model line,
-    device-not-accessory and the attributes of the message."""
-    tokens = [t for t in re.findall(r"[^\W_][\w\-]*", mention.lower()) if t not in ("the", "a", "an")]
-    if not tokens:
-        return []
-    rows = ctx.run("products.search_by_name", tokens=tokens, limit=40)
-    if not rows:
-        return _lookup_value(ctx, [t for t in tokens if t not in FILLER])
-    wanted = " ".join(tokens)
-    exact = [r for r in rows if r["sku"].lower() == wanted or (r.get("name") or "").lower() == wanted]
-    if exact:
-        return exact
-    named = named_exactly(mention, [r.get("name") or "" for r in rows])
-    if named:
-        return [rows[i] for i in named]
-    # whole words before parts of words ("le" names "Le Petit Nicolas", not "Les Misérables")
-    rows = [r for r in rows if covers(name_words(mention), name_words(r.get("name") or ""))] or rows
-    line = [r for r in rows if wanted in [str(v).lower() for v in (r.get("attr_values") or [])]
-            or str(attributes(r).get("model_line", "")).lower() == wanted]
-    if line:
-        rows = line
-    if " for " not in f" {wanted} ":
-        devices = [r for r in rows if " for " not in (r.get("name") or "").lower()]
-        rows = devices or rows
-    if attrs:
-        narrowed = [r for r in rows if all(has_phrase((r.get("name") or "").lower(), a) or
-                                           a in [str(v).lower() for v in (r.get("attr_values") or [])]
-                                           for a in attrs)]
-        rows = narrowed or rows
-    return rows
-
-
-def _lookup_value(ctx: Context, tokens: list[str]) -> list[dict[str, Any]]:
-    """Products a mention names by one of their values rather than their name ("that agatha
-    christie one", "the kahneman book"): every word in one value, else the longest word alone."""
-    if not tokens:
-        return []
-    rows = ctx.run("products.search_by_value", tokens=tokens, limit=MAX_CANDIDATES + 1)
-    longest = max(tokens, key=len)
-    if not rows and len(tokens) > 1 and len(longest) >= 5:
-        rows = ctx.run("products.search_by_value", tokens=[longest], limit=MAX_CANDIDATES + 1)
-    return rows
+    """Products an unlinked mention names, found in the graph by the linker's last stage
+    (nlu/linking/search.py); none when the dialogue runs without it."""
+    return ctx.names.products(mention, attrs) if ctx.names is not None else []
 
 
 # Words that end a product name the model cut short ("the literary | calendar in stock?").
@@ -200,8 +153,7 @@ def product_from_mentions(ctx: Context, message: str, entities: list[Entity]) ->
         if not leftover:
             continue
         said_words = name_words(span)
-        tokens = [t for t in re.findall(r"[a-z0-9][a-z0-9\-]*", span.lower()) if t not in ("the", "a", "an")]
-        if len(ctx.run("products.search_by_name", tokens=tokens, limit=MAX_CANDIDATES + 1)) > MAX_CANDIDATES:
+        if ctx.names is not None and ctx.names.count_named(span, MAX_CANDIDATES + 1) > MAX_CANDIDATES:
             return None  # "nordic audio wireless headphones": a group of products, not one that was cut short
         found: list[Candidate] = []
         if ctx.link_product is not None:  # typos and partial names; its candidates must still fit the words
@@ -263,11 +215,11 @@ def resolve_products(ctx: Context, intent: str, entities: list[Entity], clarify:
             out_entities[idx] = e.model_copy(update={"node_id": matches[0]["sku"], "score": 0.9})
         elif not matches:
             return rows, out_entities, Outcome(
-                Retrieval(intent=intent, status="not_found", query_name="products.search_by_name",
+                Retrieval(intent=intent, status="not_found", query_name=None,
                           prompt=ProductNotFound(product=e.text)), out_entities)
         else:
             refs = [product_ref(r) for r in matches[:MAX_CANDIDATES]]
-            return rows, out_entities, clarify_choice(intent, 1.0, e, refs, entities, "products.search_by_name")
+            return rows, out_entities, clarify_choice(intent, 1.0, e, refs, entities, None)
     return rows, out_entities, None
 
 
@@ -297,23 +249,6 @@ def entity_ref(e: Entity) -> Ref:
 
 def candidate_facts(refs: Sequence[Ref]) -> list[Fact]:
     return [CandidateFact(node_id=r.node_id, name=r.name, label=r.label) for r in refs]
-
-
-def base_name(name: str) -> str:
-    """A product name without its variant ("Dune (Paperback)", "Aurora X2, Black" -> "dune",
-    "aurora x2") and without a leading article, as words."""
-    head = re.sub(r"\s*\([^)]*\)\s*$", "", name or "").partition(", ")[0]
-    tokens = name_words(head)
-    while tokens and tokens[0] in ("the", "a", "an"):
-        tokens = tokens[1:]
-    return " ".join(tokens)
-
-
-def named_exactly(mention: str, names: Sequence[str]) -> list[int]:
-    """The positions of the names a mention names exactly ("dune" names "Dune (Paperback)" and
-    "Dune (Hardcover)", not "Dune Messiah"): an exact name beats a partial one."""
-    said = base_name(mention)
-    return [i for i, n in enumerate(names) if said and (base_name(n) == said or " ".join(name_words(n)) == said)]
 
 
 def clarify_mention(ctx: Context, intent: str, confidence: float, entity: Entity, others: list[Entity]) -> Outcome:
