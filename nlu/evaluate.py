@@ -18,6 +18,7 @@ import orjson
 import torch
 from tqdm.auto import tqdm
 
+from common.settings import REPO_ROOT
 from nlu.dataset import Example
 from nlu.labels import ENTITY_TYPES, INTENTS
 from nlu.model import expected_calibration_error
@@ -235,15 +236,21 @@ def evaluate_external(understander: Understander, examples: Sequence[Example], *
     return report
 
 
+DEFAULT_SHOP_LABELS = REPO_ROOT / "eval" / "clinc150" / "oos_test_shop_labels.jsonl"
+
+
 def evaluate_clinc(understander: Understander, clinc_path: str | Path, split: str = "test", *,
-                   progress: bool = False) -> dict[str, Any]:
-    from nlu.external import clinc_report, read_clinc
+                   progress: bool = False, shop_labels: str | Path | None = DEFAULT_SHOP_LABELS) -> dict[str, Any]:
+    """CLINC150's protocol on one split; for the test split, `shop_labels` (by default the
+    committed file, eval/clinc150/README.md; None: none) splits the out-of-scope figure."""
+    from nlu.external import clinc_report, read_clinc, read_shop_labels
 
     data = read_clinc(clinc_path, split)
+    labels = read_shop_labels(shop_labels, data.oos) if split == "test" and shop_labels is not None else None
     predicted = {name: predict_intents(understander, [e.text for e in part], progress=progress, desc=name)
                  for name, part in (("in_scope", data.in_scope), ("other_domain", data.other_domain),
                                     ("oos", data.oos))}
-    return {"split": split, **clinc_report(data, predicted)}
+    return {"split": split, **clinc_report(data, predicted, labels)}
 
 
 def format_external(name: str, report: dict[str, Any]) -> str:
@@ -264,4 +271,8 @@ def format_clinc(report: dict[str, Any]) -> str:
     return (f"CLINC150 {report['split']}: out-of-scope declined {report['oos_recall']:.4f} "
             f"({report['oos_examples']} oos queries), other-domain declined {report['other_domain_recall']:.4f} "
             f"({report['other_domain_examples']}), out-of-scope precision {report['oos_precision']:.4f}, "
-            f"in-scope accuracy {report['in_scope_accuracy']:.4f} ({report['in_scope_examples']} mapped queries)")
+            f"in-scope accuracy {report['in_scope_accuracy']:.4f} ({report['in_scope_examples']} mapped queries)"
+            + ("" if "oos_shop_examples" not in report else
+               f"\n  of the out-of-scope queries, declined: {report['oos_not_shop_declined']:.4f} of the "
+               f"{report['oos_not_shop_examples']} a general shop would not take, {report['oos_shop_declined']:.4f} "
+               f"of the {report['oos_shop_examples']} it should (eval/clinc150/README.md)"))

@@ -17,6 +17,7 @@ out-of-scope precision over the whole split.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -155,8 +156,34 @@ def intent_figures(gold: Sequence[str], pred: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def clinc_report(gold_pred: ClincSplit, predicted: dict[str, list[str]]) -> dict[str, Any]:
-    """`predicted` holds the predicted intents for `in_scope`, `other_domain` and `oos`, in order."""
+def read_shop_labels(path: str | Path, oos: Sequence[Example]) -> list[str]:
+    """The `shop` / `not_shop` label of each `oos` query (eval/clinc150/README.md), checked
+    against the queries' texts: a file for another copy or order of CLINC150 is an NLUError."""
+    path = Path(path)
+    labels: list[str] = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise NLUError(f"{path}: cannot read the shop labels: {exc.strerror or exc}") from None
+    if len(lines) != len(oos):
+        raise NLUError(f"{path}: {len(lines)} labels for {len(oos)} out-of-scope queries")
+    for n, (line, ex) in enumerate(zip(lines, oos, strict=True), 1):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise NLUError(f"{path}:{n}: not JSON: {exc.msg}") from None
+        if row.get("sha1") != hashlib.sha1(ex.text.encode("utf-8")).hexdigest()[:10] or \
+                row.get("label") not in ("shop", "not_shop"):
+            raise NLUError(f"{path}:{n}: does not label query {n - 1} of this copy of CLINC150 ({ex.text[:40]!r})")
+        labels.append(row["label"])
+    return labels
+
+
+def clinc_report(gold_pred: ClincSplit, predicted: dict[str, list[str]],
+                 shop_labels: Sequence[str] | None = None) -> dict[str, Any]:
+    """`predicted` holds the predicted intents for `in_scope`, `other_domain` and `oos`, in order;
+    `shop_labels` (one per oos query) splits the out-of-scope recall into the queries a general
+    shop's assistant should not take and those it should (eval/clinc150/README.md)."""
     ins, oth, oos = predicted["in_scope"], predicted["other_domain"], predicted["oos"]
     gold_in = [e.intent for e in gold_pred.in_scope]
     declined_true = sum(p == OUT_OF_SCOPE for p in oth) + sum(p == OUT_OF_SCOPE for p in oos)
@@ -169,4 +196,14 @@ def clinc_report(gold_pred: ClincSplit, predicted: dict[str, list[str]]) -> dict
         "other_domain_examples": len(oth),
         "other_domain_recall": round(sum(p == OUT_OF_SCOPE for p in oth) / len(oth), 4) if oth else 0.0,
         "oos_precision": round(declined_true / declined_all, 4) if declined_all else 0.0,
+        **({} if shop_labels is None else _split_by_label(oos, shop_labels)),
     }
+
+
+def _split_by_label(oos: Sequence[str], labels: Sequence[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for label in ("not_shop", "shop"):
+        part = [p for p, lab in zip(oos, labels, strict=True) if lab == label]
+        out[f"oos_{label}_examples"] = len(part)
+        out[f"oos_{label}_declined"] = round(sum(p == OUT_OF_SCOPE for p in part) / len(part), 4) if part else 0.0
+    return out

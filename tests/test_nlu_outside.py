@@ -108,11 +108,36 @@ def test_clinc_protocol_report(understander: Understander, tmp_path: Path):
     small = {split: (items[::40] if isinstance(items, list) else items) for split, items in data.items()}
     path = tmp_path / "data_full.json"
     path.write_text(json.dumps(small), encoding="utf-8")
-    report = evaluate_clinc(understander, tmp_path, "test")
+    report = evaluate_clinc(understander, tmp_path, "test", shop_labels=None)
     assert report["oos_examples"] == 25 and report["in_scope_examples"] > 0
     for key in ("oos_recall", "other_domain_recall", "oos_precision", "in_scope_accuracy"):
         assert 0.0 <= report[key] <= 1.0
     assert "out-of-scope declined" in format_clinc(report)
+
+
+@needs_clinc
+def test_the_shop_labels_fit_clincs_oos_test_and_split_its_figure(tmp_path: Path):
+    """eval/clinc150: one label per oos_test query, checked against the query's text; the report
+    gives the declined share of each part beside the whole."""
+    from nlu.evaluate import DEFAULT_SHOP_LABELS
+    from nlu.external import clinc_report, read_shop_labels
+
+    test = read_clinc(CLINC, "test")
+    labels = read_shop_labels(DEFAULT_SHOP_LABELS, test.oos)
+    assert len(labels) == 1000 and 0 < labels.count("shop") < 100
+    predicted = {"in_scope": [e.intent for e in test.in_scope], "other_domain": [OUT_OF_SCOPE] * len(test.other_domain),
+                 "oos": [OUT_OF_SCOPE if lab == "not_shop" else "product_recommend" for lab in labels]}
+    report = clinc_report(test, predicted, labels)
+    assert report["oos_not_shop_declined"] == 1.0 and report["oos_shop_declined"] == 0.0
+    assert report["oos_recall"] == round(labels.count("not_shop") / 1000, 4)
+    assert "general shop" in format_clinc({"split": "test", **report})
+    # another copy (or order) of the queries is refused, naming the line
+    with pytest.raises(NLUError, match=":2: does not label query 1"):
+        read_shop_labels(DEFAULT_SHOP_LABELS, [test.oos[0], *test.oos[2:], test.oos[1]])
+    with pytest.raises(NLUError, match="999 labels for 1000"):
+        short = tmp_path / "short.jsonl"
+        short.write_text("\n".join(DEFAULT_SHOP_LABELS.read_text().splitlines()[:999]))
+        read_shop_labels(short, test.oos)
 
 
 @needs_clinc
