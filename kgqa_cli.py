@@ -163,6 +163,34 @@ def graph_query(cypher: str, params: str, limit: int | None, as_json: bool) -> N
         console.print(f"[yellow]truncated at {len(res.rows)} rows[/]")
 
 
+@graph.command("embed")
+def graph_embed() -> None:
+    """Compute the product-name vectors entity linking searches (LINKING_VECTORS=graph): those of a
+    catalog imported before vectors were kept, or left over by an interrupted import. Only products
+    without a vector of their current name are embedded; safe to stop and run again."""
+    from tqdm import tqdm
+
+    settings = Settings()
+    if settings.linking_vectors != "graph":
+        raise click.ClickException("LINKING_VECTORS is not 'graph': linking keeps its vectors in each worker")
+    app = _container(settings)
+    bar = None
+
+    def step(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc="product names", unit="name")
+        bar.update(done - bar.n)
+
+    try:
+        written = app.catalog.fill_vectors(progress=step)
+    finally:
+        if bar is not None:
+            bar.close()
+        app.close()
+    console.print(f"{written} product names embedded" if written else "every product name has its vector")
+
+
 @graph.command("stats")
 def graph_stats() -> None:
     """Node and relationship counts."""

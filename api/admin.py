@@ -43,7 +43,7 @@ def healthz():
 
 @bp.get("/readyz")
 @bp.get("/api/v1/readyz")
-@doc(summary="Readiness: graph reachable, state store reachable, models loaded", tag="ops",
+@doc(summary="Readiness: graph and state store reachable, models loaded, linking index built, product names embedded (LINKING_VECTORS=graph)", tag="ops",
      reply=S.ReadyResponse, extra_replies={503: S.ReadyResponse}, public=True)
 def readyz():
     services = _services()
@@ -64,6 +64,13 @@ def readyz():
     if not services.engine_loaded and services.settings.api_preload_engine:
         services.warm_async()
     checks["models"] = {"ok": services.engine_loaded, "error": services.engine_error is not None}
+    if services.settings.linking_vectors == "graph":
+        try:
+            missing = services.vectors_to_embed()
+            checks["vectors"] = {"ok": missing == 0, "to_embed": missing,
+                                 **({"hint": "run ./kgqa graph embed"} if missing else {})}
+        except Exception:  # noqa: BLE001 - readiness reports, never raises
+            checks["vectors"] = {"ok": False}
     checks["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 1)
     ready = all(v["ok"] for k, v in checks.items() if isinstance(v, dict))
     resp = jsonify({"status": "ready" if ready else "not_ready", "checks": checks})

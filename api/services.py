@@ -70,6 +70,7 @@ class Services:
         self._engine_error: str | None = None
         self._engine_failed_at = 0.0
         self._warming = False
+        self._vectors_checked: tuple[float, int] | None = None  # (when, products without a vector)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
@@ -149,8 +150,11 @@ class Services:
                 raise ModelNotReady("the dialogue engine is not ready", details={"reason": "load_failed"})
             try:
                 self.container.graph()
-                # Load the understanding model now (not on the first question), so readiness means ready.
+                # Load the understanding model and build the linking index now (not on the first
+                # question), so readiness means ready.
                 self.container.understander.get().understand("hello")
+                if self.container.linker is not None:
+                    self.container.linker.warm()
                 engine = lazy.get()
                 self._engine_error = None
             except Retryable:
@@ -162,6 +166,17 @@ class Services:
                           exc_info=True)
                 raise ModelNotReady("the dialogue engine is not ready", details={"reason": "load_failed"}) from exc
             return engine
+
+    def vectors_to_embed(self) -> int:
+        """Products whose name has no vector yet (LINKING_VECTORS=graph), counted at most every
+        30 s (5 s while some are missing): readiness waits for `kgqa graph embed` (or an import)."""
+        now = time.monotonic()
+        last = self._vectors_checked
+        if last is None or now - last[0] > (5.0 if last[1] else 30.0):
+            from kg.embeddings import stale_count
+
+            self._vectors_checked = (now, stale_count(self.container.graph()))
+        return self._vectors_checked[1]
 
     def warm_async(self) -> None:
         """Start building the engine on a background thread (once); readiness turns green after."""

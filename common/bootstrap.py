@@ -36,7 +36,7 @@ from common.errors import ConfigError
 from common.settings import Settings
 from kg.audit import AuditSink
 from kg.backends.state_server import StateRedis
-from kg.catalog.service import CatalogService
+from kg.catalog.service import CatalogService, NameVectors
 from kg.store import GraphStore, open_store
 from nlu.linking.encoder import TextEncoder
 from nlu.linking.linker import EntityLinker, LinkerConfig
@@ -170,8 +170,12 @@ def build(settings: Settings | None = None, *, store: GraphStore | None = None,
     def schema_ready() -> GraphStore:
         return container.graph()
 
-    catalog = CatalogService(schema_ready, settings)
     encoder = TextEncoder(settings.encoder_path, model=encoder_model)
+    vectors = NameVectors(embed=encoder.encode, dimension=lambda: encoder.dim) \
+        if settings.linking_vectors == "graph" else None
+    catalog = CatalogService(schema_ready, settings, vectors=vectors)
+    linker_config = (linker_config or LinkerConfig()).model_copy(
+        update={"graph_vectors": settings.linking_vectors == "graph"})
     entity_linker = (EntityLinker(graph_store, config=linker_config, encoder=encoder,
                                   encoder_path=settings.encoder_path, currency=settings.store_currency)
                      if linker is DEFAULT else linker)

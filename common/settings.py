@@ -109,6 +109,15 @@ class Settings(BaseSettings):
 
     # -- models --------------------------------------------------------------------------------
     encoder_path: str = Field(default_factory=_default_encoder_path)
+    linking_vectors: Literal["graph", "memory"] = Field(
+        "graph",
+        description=(
+            "Where entity linking finds names by meaning. graph: each product name's vector is computed once "
+            "(at import, on a single-product edit, or by `kgqa graph embed` for a catalog imported before) and "
+            "searched through the graph's vector index, so workers hold no catalog vectors and start light. "
+            "memory: each worker embeds the catalog's names on first use (small catalogs)."
+        ),
+    )
     nlu_model_dir: Path = Field(REPO_ROOT / "nlu" / "artifacts")
     intent_threshold: float | None = Field(
         None, ge=0.0, le=1.0,

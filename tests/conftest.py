@@ -15,6 +15,10 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Linking keeps its vectors in each worker here: with the default (graph) every catalog a test
+# imports would be embedded at import (about 8 s for the sample store on this CPU). The graph mode
+# has its own tests (tests/test_linking_vectors.py), which set LINKING_VECTORS=graph.
+os.environ.setdefault("LINKING_VECTORS", "memory")
 
 from common.settings import Settings  # noqa: E402
 from kg.backends.embedded import EmbeddedFalkorDB  # noqa: E402

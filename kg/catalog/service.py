@@ -28,6 +28,7 @@ from typing import Any, BinaryIO
 from common.errors import KGQAError
 from common.settings import Settings
 from kg.audit import AuditSink, Change
+from kg.embeddings import Embed, Progress, fill_embeddings
 from kg.loader import ImportReport, RowError, import_files, import_path
 from kg.queries.catalog import PRODUCT_BY_SKU, PRODUCT_HARD_DELETE, PRODUCT_ORDER_COUNT
 from kg.queries.loader import BUMP_VERSION
@@ -83,27 +84,50 @@ class ProductChange:
     warnings: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class NameVectors:
+    """How product names become vectors (given by the composition root: the linker's encoder)."""
+
+    embed: Embed
+    dimension: Callable[[], int]
+
+
 class CatalogService:
     """`graph` returns the store with its keys and indexes in place (the composition root's
     `Container.graph`)."""
 
-    def __init__(self, graph: Callable[[], GraphStore], settings: Settings) -> None:
+    def __init__(self, graph: Callable[[], GraphStore], settings: Settings, *, vectors: NameVectors | None = None
+                 ) -> None:
         self._graph = graph
         self.settings = settings
+        self.vectors = vectors  # product-name vectors kept in the graph (None: the linker keeps its own)
+
+    # -- name vectors (kg/embeddings.py) -------------------------------------------------------------
+    def fill_vectors(self, *, progress: Progress | None = None) -> int:
+        """Compute the vectors of the products whose name has none yet; 0 without `vectors`."""
+        if self.vectors is None:
+            return 0
+        return fill_embeddings(self._graph(), self.vectors.embed, self.vectors.dimension(), progress=progress)
+
+    def _after_write(self, report: ImportReport) -> ImportReport:
+        if self.vectors is not None and not report.dry_run and any(f.created or f.updated for f in report.files):
+            self.fill_vectors()
+        return report
 
     # -- files ------------------------------------------------------------------------------------
     def import_path(self, paths: Path | str | Sequence[Path | str], *, strict: bool = False,
                     dry_run: bool = False, create_missing: bool = False, file_type: str | None = None,
                     delimiter: str = ",", progress: bool = True, audit: AuditSink | None = None) -> ImportReport:
-        return import_path(self._graph(), paths, settings=self.settings, strict=strict, dry_run=dry_run,
-                           create_missing=create_missing, file_type=file_type, delimiter=delimiter,
-                           progress=progress, audit=audit)
+        return self._after_write(import_path(
+            self._graph(), paths, settings=self.settings, strict=strict, dry_run=dry_run,
+            create_missing=create_missing, file_type=file_type, delimiter=delimiter, progress=progress, audit=audit))
 
     def import_files(self, files: Mapping[str, BinaryIO], *, strict: bool = False, dry_run: bool = False,
                      create_missing: bool = False, types: Mapping[str, str] | None = None,
                      progress: bool = False, audit: AuditSink | None = None) -> ImportReport:
-        return import_files(self._graph(), files, settings=self.settings, strict=strict, dry_run=dry_run,
-                            create_missing=create_missing, types=types, progress=progress, audit=audit)
+        return self._after_write(import_files(
+            self._graph(), files, settings=self.settings, strict=strict, dry_run=dry_run,
+            create_missing=create_missing, types=types, progress=progress, audit=audit))
 
     # -- one product ------------------------------------------------------------------------------
     def product(self, sku: str) -> dict[str, Any] | None:

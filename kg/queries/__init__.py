@@ -62,6 +62,7 @@ def _load_all() -> None:
     from kg.queries import (  # noqa: F401
         analytics,
         catalog,
+        embeddings,
         linking,
         loader,
         nlu,

@@ -46,7 +46,8 @@ class TextEncoder:
 
     @property
     def dim(self) -> int:
-        get = getattr(self.model, "get_sentence_embedding_dimension", None)
+        model = self.model
+        get = getattr(model, "get_embedding_dimension", None) or getattr(model, "get_sentence_embedding_dimension", None)
         return int(get()) if get else int(self.encode(["x"]).shape[1])
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:

@@ -13,8 +13,10 @@ How a product mention is scored (every score in [0, 1], one ranked list):
    not convincing, the graph's full-text index (which also sees products added since the last
    refresh), scored by a soft TF-IDF F-score of the mention against each line's aliases -> at most
    `fuzzy_weight`; an accessory's kind alone ("65W USB-C Power Adapter") at most `generic_weight`;
-3. when the lexical best is below `embedding_threshold`, sentence-embedding similarity to the
-   line titles for paraphrases ("noise cancelling nordic headphones");
+3. when the lexical best is below `embedding_threshold`, sentence-embedding similarity for
+   paraphrases ("noise cancelling nordic headphones"): with `graph_vectors`, the products' name
+   vectors computed at import and searched through the graph's vector index (kg/embeddings.py;
+   nothing catalog-sized is embedded here), otherwise the line titles' vectors held here;
 4. variant words in the mention, the message (other names in it blanked) and its ATTRIBUTE entities
    pick products inside a line, and lines among tied lines. When the best two candidates are closer
    than `ambiguity_margin` the entity comes back with `ambiguous=True`, no `node_id`, and the tied
@@ -31,7 +33,7 @@ The index follows the catalog: at most every `refresh_interval_s` one cheap quer
 catalog version; when it moved, the products stamped since the newest stamp seen are re-read (a
 product count catches removals; every `reconcile_interval_s`, or when stamps cannot be trusted, all
 fingerprints are compared), and only the model lines they touch are rebuilt and, for new titles,
-embedded. No retraining, ever. The index keeps no product records: lines hold what linking needs.
+embedded (held vectors only). No retraining, ever. The index keeps no product records: lines hold what linking needs.
 """
 
 from __future__ import annotations
@@ -44,10 +46,13 @@ from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, Field
 from rapidfuzz import fuzz, process
 
 from common.settings import Settings
+from kg.embeddings import vector_index_status
+from kg.queries import embeddings as EQ
 from kg.queries import linking as Q
 from nlu.labels import ENTITY_TYPES, FAMILY_OF
 from nlu.linking import text as T
@@ -104,6 +109,9 @@ class LinkerConfig(BaseModel):
                                       "since the last refresh).")
     fulltext_limit: int = Field(40, ge=1, le=1000)
     use_embeddings: bool = True
+    graph_vectors: bool = Field(False, description=(
+        "Search product names by meaning through the graph's vector index (kg/embeddings.py: vectors computed "
+        "at import) instead of embedding every line title in this worker; LINKING_VECTORS=graph sets it."))
     embedding_threshold: float = Field(0.85, ge=0.0, le=1.0,
                                        description="Embeddings run only when the lexical best is below this.")
     embedding_dtype: Literal["float16", "float32"] = Field(
@@ -150,6 +158,7 @@ class _State:
     naming_words: Mapping[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)  # word -> naming values
     watermark: str | None = None  # the latest `updated_at` among indexed products (the graph's clock)
     reconciled_at: float = 0.0  # when every fingerprint was last compared (this process's clock)
+    graph_vectors: bool = False  # names by meaning come from the graph's vector index, not `line_emb`
     # A shopper's word -> the name words it may stand for (`token_sims`), kept while this index lives:
     # the fuzzy search over a large vocabulary is the dearest step, and words repeat between messages.
     word_sims: dict[str, dict[str, float]] = field(default_factory=dict, compare=False, repr=False)
@@ -290,15 +299,18 @@ class EntityLinker:
         cat_rows = [r for r in self.store.run(Q.CATEGORIES) if r.get("name")]
         categories = NameTable.build([category_entry(r["name"], r.get("description")) for r in cat_rows])
         if state is not None and not changes and brands.entries == state.brands.entries and \
-                categories.entries == state.categories.entries:
+                categories.entries == state.categories.entries and \
+                state.graph_vectors == self._graph_vectors_ready():
             return replace(state, version=version, watermark=watermark, reconciled_at=reconciled_at), False
         line_emb = state.line_emb if state is not None else EmbeddingTable()
         cat_emb = state.cat_emb if state is not None else EmbeddingTable()
+        graph_vectors = self._graph_vectors_ready()
         if cfg.use_embeddings:
-            titles = [ln.title for ln in lines.lines.values()]
-            line_emb = line_emb.with_texts(titles, self.encoder.encode, cfg.embedding_dtype)
-            if len(line_emb) > 1.25 * len(lines.by_title) + 64:
-                line_emb = line_emb.compacted(lines.by_title)
+            if not cfg.graph_vectors:
+                titles = [ln.title for ln in lines.lines.values()]
+                line_emb = line_emb.with_texts(titles, self.encoder.encode, cfg.embedding_dtype)
+                if len(line_emb) > 1.25 * len(lines.by_title) + 64:
+                    line_emb = line_emb.compacted(lines.by_title)
             cat_texts = [t for e in categories.entries for t in (e.node_id, e.text)]
             cat_emb = cat_emb.with_texts(cat_texts, self.encoder.encode, "float32").compacted(cat_texts)
         value_keys = tuple(" ".join(k) for k in lines.values)
@@ -306,7 +318,7 @@ class EntityLinker:
         value_words = tuple(sorted(t for t in value_tokens if fuzzy_cutoff(t) is not None))
         new = _State(version, lines, brands, categories, line_emb, cat_emb, value_keys, value_words, value_tokens,
                      _naming_words(lines, cfg.value_name_max_lines, cfg.value_name_diversity), watermark,
-                     reconciled_at)
+                     reconciled_at, graph_vectors)
         log.info("linking index updated", extra={
             "catalog_version": version, "changed_products": len(changes), "products": len(lines.fingerprints),
             "lines": len(lines.lines), "ms": round((time.perf_counter() - t0) * 1000, 1)})
@@ -812,13 +824,14 @@ class EntityLinker:
                 score_lines(self._fulltext_lines(st, qtoks, {ln.lid for ln in lines}))
             # 3. embeddings for paraphrases
             best_lex = max((s.score for s in scored.values()), default=0.0)
-            if cfg.use_embeddings and not lexical_only and best_lex < cfg.embedding_threshold and len(st.line_emb):
+            if cfg.use_embeddings and not lexical_only and best_lex < cfg.embedding_threshold and \
+                    (len(st.line_emb) or st.graph_vectors):
                 vec = self.encoder.encode_query(T.fold(mention).strip())
-                for title, cos in st.line_emb.search(vec, cfg.embedding_top_k):
+                for lid, cos in self._nearest_lines(st, vec):
                     e = self._emb_score(cos)
                     if e <= 0:
                         continue
-                    for lid in idx.by_title.get(title, ()):
+                    if lid in idx.lines:
                         cur = scored.get(lid)
                         lex = cur.score if cur else 0.0
                         combined = min(cfg.fuzzy_weight, max(lex, e) + 0.1 * min(lex, e))
@@ -833,6 +846,25 @@ class EntityLinker:
         # 4. products inside the best lines, by variant words
         return self._rank_products(idx, list(scored.values()),
                                    _Words(_variant_tokens([mention]), _variant_tokens([mention, *context])))
+
+    def _graph_vectors_ready(self) -> bool:
+        cfg = self.config
+        return cfg.use_embeddings and cfg.graph_vectors and vector_index_status(self.store) == "OPERATIONAL"
+
+    def _nearest_lines(self, st: _State, vec: np.ndarray) -> list[tuple[int, float]]:
+        """The lines whose names are nearest `vec` (cosine): by their products' name vectors in the
+        graph's vector index, or by their titles' vectors held here."""
+        k = self.config.embedding_top_k
+        idx = st.lines
+        if not st.graph_vectors:
+            return [(lid, cos) for title, cos in st.line_emb.search(vec, k) for lid in idx.by_title.get(title, ())]
+        rows = self.store.run(EQ.SIMILAR, {"k": 3 * k, "fetch": 9 * k + 10, "vector": [float(x) for x in vec]})
+        best: dict[int, float] = {}
+        for r in rows:
+            lid = idx.line_of.get(r["sku"])
+            if lid is not None:
+                best[lid] = max(best.get(lid, -1.0), float(r["cosine"]))
+        return sorted(best.items(), key=lambda kv: -kv[1])[:k]
 
     def _rank_products(self, idx: LineIndex, scored: Sequence[_Scored], ctx: _Words) -> list[Candidate]:
         """Products of the scored lines ranked: variant words pick products inside a line, and lines
