@@ -1,6 +1,7 @@
 """Entity-linking speed, memory and accuracy on this machine's CPU; prints figures, asserts nothing.
 
     .venv/bin/python bench/bench_linking.py                              # 1,000 products (the sample store)
+    .venv/bin/python bench/bench_linking.py --vectors memory             # name vectors held in this process
     .venv/bin/python bench/bench_linking.py --products 100000 --no-embeddings
 
 A fresh embedded FalkorDB in a temporary directory gets the sample store (kg/loader.py), then:
@@ -71,16 +72,19 @@ def main() -> None:
     ap.add_argument("--products", type=int, default=1000)
     ap.add_argument("--mentions", type=int, default=300, help="Mentions per path.")
     ap.add_argument("--no-embeddings", action="store_true")
+    ap.add_argument("--vectors", choices=["graph", "memory"], default="graph",
+                    help="LINKING_VECTORS: name vectors computed at import and searched in the graph, or held here.")
     ap.add_argument("--dtype", choices=["float16", "float32"], default="float32")
     ap.add_argument("--eval-products", type=int, default=400, help="Held-out products in the accuracy run.")
     args = ap.parse_args()
 
-    with sample_graph(args.products, name="bench_linking") as (store, settings, data):
+    with sample_graph(args.products, name="bench_linking", vectors=args.vectors) as (store, settings, data):
         run(store, settings, data, args)
 
 
 def run(store, settings: Settings, data: Path, args) -> None:
-    config = LinkerConfig(use_embeddings=not args.no_embeddings, embedding_dtype=args.dtype)
+    config = LinkerConfig(use_embeddings=not args.no_embeddings, embedding_dtype=args.dtype,
+                          graph_vectors=args.vectors == "graph")
     linker = bootstrap.build(settings, store=store, linker_config=config).linker
     assert linker is not None
     if config.use_embeddings:
@@ -95,7 +99,7 @@ def run(store, settings: Settings, data: Path, args) -> None:
     print(f"index build: {total_s:.1f} s; {stats['products']} products, {stats['lines']} lines, "
           f"{stats['vocabulary']} words; embedding matrix {stats['embedding_rows']} rows, "
           f"{stats['embedding_bytes'] / 2**20:.1f} MiB {args.dtype}; RSS +{_rss_mb() - rss0:.0f} MiB")
-    if config.use_embeddings:
+    if config.use_embeddings and not config.graph_vectors:
         records = linker.indexed()[0]
         titles = list({r.line_key: r.base_name for r in records}.values())
         t = time.perf_counter()

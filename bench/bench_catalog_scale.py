@@ -1,0 +1,147 @@
+"""How the product grows with the catalog: import with name vectors, re-import, a worker's start to
+ready, its first and steady chat turns, linking a name that matches nothing, and memory; prints
+figures side by side for each size, asserts nothing.
+
+    .venv/bin/python bench/bench_catalog_scale.py                          # 1,000 and 10,000 products
+    .venv/bin/python bench/bench_catalog_scale.py --sizes 1000,100000
+
+For each size the sample store generator writes a catalog, a fresh embedded FalkorDB imports it
+(LINKING_VECTORS=graph: every product name is embedded once, timed apart from the load), the same
+files are imported again (nothing should be embedded), then a worker is started in a process of its
+own (as gunicorn would: the composition root, the understanding model, the linking index) and timed
+until it is ready; it then answers a first question and 40 more (one shopper, p50 / p99), links
+names that match nothing, and reports its resident memory. The graph server's memory is read
+from its process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import psutil  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from common import bootstrap  # noqa: E402
+from common.settings import Settings  # noqa: E402
+from import_scripts.sample_store import generate  # noqa: E402
+from kg.backends.embedded import EmbeddedFalkorDB  # noqa: E402
+from kg.loader import import_path  # noqa: E402
+
+QUESTIONS = ["how much is the {name}?", "is the {name} in stock?", "tell me about the {name}",
+             "what's the warranty on the {name}?", "any deals on the {name}?"]
+
+WORKER = r"""
+import json, os, statistics, sys, time
+t0 = time.perf_counter()
+sys.path.insert(0, os.environ["KGQA_ROOT"])
+import psutil
+from common import bootstrap
+from common.settings import Settings
+cfg = json.loads(sys.argv[1])
+settings = Settings(_env_file=None, graph_url="falkordb://embedded", data_dir=cfg["data_dir"],
+                    graph_name=cfg["graph"], linking_vectors="graph", llm_backend="none")
+app = bootstrap.build(settings, examples=None)
+engine = app.engine.get()
+app.understander.get().understand("hello")
+app.linker.warm()
+ready = time.perf_counter() - t0
+t = time.perf_counter()
+engine.handle(None, cfg["questions"][0], None)
+first = (time.perf_counter() - t) * 1000
+turns = []
+for q in cfg["questions"][1:]:
+    t = time.perf_counter()
+    engine.handle(None, q, None)
+    turns.append((time.perf_counter() - t) * 1000)
+nothing = []
+for i in range(40):
+    t = time.perf_counter()
+    app.linker.link_mention(f"qwx{i}zv plorb toaster", "PRODUCT")
+    nothing.append((time.perf_counter() - t) * 1000)
+def pct(xs, p):
+    xs = sorted(xs)
+    return round(xs[min(len(xs) - 1, int(p * len(xs)))], 1)
+print(json.dumps({"ready_s": round(ready, 1), "first_ms": round(first, 1), "p50_ms": pct(turns, 0.5),
+                  "p99_ms": pct(turns, 0.99), "nothing_p50_ms": pct(nothing, 0.5), "nothing_p99_ms": pct(nothing, 0.99),
+                  "rss_mb": round(psutil.Process().memory_info().rss / 2**20)}))
+app.close()
+"""
+
+
+def _server_rss_mb(server: EmbeddedFalkorDB) -> float:
+    port = server.ensure_running().port
+    for p in psutil.process_iter(["name", "cmdline"]):
+        cmd = " ".join(p.info.get("cmdline") or [])
+        if "redis-server" in cmd and f":{port}" in cmd:
+            return p.memory_info().rss / 2**20
+    return float("nan")
+
+
+def one_size(products: int, tmp: Path) -> dict[str, float | int | str]:
+    data = tmp / f"sample-{products}"
+    generate(data, products=products, customers=50, orders=200, seed=7, today=dt.date(2026, 3, 15))
+    server = EmbeddedFalkorDB(tmp / f"db-{products}")
+    server.ensure_running()
+    graph = f"scale_{products}"
+    try:
+        settings = Settings(_env_file=None, graph_url="falkordb://embedded", data_dir=server.data_dir,
+                            graph_name=graph, linking_vectors="graph")
+        app = bootstrap.build(settings)
+        store = app.graph()
+        t = time.perf_counter()
+        import_path(store, data, settings=settings, progress=False)
+        load_s = time.perf_counter() - t
+        t = time.perf_counter()
+        embedded = app.catalog.fill_vectors()
+        embed_s = time.perf_counter() - t
+        t = time.perf_counter()
+        app.catalog.import_path(data, progress=False)
+        reimport_s = time.perf_counter() - t
+        again = app.catalog.fill_vectors()
+        app.close()
+        names = [line.split(",")[1] for line in (data / "products.csv").read_text().splitlines()[1:41]]
+        questions = [QUESTIONS[i % len(QUESTIONS)].format(name=n.lower()) for i, n in enumerate(names)]
+        cfg = {"data_dir": str(server.data_dir), "graph": graph, "questions": questions}
+        out = subprocess.run([sys.executable, "-c", WORKER, json.dumps(cfg)], capture_output=True, text=True,
+                             env={**os.environ, "KGQA_ROOT": str(ROOT)}, check=False)
+        if out.returncode != 0:
+            raise SystemExit(out.stderr[-2000:])
+        worker = json.loads(out.stdout.strip().splitlines()[-1])
+        return {"products": products, "load_s": round(load_s, 1), "embedded": embedded, "embed_s": round(embed_s, 1),
+                "reimport_s": round(reimport_s, 1), "reembedded": again, "server_rss_mb": round(_server_rss_mb(server)),
+                **worker}
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="1000,10000", help="Comma-separated catalog sizes.")
+    args = ap.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="kgqa-scale-") as tmp:
+        for n in (int(x) for x in args.sizes.split(",")):
+            rows.append(one_size(n, Path(tmp)))
+            print(json.dumps(rows[-1]), flush=True)
+    cols = ["products", "load_s", "embedded", "embed_s", "reimport_s", "reembedded", "ready_s", "first_ms", "p50_ms",
+            "p99_ms", "nothing_p50_ms", "nothing_p99_ms", "rss_mb", "server_rss_mb"]
+    print("\n| " + " | ".join(cols) + " |\n|" + " --- |" * len(cols))
+    for r in rows:
+        print("| " + " | ".join(str(r[c]) for c in cols) + " |")
+
+
+if __name__ == "__main__":
+    main()
