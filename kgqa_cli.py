@@ -75,6 +75,8 @@ def up(data_dir: Path | None, empty: bool, products: int, serve: bool, host: str
         report = app.catalog.import_path(data_dir, progress=True, audit=app.local_audit())
         if report.errors:
             console.print(f"[yellow]{len(report.errors)} rows rejected[/]; first: {report.errors[0]}")
+    if settings.linking_vectors == "graph":  # a catalog imported before vectors were kept: fill them now
+        _fill_vectors(app)
     _print_stats(store)
     info = store.embedded.current() if getattr(store, "embedded", None) else None
     if info:
@@ -167,19 +169,28 @@ def graph_query(cypher: str, params: str, limit: int | None, as_json: bool) -> N
 def graph_embed() -> None:
     """Compute the product-name vectors entity linking searches (LINKING_VECTORS=graph): those of a
     catalog imported before vectors were kept, or left over by an interrupted import. Only products
-    without a vector of their current name are embedded; safe to stop and run again."""
-    from tqdm import tqdm
-
+    without a vector of their current name are embedded; safe to stop and run again. `kgqa up` runs
+    it too."""
     settings = Settings()
     if settings.linking_vectors != "graph":
         raise click.ClickException("LINKING_VECTORS is not 'graph': linking keeps its vectors in each worker")
     app = _container(settings)
+    try:
+        _fill_vectors(app)
+    finally:
+        app.close()
+
+
+def _fill_vectors(app: Container) -> None:
+    """Embed the product names that have no vector yet, with a progress bar."""
+    from tqdm import tqdm
+
     bar = None
 
     def step(done: int, total: int) -> None:
         nonlocal bar
         if bar is None:
-            bar = tqdm(total=total, desc="product names", unit="name")
+            bar = tqdm(total=total, desc="embedding product names", unit="name")
         bar.update(done - bar.n)
 
     try:
@@ -187,7 +198,6 @@ def graph_embed() -> None:
     finally:
         if bar is not None:
             bar.close()
-        app.close()
     console.print(f"{written} product names embedded" if written else "every product name has its vector")
 
 

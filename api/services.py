@@ -149,13 +149,9 @@ class Services:
             if self._engine_error and time.monotonic() - self._engine_failed_at < 10:
                 raise ModelNotReady("the dialogue engine is not ready", details={"reason": "load_failed"})
             try:
-                self.container.graph()
-                # Load the understanding model and build the linking index now (not on the first
-                # question), so readiness means ready.
-                self.container.understander.get().understand("hello")
-                if self.container.linker is not None:
-                    self.container.linker.warm()
-                engine = lazy.get()
+                # Models, linking index and field catalog now (not on the first question), so
+                # readiness means ready.
+                engine = self.container.warm()
                 self._engine_error = None
             except Retryable:
                 raise

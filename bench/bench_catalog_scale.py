@@ -54,9 +54,7 @@ cfg = json.loads(sys.argv[1])
 settings = Settings(_env_file=None, graph_url="falkordb://embedded", data_dir=cfg["data_dir"],
                     graph_name=cfg["graph"], linking_vectors="graph", llm_backend="none")
 app = bootstrap.build(settings, examples=None)
-engine = app.engine.get()
-app.understander.get().understand("hello")
-app.linker.warm()
+engine = app.warm()  # what a gunicorn worker does before it reports ready (api/services.py)
 ready = time.perf_counter() - t0
 t = time.perf_counter()
 engine.handle(None, cfg["questions"][0], None)

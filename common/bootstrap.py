@@ -125,6 +125,17 @@ class Container:
                     self._schema.done = True
         return self.store
 
+    def warm(self) -> Engine:
+        """Build what a chat turn needs before the first one arrives (a worker's start; readiness
+        waits for it): the engine, the understanding model, the linking index and the shop's field
+        catalog, so no shopper's first question pays for a build."""
+        self.graph()
+        self.understander.get().understand("hello")
+        if self.linker is not None:
+            self.linker.warm()
+        self.retriever.fields.catalog()
+        return self.engine.get()  # last: a built engine is what readiness reports
+
     def local_audit(self) -> AuditSink:
         """The audit sink of a key-less local command (`./kgqa import`, `./kgqa up`): the state
         store's log, written as `cli:<user>`."""

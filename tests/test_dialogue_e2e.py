@@ -7,24 +7,13 @@ from __future__ import annotations
 
 import pytest
 
-from common.settings import Settings
 from tests import test_dialogue_support as support
 from tests.test_dialogue_support import NOW
 
 # Fixtures shared by the dialogue test modules.
-shop, encoder = support.shop, support.encoder
+shop, encoder, understander = support.shop, support.encoder, support.understander
 
 
-@pytest.fixture(scope="module")
-def understander():
-    from nlu.model import CONFIG_FILE
-
-    settings = Settings(_env_file=None)
-    if not (settings.nlu_model_dir / CONFIG_FILE).is_file():
-        pytest.skip(f"no trained understanding model in {settings.nlu_model_dir}")
-    from nlu.understand import Understander
-
-    return Understander.load(settings)
 
 
 @pytest.fixture

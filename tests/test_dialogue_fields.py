@@ -74,16 +74,7 @@ FILES = {
 }
 
 
-@pytest.fixture(scope="module")
-def understander():
-    from nlu.model import CONFIG_FILE
-
-    settings = Settings(_env_file=None)
-    if not (settings.nlu_model_dir / CONFIG_FILE).is_file():
-        pytest.skip(f"no trained understanding model in {settings.nlu_model_dir}")
-    from nlu.understand import Understander
-
-    return Understander.load(settings)
+understander = support.understander  # the committed model
 
 
 @pytest.fixture

@@ -115,16 +115,7 @@ def _load(tmp: Path, falkordb_server, files: dict[str, str]) -> tuple[Settings, 
     return settings, store
 
 
-@pytest.fixture(scope="module")
-def understander():
-    from nlu.model import CONFIG_FILE
-
-    settings = Settings(_env_file=None)
-    if not (settings.nlu_model_dir / CONFIG_FILE).is_file():
-        pytest.skip(f"no trained understanding model in {settings.nlu_model_dir}")
-    from nlu.understand import Understander
-
-    return Understander.load(settings)
+understander = support.understander  # the committed model
 
 
 def _engine(settings: Settings, store: FalkorDBStore, encoder, understander):

@@ -323,6 +323,19 @@ def norm_space(text: str) -> str:
 
 # -- fixtures (imported by the dialogue test modules) -----------------------------------------------
 @pytest.fixture(scope="module")
+def understander():
+    """The committed understanding model (skips where none is trained)."""
+    from nlu.model import CONFIG_FILE
+
+    settings = Settings(_env_file=None)
+    if not (settings.nlu_model_dir / CONFIG_FILE).is_file():
+        pytest.skip(f"no trained understanding model in {settings.nlu_model_dir}")
+    from nlu.understand import Understander
+
+    return Understander.load(settings)
+
+
+@pytest.fixture(scope="module")
 def encoder():
     from sentence_transformers import SentenceTransformer
 

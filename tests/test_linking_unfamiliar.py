@@ -28,6 +28,9 @@ from kg.schema import ensure_schema
 from nlu.linking import EntityLinker, LinkerConfig
 from nlu.linking.encoder import TextEncoder
 from nlu.types import Entity, IntentScore, Understanding
+from tests import test_dialogue_support as support
+
+understander = support.understander  # the committed model
 
 GENERAL_STORE = {
     "brands.csv": "name,country\nBrightbox Games,Norway\nTidewater Toys,Denmark\nBrookfield Pantry,Ireland\n"
@@ -271,16 +274,6 @@ def test_the_index_follows_the_catalog_for_the_new_mechanisms(linker, general_st
 
 
 # -- with the real understanding model ------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def understander():
-    from nlu.model import CONFIG_FILE
-
-    settings = Settings(_env_file=None)
-    if not (settings.nlu_model_dir / CONFIG_FILE).is_file():
-        pytest.skip(f"no trained understanding model in {settings.nlu_model_dir}")
-    from nlu.understand import Understander
-
-    return Understander.load(settings)
 
 
 @pytest.mark.parametrize(("text", "skus", "ambiguous"), [
