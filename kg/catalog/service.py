@@ -13,6 +13,11 @@ Every write can be described to an audit sink (kg/audit.py): the caller passes `
 that already knows who asked and from where (the API key and route, the import job, or
 `cli:<user>`). Imports and single-product writes hand it to the importer, which records each
 batch's changes with their old values; a removal records the product as it was.
+
+With `vectors` (LINKING_VECTORS=graph, given by the composition root), every write that created or
+changed rows is followed by `fill_vectors`: the names without a vector of their current text are
+embedded and stored in the graph (kg/embeddings.py), so entity linking finds new and renamed
+products by meaning at once, and a price or stock change embeds nothing.
 """
 
 from __future__ import annotations
