@@ -128,6 +128,11 @@ def test_a_catalog_imported_before_is_filled_by_the_migration_and_readiness_wait
         a.services._vectors_checked = None  # the count is cached for a few seconds
         body = a.client.get("/readyz").get_json()
         assert body["checks"]["vectors"] == {"ok": True, "to_embed": 0} and body["status"] == "ready"
+        # the running worker's linker takes the vectors up at its next check (no catalog version moved)
+        linker = a.services.container.linker
+        assert linker is not None and not linker._current().graph_vectors
+        linker.config = linker.config.model_copy(update={"refresh_interval_s": 0.0})
+        assert linker.refresh() and linker._current().graph_vectors
     finally:
         drop_api(a)
 

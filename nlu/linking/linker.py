@@ -236,7 +236,10 @@ class EntityLinker:
             version = rows[0]["version"] if rows else None
             stamp = rows[0].get("updated_at") if rows else None
             self._checked_at = self._clock()
-            if state is not None and version is not None and version == state.version and not force:
+            # Unchanged catalog: nothing to do, unless the name vectors became searchable since
+            # (`kgqa graph embed` ran after this worker started; it changes no catalog version).
+            if state is not None and version is not None and version == state.version and not force and \
+                    (state.graph_vectors or not self._graph_vectors_ready()):
                 return False
             new, changed = self._rebuild(state, version, stamp)
             self._state = new
