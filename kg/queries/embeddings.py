@@ -46,26 +46,23 @@ STALE_COUNT = q(
     description="How many products still need a vector (readiness and the migration's progress).",
 )
 
-WRITE = q(
-    "embeddings.write",
-    """
+# Both backends: a product renamed since it was read does not match; its old vector node goes.
+_REPLACE = """
     UNWIND $rows AS r
     MATCH (p:Product {sku: r[0]})
     WHERE p.name = r[2]
     OPTIONAL MATCH (old:NameVector {sku: r[0]})
     DELETE old
-    WITH r
+    WITH r"""
+
+WRITE = q(
+    "embeddings.write",
+    _REPLACE + """
     CREATE (:NameVector {sku: r[0], name: r[2], embedding: vecf32(r[1])})
     RETURN count(*) AS written
     """,
     read_only=False,
-    variants={"neo4j": """
-    UNWIND $rows AS r
-    MATCH (p:Product {sku: r[0]})
-    WHERE p.name = r[2]
-    OPTIONAL MATCH (old:NameVector {sku: r[0]})
-    DELETE old
-    WITH r
+    variants={"neo4j": _REPLACE + """
     CREATE (v:NameVector {sku: r[0], name: r[2]})
     WITH v, r
     CALL db.create.setNodeVectorProperty(v, 'embedding', r[1])
