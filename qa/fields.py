@@ -38,6 +38,7 @@ import threading
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -277,10 +278,11 @@ def humanise(key: str) -> str:
     return " ".join(re.split(r"[_\-\s.]+", k)).strip()
 
 
-def blank_mentions(text: str, entities: Iterable[Entity], keep_values: Iterable[str] = ()) -> str:
+def blank_mentions(text: str, entities: Iterable[Entity], keep_values: AbstractSet[str] = frozenset()) -> str:
     """The message with its product (and other name) mentions blanked out, so the words left ask
-    the question. ATTRIBUTE mentions stay when they are values the shop knows (`keep_values`)."""
-    keep = {v.lower() for v in keep_values}
+    the question. ATTRIBUTE mentions stay when they are values the shop knows (`keep_values`, in
+    lower case: the field catalog's `value_texts`, built once per catalog, never per message)."""
+    keep = keep_values
     spans = []
     for e in entities:
         if e.start is None or e.end is None or e.source != "message":
