@@ -74,30 +74,49 @@ def stale_count(store: GraphStore) -> int:
 
 
 def fill_embeddings(store: GraphStore, embed: Embed, dimension: int, *, batch: int = 512,
-                    progress: Progress | None = None) -> int:
+                    progress: Progress | None = None, skus: Sequence[str] | None = None) -> int:
     """Embed every product whose name has no vector (or a vector of an older name), `batch` at
     a time, and drop the vectors of removed products; returns how many were written. Safe to stop
     and run again: each batch is written as it is computed, and a product renamed meanwhile stays
-    stale."""
-    removed = store.run(Q.ORPHANS_DELETE)
-    replaced = int(removed[0]["deleted"]) if removed else 0
-    total = stale_count(store)
+    stale. `skus`: only those products (a single-product edit), without a scan of the catalog."""
     ensure_vector_index(store, dimension)
-    done = 0
-    while total:
-        rows = store.run(Q.STALE, {"limit": batch})
-        if not rows:
-            break
-        vectors = embed([r["name"] for r in rows])
-        payload = [[r["sku"], [float(x) for x in vec], r["name"]] for r, vec in zip(rows, vectors, strict=True)]
-        written = store.run(Q.WRITE, {"rows": payload})
-        if not written or not written[0]["written"]:  # all renamed since read: left for the next run
-            log.warning("product vectors not written: the products changed meanwhile", extra={"products": len(rows)})
-            break
-        replaced += sum(bool(r.get("replaces")) for r in rows)
-        done += len(rows)
-        if progress is not None:
-            progress(min(done, total), total)
+    replaced = done = 0
+    if skus is not None:
+        rows = store.run(Q.STALE_OF, {"skus": list(skus)})
+        if rows and _write_batch(store, embed, rows):
+            done, replaced = len(rows), sum(bool(r.get("replaces")) for r in rows)
+    else:
+        removed = store.run(Q.ORPHANS_DELETE)
+        replaced = int(removed[0]["deleted"]) if removed else 0
+        total = stale_count(store)
+        while total:
+            rows = store.run(Q.STALE, {"limit": batch})
+            if not rows or not _write_batch(store, embed, rows):
+                break
+            replaced += sum(bool(r.get("replaces")) for r in rows)
+            done += len(rows)
+            if progress is not None:
+                progress(min(done, total), total)
+    _note_churn(store, dimension, replaced)
+    if done:
+        log.info("product vectors written", extra={"products": done})
+    return done
+
+
+def _write_batch(store: GraphStore, embed: Embed, rows: Sequence[dict[str, Any]]) -> bool:
+    """Embed and store one batch of [sku, name] rows; False when none was written (every product
+    was renamed since it was read: left stale for the next run, never looped on)."""
+    vectors = embed([r["name"] for r in rows])
+    payload = [[r["sku"], [float(x) for x in vec], r["name"]] for r, vec in zip(rows, vectors, strict=True)]
+    written = store.run(Q.WRITE, {"rows": payload})
+    if written and written[0]["written"]:
+        return True
+    log.warning("product vectors not written: the products changed meanwhile", extra={"products": len(rows)})
+    return False
+
+
+def _note_churn(store: GraphStore, dimension: int, replaced: int) -> None:
+    """Count vectors replaced or removed; past `REBUILD_SHARE` of them, rebuild the index."""
     churn = store.run(Q.CHURN, {"replaced": replaced, "reset": False})
     vectors_now = store.run(Q.COUNT)
     count = int(vectors_now[0]["vectors"]) if vectors_now else 0
@@ -105,6 +124,3 @@ def fill_embeddings(store: GraphStore, embed: Embed, dimension: int, *, batch: i
         log.info("rebuilding the name vector index", extra={"replaced": churn[0]["replaced"], "vectors": count})
         rebuild_vector_index(store, dimension)
     wait_until_searchable(store)
-    if done:
-        log.info("product vectors written", extra={"products": done})
-    return done

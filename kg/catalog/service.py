@@ -108,15 +108,17 @@ class CatalogService:
         self.vectors = vectors  # product-name vectors kept in the graph (None: the linker keeps its own)
 
     # -- name vectors (kg/embeddings.py) -------------------------------------------------------------
-    def fill_vectors(self, *, progress: Progress | None = None) -> int:
-        """Compute the vectors of the products whose name has none yet; 0 without `vectors`."""
+    def fill_vectors(self, *, progress: Progress | None = None, skus: Sequence[str] | None = None) -> int:
+        """Compute the vectors of the products whose name has none yet (`skus`: of those products
+        only, without a scan of the catalog); 0 without `vectors`."""
         if self.vectors is None:
             return 0
-        return fill_embeddings(self._graph(), self.vectors.embed, self.vectors.dimension(), progress=progress)
+        return fill_embeddings(self._graph(), self.vectors.embed, self.vectors.dimension(), progress=progress,
+                               skus=skus)
 
-    def _after_write(self, report: ImportReport) -> ImportReport:
+    def _after_write(self, report: ImportReport, skus: Sequence[str] | None = None) -> ImportReport:
         if self.vectors is not None and not report.dry_run and any(f.created or f.updated for f in report.files):
-            self.fill_vectors()
+            self.fill_vectors(skus=skus)
         return report
 
     # -- files ------------------------------------------------------------------------------------
@@ -210,8 +212,9 @@ class CatalogService:
             record["attributes"] = None
         data = json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n"
         # Strict for the row, but a brand or category it names is created as before (with a warning).
-        report = self.import_files({"products.jsonl": io.BytesIO(data)}, strict=True, create_missing=True,
-                                   progress=False, audit=audit)
+        report = self._after_write(import_files(
+            self._graph(), {"products.jsonl": io.BytesIO(data)}, settings=self.settings, strict=True,
+            create_missing=True, progress=False, audit=audit), skus=[sku])
         if not report.ok:
             raise ProductRejected("the product is not valid", report.errors[:50])
         fr = report.files[0] if report.files else None

@@ -38,6 +38,19 @@ STALE = q(
     description="Up to $limit products whose name has no vector yet, or a vector of an older name.",
 )
 
+STALE_OF = q(
+    "embeddings.stale_of",
+    """
+    UNWIND $skus AS wanted
+    MATCH (p:Product {sku: wanted})
+    WHERE p.name IS NOT NULL
+    OPTIONAL MATCH (v:NameVector {sku: p.sku})
+    WITH p, v WHERE v IS NULL OR v.name <> p.name
+    RETURN p.sku AS sku, p.name AS name, v IS NOT NULL AS replaces
+    """,
+    description="Which of the products $skus need a vector (a single-product edit: no catalog-wide scan).",
+)
+
 STALE_COUNT = q(
     "embeddings.stale_count",
     _STALE + """

@@ -301,13 +301,12 @@ class EntityLinker:
         brands = NameTable.build([brand_entry(r["name"]) for r in self.store.run(Q.BRANDS) if r.get("name")])
         cat_rows = [r for r in self.store.run(Q.CATEGORIES) if r.get("name")]
         categories = NameTable.build([category_entry(r["name"], r.get("description")) for r in cat_rows])
+        graph_vectors = self._graph_vectors_ready()
         if state is not None and not changes and brands.entries == state.brands.entries and \
-                categories.entries == state.categories.entries and \
-                state.graph_vectors == self._graph_vectors_ready():
+                categories.entries == state.categories.entries and state.graph_vectors == graph_vectors:
             return replace(state, version=version, watermark=watermark, reconciled_at=reconciled_at), False
         line_emb = state.line_emb if state is not None else EmbeddingTable()
         cat_emb = state.cat_emb if state is not None else EmbeddingTable()
-        graph_vectors = self._graph_vectors_ready()
         if cfg.use_embeddings:
             if not cfg.graph_vectors:
                 titles = [ln.title for ln in lines.lines.values()]
@@ -513,17 +512,11 @@ class EntityLinker:
         if not pos or not idx.lines:
             return []
         sims = _line_sims(st, {words[i] for i in pos})
-        weight: dict[int, float] = {}
         said: dict[str, float] = {}  # name word -> how well the message says it
         for i in pos:
             for v, sim in sims.get(words[i], {}).items():
                 said[v] = max(said.get(v, 0.0), sim)
-                post = idx.postings.get(v, ())
-                if len(post) > cfg.posting_cap:
-                    continue
-                w = idx.idf(v) * sim
-                for lid in post:
-                    weight[lid] = weight.get(lid, 0.0) + w
+        weight = _recall_lines(idx, sims, [words[i] for i in pos], cfg.posting_cap)
         found: list[tuple[float, int, int, tuple[int, ...]]] = []
         for lid in sorted(weight, key=lambda x: -weight[x])[:cfg.spot_lines]:
             line = idx.lines[lid]
@@ -798,15 +791,7 @@ class EntityLinker:
             words = {t for f in forms for t in f}
             sims = ({t: dict(known_sims[t]) for t in words} if known_sims is not None and words <= known_sims.keys()
                     else _line_sims(st, words))
-            recall: dict[int, float] = {}
-            for q in qtoks:
-                for v, s in sims.get(q, {}).items():
-                    post = idx.postings.get(v, ())
-                    if len(post) > cfg.posting_cap:
-                        continue
-                    w = idx.idf(v) * s
-                    for lid in post:
-                        recall[lid] = recall.get(lid, 0.0) + w
+            recall = _recall_lines(idx, sims, qtoks, cfg.posting_cap)
             lines = [idx.lines[lid] for lid in sorted(recall, key=lambda x: -recall[x])[:cfg.recall_lines]]
 
             def score_lines(lines: Iterable[Line]) -> None:
@@ -980,6 +965,22 @@ _POINTS_BACK = frozenset({"it", "its", "they", "them", "their", "this", "these",
 
 
 _WORD_SIMS_MAX = 50_000
+
+
+def _recall_lines(idx: LineIndex, sims: Mapping[str, Mapping[str, float]], said: Iterable[str],
+                  posting_cap: int) -> dict[int, float]:
+    """Lines by the IDF-weighted similarity of the words said to their name words (token postings;
+    a word in more than `posting_cap` lines says too little to count)."""
+    weight: dict[int, float] = {}
+    for word in said:
+        for v, sim in sims.get(word, {}).items():
+            post = idx.postings.get(v, ())
+            if len(post) > posting_cap:
+                continue
+            w = idx.idf(v) * sim
+            for lid in post:
+                weight[lid] = weight.get(lid, 0.0) + w
+    return weight
 
 
 def _line_sims(st: _State, words: Iterable[str]) -> dict[str, dict[str, float]]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from nlu.linking.search import product_attributes as attributes  # a product row's attributes as scalars
 from nlu.types import Entity
 from qa.facts import (
     ComparisonFact,
@@ -33,7 +34,6 @@ from qa.handlers.shared import (
     MAX_CANDIDATES,
     MAX_LIST,
     ask_for,
-    attributes,
     best_by_type,
     clarify_choice,
     clarify_mention,

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from nlu.linking import text as linking_text
-from nlu.linking.search import product_attributes
+from nlu.linking.search import product_attributes as attributes  # a product row's attributes as scalars
 from nlu.types import Candidate, Entity
 from qa.facts import (
     CandidateFact,
@@ -62,11 +62,6 @@ def round_money(v: Any) -> float | None:
         return None if v is None or v == "" else round(float(v), 2)
     except (TypeError, ValueError):
         return None
-
-
-def attributes(row: dict[str, Any]) -> dict[str, Any]:
-    """A product row's attributes (stored as a JSON string) as scalars."""
-    return product_attributes(row)
 
 
 # -- products ------------------------------------------------------------------------------------
