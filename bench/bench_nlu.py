@@ -3,11 +3,12 @@
     .venv/bin/python bench/bench_nlu.py [--runs 400] [--threads N] [--no-linking]
 
 Measured in one run, variants interleaved:
-- traced, int8 FFN (the product's default): one encoder pass with merged LoRA weights, intent and
-  entities together, feed-forward up-projections int8 (nlu.model.QUANTIZE_MODULES), the whole
-  model a frozen TorchScript graph (nlu.model.trace_for_inference);
-- eager, int8 FFN: the same run module by module in Python;
-- eager, fp32: without quantisation;
+- traced, fp32 (the product's default): one encoder pass with merged LoRA weights, intent and
+  entities together, the whole model a frozen TorchScript graph (nlu.model.trace_for_inference);
+- traced, int8 FFN (NLU_QUANTIZE=1): the same with the feed-forward up-projections int8
+  (nlu.model.QUANTIZE_MODULES);
+- eager, int8 FFN: that run module by module in Python;
+- eager, fp32: the default run module by module;
 - unmerged LoRA: the adapter kept as separate low-rank matrices (fp32, eager);
 - two models: two separate encoders, one pass for the intent, another for the entities (the
   un-fused design this replaces; traced like the default, so the row shows what fusing saves).
@@ -132,12 +133,13 @@ def main() -> None:
         importlib.import_module(name)
     base_rss = rss_mb()
     loaders: dict[str, Callable[[], object]] = {
-        "traced, int8 FFN": lambda: Understander.load(settings, trace=True, num_threads=threads),
-        "eager, int8 FFN": lambda: Understander.load(settings, trace=False, num_threads=threads),
+        "traced, fp32": lambda: Understander.load(settings, quantize=False, trace=True, num_threads=threads),
+        "traced, int8 FFN": lambda: Understander.load(settings, quantize=True, trace=True, num_threads=threads),
+        "eager, int8 FFN": lambda: Understander.load(settings, quantize=True, trace=False, num_threads=threads),
         "eager, fp32": lambda: Understander.load(settings, quantize=False, trace=False, num_threads=threads),
         "unmerged LoRA": lambda: Understander.load(settings, merge=False, num_threads=threads),
-        "two models (2 passes)": lambda: TwoModels(Understander.load(settings, num_threads=threads),
-                                                    Understander.load(settings, num_threads=threads)),
+        "two models (2 passes)": lambda: TwoModels(Understander.load(settings, quantize=False, num_threads=threads),
+                                                    Understander.load(settings, quantize=False, num_threads=threads)),
     }
     variants: dict[str, object] = {}
     load_s: dict[str, float] = {}

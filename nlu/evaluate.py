@@ -206,7 +206,11 @@ def write_json(report: dict[str, Any], path: str | Path) -> Path:
 
 def predict_intents(understander: Understander, texts: Sequence[str], *, batch_size: int = 64,
                     progress: bool = False, desc: str = "predicting") -> list[str]:
-    """The intent each text is answered with (after the out-of-scope threshold)."""
+    """The intent each text is answered with (after the out-of-scope threshold). An int8 model
+    reads a message differently beside others (activations are scaled per batch), so it is asked
+    one message at a time, as the chat serves it."""
+    if understander.quantized:
+        batch_size = 1
     out: list[str] = []
     bar = tqdm(total=len(texts), desc=desc, unit="ex", disable=not progress)
     for b in range(0, len(texts), batch_size):

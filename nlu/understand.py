@@ -161,9 +161,10 @@ class Understander:
     @classmethod
     def load(cls, settings: Settings | None = None, *, model_dir: str | Path | None = None,
              encoder_path: str | Path | None = None, threshold: float | None = None, merge: bool = True,
-             quantize: bool = True, trace: bool | None = None, num_threads: int | None = None) -> Understander:
+             quantize: bool | None = None, trace: bool | None = None, num_threads: int | None = None) -> Understander:
         """Load the trained model (LoRA merged for speed unless `merge=False`; the feed-forward
-        up-projections int8-quantised unless `quantize=False`, see `nlu.model.QUANTIZE_MODULES`;
+        up-projections int8-quantised when `quantize` (default `Settings.nlu_quantize`, off), see
+        `nlu.model.QUANTIZE_MODULES`;
         TorchScript-traced unless `trace=False` or `Settings.nlu_trace` is off, merged models only).
 
         `num_threads` (default `Settings.nlu_threads`) sets torch's intra-op threads for the process;
@@ -179,6 +180,7 @@ class Understander:
             torch.set_num_threads(threads)
         elif torch.get_num_threads() > cpus:
             torch.set_num_threads(cpus)
+        quantize = settings.nlu_quantize if quantize is None else quantize
         model, config = nlu_model.load(model_dir, encoder_path, merge=merge, quantize=quantize and merge)
         tokenizer = nlu_model.load_tokenizer(encoder_path)
         traced = merge and (settings.nlu_trace if trace is None else trace)

@@ -231,6 +231,29 @@ def test_link_fills_an_understanding_and_falls_back_to_free_text(linker):
     assert e.type == "PRODUCT" and e.node_id == "SW-RS-000023" and e.start == 7
 
 
+def test_a_name_cut_in_two_by_the_model_is_linked_whole(linker):
+    """The model may end one product span at "with" and tag the variant after it as a second
+    product ("Kestrel Slate 14 with | 16 GB RAM"): linked as one mention it names the 16 GB laptop.
+    Two products side by side stay two ("the Aurora X2 with the Nova 5", "Kestrel Slate 14 with
+    Nova 5")."""
+    intent = IntentScore(name="product_warranty", confidence=0.99)
+    text = "what warranty does the Kestrel Slate 14 with 16 GB RAM have?"
+    cut = Understanding(text=text, intent=intent, entities=[
+        Entity(type="PRODUCT", text="Kestrel Slate 14 with", start=23, end=44),
+        Entity(type="PRODUCT", text="16 GB RAM", start=45, end=54)])
+    [whole] = linker.link(cut).entities
+    assert whole.node_id == "KES-LT-000018" and (whole.start, whole.end) == (23, 54)
+    for text, first, second in (("compare the Kestrel Slate 14 with nova 5 256gb", "Kestrel Slate 14", "nova 5 256gb"),
+                                ("is the aurora x2 in nova 5 256gb", "aurora x2", "nova 5 256gb")):
+        a, b = text.index(first), text.index(second)
+        two = Understanding(text=text, intent=intent, entities=[
+            Entity(type="PRODUCT", text=first, start=a, end=a + len(first)),
+            Entity(type="PRODUCT", text=second, start=b, end=b + len(second))])
+        out = linker.link(two).entities
+        assert [e.text for e in out if e.type == "PRODUCT"] == [first, second]
+        assert "LUM-PH-000011" in _ids(out[1])  # the Nova, on its own (either colour)
+
+
 # -- following the catalog -------------------------------------------------------------------------------------
 @pytest.fixture
 def small_shop(store, settings, tmp_path):

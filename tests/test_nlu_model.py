@@ -300,6 +300,26 @@ def test_traced_model_answers_exactly_like_the_eager_one(understander: Understan
         [u.model_dump() for u in understander.understand_batch(texts)]
 
 
+def test_a_message_reads_the_same_alone_and_in_a_batch(understander: Understander, nlu_settings: Settings):
+    """The chat asks one message at a time, evaluation asks batches: the default (float32) model
+    must give both the same reading. An int8 model scales a batch's activations together, so the
+    evaluation asks it one message at a time (what the chat serves), never a batch."""
+    from nlu.evaluate import predict_intents
+
+    texts = ["hi", "is the Aurora X2 in stock?", "i want compensation for the broken kettle",
+             "compare the kairo 7 and the nova 5 please, which is cheaper", "what is the fee for a cash advance",
+             "change the delivery address of #10999 to 12 Harbour Street, Edinburgh EH1 2AB " * 3]
+    assert not understander.quantized
+    alone = [understander.understand(t) for t in texts]
+    together = understander.understand_batch(texts)
+    for a, b in zip(alone, together, strict=True):
+        assert a.intent.name == b.intent.name and abs(a.intent.confidence - b.intent.confidence) < 1e-4
+        assert [(e.type, e.start, e.end) for e in a.entities] == [(e.type, e.start, e.end) for e in b.entities]
+    int8 = Understander.load(nlu_settings, quantize=True)
+    assert int8.quantized
+    assert predict_intents(int8, texts) == [int8.understand(t).intent.name for t in texts]
+
+
 def test_trace_needs_a_padded_example(understander: Understander, nlu_settings: Settings):
     eager = Understander.load(nlu_settings, trace=False)
     one = understander.tokenizer(["hi there"], return_tensors="pt")

@@ -51,6 +51,7 @@ from pydantic import BaseModel, Field
 from rapidfuzz import fuzz, process
 
 from common.settings import Settings
+from common.text import FILLER, covers, words
 from kg.embeddings import vector_index_status
 from kg.queries import embeddings as EQ
 from kg.queries import linking as Q
@@ -393,7 +394,7 @@ class EntityLinker:
         """The dialogue's entry point: every entity of the understanding linked (or left as it was
         when it already carries a node or came from the conversation)."""
         text = understanding.text
-        entities = self.link_entities(understanding.entities, text)
+        entities = self._join_cut_names(self.link_entities(understanding.entities, text), text)
         tagged = bool(entities)
         if not entities and self.config.fallback_link_text and text.strip():
             entities = self.link_text(text)
@@ -406,6 +407,32 @@ class EntityLinker:
         if self.config.find_products and text.strip() and not _has_product(entities):
             entities = self._value_products(entities, text, family)
         return understanding.model_copy(update={"entities": entities})
+
+    def _join_cut_names(self, entities: list[Entity], text: str) -> list[Entity]:
+        """One product name the model cut in two ("Kestrel Slate 14 with | 16 GB RAM", the second
+        piece linked to some other product by its words alone): two product mentions with nothing
+        but spaces or one word that carries a name on ("with", "in") between them are linked as one
+        mention. When that links to one product whose name
+        holds every word of the second piece (its variant), it replaces both; "the Aurora X2 with
+        the Nova 5" stays two products, since "nova 5" is no part of an Aurora's name."""
+        out = sorted(entities, key=lambda e: (e.start is None, e.start or 0))
+        i = 0
+        while i < len(out) - 1:
+            a, b = out[i], out[i + 1]
+            joined = None
+            if (a.type == b.type == "PRODUCT" and a.source == b.source == "message" and a.start is not None
+                    and a.end is not None and b.start is not None and b.end is not None and a.end <= b.start):
+                gap = T.fold(text[a.end:b.start]).split()
+                if not gap or (len(gap) == 1 and gap[0] in _CARRY_ON):
+                    joined = self.link_mention(text[a.start:b.end], "PRODUCT", context=[text])
+            if joined is not None and joined.node_id and not joined.ambiguous:
+                name = next((c.name for c in joined.candidates if c.node_id == joined.node_id), "")
+                piece = [w for w in words(b.text) if w not in FILLER]
+                if piece and covers(piece, words(name)):
+                    out[i:i + 2] = [joined.model_copy(update={"start": a.start, "end": b.end})]
+                    continue
+            i += 1
+        return out
 
     def _mistyped_products(self, entities: list[Entity], text: str) -> list[Entity]:
         """A product question whose product the model tagged as something else, which happens with
@@ -961,6 +988,7 @@ class EntityLinker:
 # -- helpers --------------------------------------------------------------------------------------
 _NAMED = ("PRODUCT", "BRAND", "CATEGORY")
 _PRODUCT_FAMILIES = ("products", "policies")
+_CARRY_ON = frozenset({"with", "in", "w"})  # "<name> with 16 GB RAM", "<name> in black"
 _POINTS_BACK = frozenset({"it", "its", "they", "them", "their", "this", "these", "those"})
 
 
