@@ -127,8 +127,10 @@ def main() -> None:
             if args.baseline_seconds > 0:
                 base = _run_level(stack.url, stack.key, stack.secret, stack.token, None, level, args.baseline_seconds,
                                   stack.pid, 0.0, args.max_turns)
+            before = stack.commandstats()
             results.append(_run_level(stack.url, stack.key, stack.secret, stack.token, stack.scripts, level,
                                       args.seconds, stack.pid, args.rate, args.max_turns))
+            results[-1]["commands_per_turn"] = _per_turn(before, stack.commandstats(), results[-1]["ok"])
             if args.baseline_seconds > 0:
                 results[-1]["baseline_healthz"] = {k: base[k] for k in ("throughput_per_s", "p50_ms", "p99_ms")}
         _print(results)
@@ -147,6 +149,22 @@ class Stack:
     scripts: list
     token: Any
     tmp: Path
+    commandstats: Any = None  # () -> {server: {command: calls}}: the graph server's and the state server's
+
+
+def _per_turn(before: dict, after: dict, turns: int) -> dict[str, dict[str, float]]:
+    """Commands per answered turn on each server between two `commandstats` readings (the readings'
+    own INFO calls included, a rounding error over a level's turns)."""
+    out: dict[str, dict[str, float]] = {}
+    for server, calls in after.items():
+        diff = {cmd: (n - before[server].get(cmd, 0)) / max(1, turns) for cmd, n in calls.items()}
+        out[server] = {cmd: round(v, 2) for cmd, v in sorted(diff.items(), key=lambda kv: -kv[1]) if v >= 0.01}
+    return out
+
+
+def _commandstats(client: Any) -> dict[str, int]:
+    """Calls per command so far on one Redis-protocol server (INFO commandstats)."""
+    return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in client.info("commandstats").items()}
 
 
 @contextlib.contextmanager
@@ -175,7 +193,7 @@ def serve_sample(*, products: int = 200, workers: int = 2, threads: int = 4, rea
         "API_WORKERS": str(workers), "API_THREADS": str(threads), "LOG_LEVEL": "WARNING", **(env or {}),
     }
     settings = Settings(_env_file=None, graph_url="falkordb://embedded", graph_name="bench", data_dir=tmp / "graph")
-    proc = None
+    proc = app = None
     try:
         print(f"[bench] sample store ({products} products) and graph in {tmp}", flush=True)
         generate(tmp / "sample", products=products, customers=50, orders=300, today=dt.date.today())
@@ -188,7 +206,7 @@ def serve_sample(*, products: int = 200, workers: int = 2, threads: int = 4, rea
         orders: dict[str, list[str]] = {}
         for r in rows:
             orders.setdefault(r["c"], []).append(r["o"])
-        app.close()
+        servers = {"graph": lambda: store.redis, "state": app.redis.client}  # kept open: command counts per level
 
         port = free_port()
         url = f"http://127.0.0.1:{port}"
@@ -214,8 +232,11 @@ def serve_sample(*, products: int = 200, workers: int = 2, threads: int = 4, rea
             time.sleep(1)
         print(f"[bench] gunicorn ready in {time.monotonic() - started:.1f}s ({workers} workers x "
               f"{threads} threads); RSS {_rss_mb(proc.pid):.0f} MB", flush=True)
-        yield Stack(url, key, secret, proc.pid, _conversations(names, orders), token, tmp)
+        yield Stack(url, key, secret, proc.pid, _conversations(names, orders), token, tmp,
+                    lambda: {name: _commandstats(client()) for name, client in servers.items()})
     finally:
+        if app is not None:
+            app.close()
         if proc is not None and proc.poll() is None:
             import signal
 
@@ -344,6 +365,10 @@ def _print(results: list[dict]) -> None:
     print("\nCPU per turn (ms): " + "; ".join(
         f"{r['shoppers']} shoppers: " + ", ".join(f"{k} {v}" for k, v in r["cpu_ms_per_turn"].items())
         for r in results))
+    for r in results:
+        for server, calls in (r.get("commands_per_turn") or {}).items():
+            print(f"{server} server commands per turn at {r['shoppers']} shoppers: "
+                  + (", ".join(f"{cmd} {n:g}" for cmd, n in calls.items()) or "none"))
     print()
     for r in results:
         series = " ".join(f"{t:.0f}s:{mb:.0f}" for t, mb in r["rss_mb"]["series"][:: max(1, len(r['rss_mb']['series']) // 10)])

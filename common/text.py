@@ -4,6 +4,7 @@ product's base name ("Dune (Paperback)" -> "dune")."""
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 
@@ -28,10 +29,13 @@ FILLER = frozenset({
 })
 
 
+_INNER_HYPHEN = re.compile(r"(?<=[a-z0-9])[-\u2010\u2011](?=[a-z0-9])")
+_WORD = re.compile(r"[^\W_]+")
+
+
 def words(text: str) -> list[str]:
     """Lower-case word tokens; a hyphen inside a word is dropped ("E-book" and "ebook" are one word)."""
-    text = re.sub(r"(?<=[a-z0-9])[-\u2010\u2011](?=[a-z0-9])", "", (text or "").lower())
-    return re.findall(r"[^\W_]+", text)
+    return _WORD.findall(_INNER_HYPHEN.sub("", (text or "").lower()))
 
 
 def _edits(a: str, b: str, limit: int) -> int:
@@ -49,6 +53,7 @@ def _edits(a: str, b: str, limit: int) -> int:
     return prev[-1]
 
 
+@functools.lru_cache(maxsize=65536)  # pure, and asked the same pairs turn after turn
 def word_matches(said: str, word: str) -> bool:
     """Whether a word of a message names `word`: the same, a plural or a short prefix of it
     ("notebook" / "notebooks", "hardcov" / "hardcover"), or one typo away (two for long words)."""

@@ -23,7 +23,7 @@ from nlu.types import Candidate, Entity
 from qa.facts import VariantsFact
 from qa.fields import FieldAsk, FieldResolver
 from qa.handlers import shared
-from qa.handlers.base import SHARED_QUERIES, Ask, Context, Handler, Outcome, ProductLinker
+from qa.handlers.base import BY_SKUS, SHARED_QUERIES, Ask, Context, Handler, Outcome, ProductLinker
 from qa.registry import HANDLERS, handler_for
 from qa.search import Hit, ProcedureSearch
 from qa.state import DialogueState, Ref
@@ -61,8 +61,9 @@ class Retriever:
         return self._contexts[handler.family]
 
     def _shop_context(self, handler: Handler) -> Context:
-        """The handler's context, in the shop's own currency (see the class docstring)."""
-        ctx = self._context(handler)
+        """The handler's context for one question (its own product-row cache), in the shop's own
+        currency (see the class docstring)."""
+        ctx = self._context(handler).for_question()
         currency = self.fields.shop_currency(self.currency)
         return ctx if currency == ctx.currency else replace(ctx, currency=currency)
 
@@ -112,15 +113,19 @@ class Retriever:
                    and norm(e.text) == norm(pending.mention)), None)
         if at is None:
             return outcome
+        ctx.run(BY_SKUS, skus=[str(c.node_id) for c in pending.candidates])  # one read fills the question's cache
         answers: list[Outcome] = []
-        for c in pending.candidates:
+        said: str | None = None  # what the first candidate's answer says
+        for c in pending.candidates:  # stops at the first answer that differs: then it asks
             chosen = Entity(type="PRODUCT", text=c.name, node_id=c.node_id, score=1.0, source="context")
             sub = handler.retrieve(replace(ask, entities=ask.entities[:at] + [chosen] + ask.entities[at + 1:]), ctx)
             if sub.retrieval.status != "ok" or sub.clarification is not None or sub.action is not None:
                 return outcome
+            signature = answer_signature(sub.retrieval)
+            if said is not None and signature != said:
+                return outcome
+            said = signature
             answers.append(sub)
-        if len({answer_signature(a.retrieval) for a in answers}) != 1:
-            return outcome
         first = answers[0]
         if len(answers) > 1:
             first.retrieval.facts.append(VariantsFact(mention=pending.mention, names=[c.name for c in pending.candidates],

@@ -215,3 +215,43 @@ def test_low_confidence_out_of_scope_with_a_product_uses_the_models_best_content
         text=text2, intent=IntentScore(name="out_of_scope", confidence=0.2),
         ranking=[IntentScore(name="out_of_scope", confidence=0.2), IntentScore(name="product_details", confidence=0.1)])
     assert chat.engine.handle(None, text2, None).status == "no_answer"
+
+
+def test_one_question_reads_a_product_once_and_the_next_question_reads_it_again(shop):
+    """Context.for_question: the candidates a clarification tries are read from the graph once per
+    question (one query for all of them); a new question starts with nothing cached, so a stock
+    change between two questions is seen at once."""
+    import datetime as dt
+
+    from kg.queries import Query
+    from qa.handlers.base import BY_SKUS, SHARED_QUERIES, Context
+
+    _settings, store = shop
+    seen: list[str] = []
+
+    class Counting:  # the real store, counting the named queries that reach it
+        def run(self, query, params=None, **kw):
+            seen.append(query.name)
+            return store.run(query, params, **kw)
+
+    base = Context(Counting(), None, "USD", lambda: dt.datetime(2026, 12, 7), SHARED_QUERIES, "test")
+    ctx = base.for_question()
+    first = ctx.run(BY_SKUS, skus=[AURORA_BLACK, AURORA_SILVER, "NO-SUCH-SKU"])
+    assert sorted(r["sku"] for r in first) == [AURORA_BLACK, AURORA_SILVER]
+    assert [r["sku"] for r in ctx.run(BY_SKUS, skus=[AURORA_SILVER])] == [AURORA_SILVER]
+    assert ctx.run(BY_SKUS, skus=["NO-SUCH-SKU"]) == []  # an absent product is remembered too
+    assert seen == [BY_SKUS]
+    first[0]["stock"] = -1  # a caller changing its rows changes nothing for the next caller
+    assert all(r["stock"] != -1 for r in ctx.run(BY_SKUS, skus=[AURORA_BLACK, AURORA_SILVER]))
+
+    set_stock = Query("test.set_stock", "MATCH (p:Product {sku: $sku}) SET p.stock = $stock", read_only=False)
+    [black] = ctx.run(BY_SKUS, skus=[AURORA_BLACK])
+    before = black["stock"]
+    store.run(set_stock, {"sku": AURORA_BLACK, "stock": 77})
+    try:
+        [again] = base.for_question().run(BY_SKUS, skus=[AURORA_BLACK])
+        assert again["stock"] == 77 and seen == [BY_SKUS, BY_SKUS]
+        [uncached] = base.run(BY_SKUS, skus=[AURORA_BLACK])  # outside a question nothing is kept
+        assert uncached["stock"] == 77 and seen == [BY_SKUS] * 3
+    finally:
+        store.run(set_stock, {"sku": AURORA_BLACK, "stock": before})

@@ -101,15 +101,3 @@ CARRIERS = q(
     """,
     description="The carriers the shop's orders travel with, and the delivery methods each carried them for.",
 )
-
-SHOP_CURRENCY = q(
-    "policies.shop_currency",
-    """
-    MATCH (p:Product)
-    WHERE p.currency IS NOT NULL AND p.currency <> ''
-    WITH p.currency AS currency LIMIT 1000
-    RETURN currency, count(*) AS n ORDER BY n DESC, currency LIMIT 1
-    """,
-    description="The currency the catalogue is priced in (the most common among products): the currency of "
-                "policy fees and shipping costs, which the import format gives without one.",
-)

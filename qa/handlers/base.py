@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -104,15 +104,40 @@ class Context:
     link_product: ProductLinker | None = None
     # The linker's graph stage (nlu/linking/search.py): products found by a mention's words.
     names: NameSearch | None = None
+    # Product rows read during one question, by sku (None: an absent product): a clarification
+    # that tries every candidate, or a step that re-reads the product the last one read, costs no
+    # second query. A fresh dict per question (`for_question`); never kept between questions, so
+    # a stock or price change is seen by the next one.
+    product_rows: dict[str, dict[str, Any] | None] | None = None
+
+    def for_question(self) -> Context:
+        """This context with an empty product-row cache, for the retrieval of one question."""
+        return replace(self, product_rows={})
 
     def run(self, name: str, **params: Any) -> list[dict[str, Any]]:
         if name not in self.queries:
             raise UnknownQuery(f"handler {self.handler!r} runs the named query {name!r} without declaring it")
+        if name == BY_SKUS and self.product_rows is not None:
+            return self._products(params["skus"])
         return self.store.run(get(name), params)
+
+    def _products(self, skus: Sequence[str]) -> list[dict[str, Any]]:
+        """`products.by_skus` through this question's cache: only skus not read yet are queried."""
+        rows = self.product_rows
+        assert rows is not None
+        wanted = list(dict.fromkeys(skus))
+        missing = [s for s in wanted if s not in rows]
+        if missing:
+            found = {r["sku"]: r for r in self.store.run(get(BY_SKUS), {"skus": missing})}
+            rows.update((s, found.get(s)) for s in missing)
+        return [dict(row) for s in wanted if (row := rows[s]) is not None]
+
+
+BY_SKUS = "products.by_skus"
 
 
 # Every handler may ask which product an ambiguous mention meant (the candidates are read by sku).
-SHARED_QUERIES = frozenset({"products.by_skus"})
+SHARED_QUERIES = frozenset({BY_SKUS})
 
 
 class Handler:

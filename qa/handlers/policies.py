@@ -401,20 +401,13 @@ def _asked_about(message: str) -> str | None:
     return "shipped" if _SHIPPED_Q.search(text) else None
 
 
-def shop_currency(ctx: Context) -> str:
-    """The currency of amounts the import format gives without one (policy fees, shipping costs):
-    the one the catalogue is priced in, else the store setting."""
-    rows = ctx.run("policies.shop_currency")
-    return str(rows[0]["currency"]) if rows and rows[0].get("currency") else ctx.currency
-
-
 class Policies(Handler):
     family = "policies"
     names_products = True
     intents = (REFUND_POLICY, CANCELLATION_FEE, DELIVERY_OPTIONS, DELIVERY_PERIOD, PAYMENT_METHODS)
     queries = frozenset({
         "policies.payment_methods", "policies.shipping_methods", "policies.for_product", "policies.for_brand",
-        "policies.for_category", "policies.store_wide", "policies.carriers", "policies.shop_currency",
+        "policies.for_category", "policies.store_wide", "policies.carriers",
         "orders.by_id_for_customer", "orders.items_for_customer",
         "products.by_skus",
     })
@@ -487,7 +480,7 @@ class Policies(Handler):
         found, query, target, mentioned = self._applicable(ctx, types, rows, entities)
         best = best_by_type(found)
         about = {"for_": target.for_, "sku": target.sku} if target is not None else {}
-        currency = shop_currency(ctx)
+        currency = ctx.currency
         policies: list[Fact] = [policy_fact(best[t], currency, **about) for t in types[:1] if t in best]
         if intent == DELIVERY_PERIOD.name:
             specific: list[Fact] = [f for f in policies if isinstance(f, PolicyFact) and f.scope != "store"]
@@ -542,7 +535,7 @@ class Policies(Handler):
         lead_type = _POLICY_TYPES.get(intent, ["return"])[0]
         best = best_by_type(found)
         lead = best.get(lead_type)
-        currency = shop_currency(ctx)
+        currency = ctx.currency
         about = {"for_": target.for_, "sku": target.sku} if target is not None else {}
         others: list[Fact] = []
         seen: set[str] = set()
@@ -561,19 +554,21 @@ class Policies(Handler):
                        entities + [e for e in subject_ents if e not in entities], mentioned=mentioned)
 
     # -- delivery ----------------------------------------------------------------------------------------
-    def _named_methods(self, ctx: Context, ask: Ask) -> list[dict[str, Any]]:
-        """Delivery methods a message names, product names in it blanked ("murder on the orient
-        express" names no method)."""
+    def _named_methods(self, ctx: Context, ask: Ask, rows: list[dict[str, Any]] | None = None
+                       ) -> list[dict[str, Any]]:
+        """Delivery methods a message names (of `rows`, by default the shop's), product names in it
+        blanked ("murder on the orient express" names no method)."""
         text = ask.message
         for e in sorted((e for e in ask.entities if e.start is not None and e.end is not None and
                          e.type == "PRODUCT"), key=lambda e: -(e.start or 0)):
             text = text[: e.start] + " " + text[e.end:]
         low = norm(text)
-        return [m for m in ctx.run("policies.shipping_methods") if m.get("name") and has_phrase(low, norm(m["name"]))]
+        rows = ctx.run("policies.shipping_methods") if rows is None else rows
+        return [m for m in rows if m.get("name") and has_phrase(low, norm(m["name"]))]
 
     def _shipping(self, ctx: Context, ask: Ask, entities: list[Entity], extra: list[Fact] | None) -> Outcome:
         intent = ask.intent
-        currency = shop_currency(ctx)
+        currency = ctx.currency
         rows = ctx.run("policies.shipping_methods")
         methods = []
         for r in rows:
@@ -585,7 +580,7 @@ class Policies(Handler):
             methods.append(ShippingMethodFact(**data))
         facts = list(extra or [])
         mentioned: list[Ref] = []
-        named = {m["name"] for m in self._named_methods(ctx, ask)}
+        named = {m["name"] for m in self._named_methods(ctx, ask, rows)}
         shown = [m for m in methods if m.name in named] or methods
         text = norm(ask.message)
         all_regions = list(dict.fromkeys(r for m in methods for r in (m.regions or [])))
@@ -649,7 +644,7 @@ class Policies(Handler):
             terms = [t for t in (actions.cancel_terms(p) for p in pols) if t is not None]
             fact = CancellationFeeFact(order_id=oid, status=order.get("status"),
                                        cancellable=order.get("status") in actions.cancellable_statuses(pols),
-                                       fee=fee, currency=order.get("currency") or shop_currency(ctx))
+                                       fee=fee, currency=order.get("currency") or ctx.currency)
             if pol:
                 fact.policy = pol.get("title")
             elif terms and terms[0].title:
