@@ -207,14 +207,29 @@ class Engine:
         understanding = self._understand(message)
         asked = message
         waiting = state.awaiting_sign_in
-        if waiting is not None and customer_id and not state.handed_off and _asks_again(message, understanding):
-            # Signed in since the order question that needed it: that question is what is asked.
-            asked = waiting.message
-            understanding = self._understand(asked)
+        if waiting is not None and customer_id and not state.handed_off:
+            if _asks_again(message, understanding):
+                # Signed in since the order question that needed it: that question is what is asked.
+                asked = waiting.message
+                understanding = self._understand(asked)
+            else:
+                understanding = self._with_waiting_orders(understanding, waiting)
         intent, confidence, outcome = self._decide(state, understanding, asked, customer_id, notes)
         outcome.retrieval.variant = variant_seed(state.session_id, state.turn_index)
         history = state.recent_turns(HISTORY_TURNS) + [Turn(role="user", text=message)]
         return _Prepared(state, message, customer_id, caller, intent, confidence, outcome, history, asked, notes)
+
+    def _with_waiting_orders(self, understanding: Understanding, waiting: PendingQuestion) -> Understanding:
+        """Signed in since an order question that needed it, and now asking about an order without
+        naming one ("where is it?", "how much did I pay?"): the order that question named is this
+        one's, as context (the handler still checks it is the signed-in customer's)."""
+        if any(e.type == "ORDER_ID" for e in understanding.entities) or \
+                FAMILY_OF.get(understanding.intent.name) not in _ORDER_REQUEST_FAMILIES:
+            return understanding
+        named = [e.model_copy(update={"source": "context", "start": None, "end": None})
+                 for e in self._understand(waiting.message).entities if e.type == "ORDER_ID"]
+        return understanding.model_copy(update={"entities": [*understanding.entities, *named]}) if named \
+            else understanding
 
     def _understand(self, message: str) -> Understanding:
         understanding = self.understander.understand(message)

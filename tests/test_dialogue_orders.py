@@ -23,6 +23,27 @@ def test_anonymous_order_question_asks_to_sign_in(chat_factory):
     assert "SwiftPost" not in r.json()
 
 
+def test_after_signing_in_it_is_the_order_asked_about_before(chat_factory):
+    """An order named before signing in is the one "where is it?" and "how much did I pay?" mean
+    afterwards, though the customer has several orders; signed in as someone else, that order is
+    answered like a missing one."""
+    chat = chat_factory(None)
+    assert chat.say("hi, where is my order 10002?", "track_order", ("10002", "ORDER_ID", "10002")).status == \
+        "need_sign_in"
+    chat.customer_id = "C00001"
+    where = chat.say("ok I've signed in now. where is it?", "track_order")
+    assert where.status == "ok" and "SwiftPost" in where.answer and "SP123456789" in where.answer
+    assert [(e.type, e.node_id, e.source) for e in where.entities] == [("ORDER_ID", "10002", "context")]
+    paid = chat.say("how much did I pay?", "order_details")
+    assert paid.status == "ok" and "329.00 USD" in paid.answer
+
+    other = chat_factory(None)
+    other.say("where is my order 10002?", "track_order", ("10002", "ORDER_ID", "10002"))
+    other.customer_id = "C00003"
+    not_theirs = other.say("signed in, where is it now?", "track_order")
+    assert not_theirs.status == "not_found" and "SwiftPost" not in not_theirs.json()
+
+
 def test_track_order_with_carrier_tracking_and_eta(chat_factory):
     chat = chat_factory("C00001")
     r = chat.say("where is my order #10002?", "track_order", ("10002", "ORDER_ID", None))
