@@ -9,8 +9,11 @@ For each size the sample store generator writes a catalog, a fresh embedded Falk
 (LINKING_VECTORS=graph: every product name is embedded once, timed apart from the load), the same
 files are imported again (nothing should be embedded), then a worker is started in a process of its
 own (as gunicorn would: the composition root, the understanding model, the linking index) and timed
-until it is ready; it then answers a first question and 40 more (one shopper, p50 / p99), links
-names that match nothing, and reports its resident memory. The graph server's memory is read
+until it is ready; it then answers a first question and 40 more (one shopper, p50 / p99), 160
+more from 8 shoppers at once (threads, each its own conversation: p50 / p99 and turns per second),
+links names that match nothing, measures linking accuracy on 400 held-out products
+(nlu/linking/evaluation.py, the chat's linker), and reports its resident memory after the one
+shopper's turns and at the end. The graph server's memory is read
 from its process.
 """
 
@@ -72,9 +75,38 @@ for i in range(40):
 def pct(xs, p):
     xs = sorted(xs)
     return round(xs[min(len(xs) - 1, int(p * len(xs)))], 1)
+rss_one = round(psutil.Process().memory_info().rss / 2**20)  # after one shopper's turns
+# 8 shoppers at once, each its own conversation, as a worker's threads would serve them
+import threading
+eight, lock = [], threading.Lock()
+def shopper(k):
+    sid = None
+    qs = cfg["questions"][1:]
+    for q in (qs[k * 5:] + qs[:k * 5])[:20]:
+        t = time.perf_counter()
+        sid = engine.handle(sid, q, None).session_id
+        with lock:
+            eight.append((time.perf_counter() - t) * 1000)
+t = time.perf_counter()
+threads = [threading.Thread(target=shopper, args=(k,)) for k in range(8)]
+for th in threads:
+    th.start()
+for th in threads:
+    th.join()
+eight_s = time.perf_counter() - t
+# linking accuracy on the held-out products (nlu/linking/evaluation.py), the chat's linker
+import random
+from nlu.linking.evaluation import build_examples, evaluate_linking, held_out_records
+records, brands, categories = app.linker.indexed()
+pool = held_out_records(records)
+held = random.Random(9).sample(pool, min(400, len(pool)))
+report = evaluate_linking(app.linker, build_examples(records, held, brands=brands, categories=categories))
 print(json.dumps({"ready_s": round(ready, 1), "first_ms": round(first, 1), "p50_ms": pct(turns, 0.5),
                   "p99_ms": pct(turns, 0.99), "nothing_p50_ms": pct(nothing, 0.5), "nothing_p99_ms": pct(nothing, 0.99),
-                  "rss_mb": round(psutil.Process().memory_info().rss / 2**20)}))
+                  "eight_p50_ms": pct(eight, 0.5), "eight_p99_ms": pct(eight, 0.99),
+                  "eight_turns_per_s": round(len(eight) / eight_s, 1),
+                  "linking_accuracy": round(report.accuracy, 4), "linking_mentions": report.n,
+                  "rss_mb": rss_one, "rss_end_mb": round(psutil.Process().memory_info().rss / 2**20)}))
 app.close()
 """
 
@@ -135,7 +167,8 @@ def main() -> None:
             rows.append(one_size(n, Path(tmp)))
             print(json.dumps(rows[-1]), flush=True)
     cols = ["products", "load_s", "embedded", "embed_s", "reimport_s", "reembedded", "ready_s", "first_ms", "p50_ms",
-            "p99_ms", "nothing_p50_ms", "nothing_p99_ms", "rss_mb", "server_rss_mb"]
+            "p99_ms", "eight_p50_ms", "eight_p99_ms", "eight_turns_per_s", "nothing_p50_ms", "nothing_p99_ms",
+            "linking_accuracy", "linking_mentions", "rss_mb", "rss_end_mb", "server_rss_mb"]
     print("\n| " + " | ".join(cols) + " |\n|" + " --- |" * len(cols))
     for r in rows:
         print("| " + " | ".join(str(r[c]) for c in cols) + " |")

@@ -412,9 +412,9 @@ class EntityLinker:
         """One product name the model cut in two ("Kestrel Slate 14 with | 16 GB RAM", the second
         piece linked to some other product by its words alone): two product mentions with nothing
         but spaces or one word that carries a name on ("with", "in") between them are linked as one
-        mention. When that links to one product whose name
-        holds every word of the second piece (its variant), it replaces both; "the Aurora X2 with
-        the Nova 5" stays two products, since "nova 5" is no part of an Aurora's name."""
+        mention. When that links to one product whose name holds every word of the second piece
+        (its variant), it replaces both; "the Aurora X2 with the Nova 5" stays two products, since
+        "nova 5" is no part of an Aurora's name."""
         out = sorted(entities, key=lambda e: (e.start is None, e.start or 0))
         i = 0
         while i < len(out) - 1:
