@@ -331,8 +331,9 @@ def load(model_dir: str | Path, encoder_path: str | Path, *, merge: bool = True,
 
 
 def trace_for_inference(model: JointModel, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> nn.Module:
-    """A frozen TorchScript graph of the eval-mode model: same outputs, without the Python cost of
-    ~120 module calls per pass (about half the time of one short question on this CPU).
+    """A frozen, inference-optimised TorchScript graph of the eval-mode model: same outputs, without
+    the Python cost of ~120 module calls per pass (about half the time of one short question on
+    this CPU).
 
     The example must be a padded batch (a 0 in `attention_mask`) so that nothing traced assumes
     "no padding"; the graph then serves any batch size and sequence length. transformers' mask
@@ -345,7 +346,9 @@ def trace_for_inference(model: JointModel, input_ids: torch.Tensor, attention_ma
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(model.eval(), (input_ids, attention_mask), check_trace=False, strict=False)
-        return torch.jit.freeze(traced.eval())
+        # freeze, then torch's inference passes (fused linear + activation, MKL-DNN where it pays):
+        # about 13% less per question on this CPU, the same outputs (tests/test_nlu_model.py)
+        return torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
 
 
 # -- calibration ---------------------------------------------------------------------------------
