@@ -56,7 +56,8 @@ def _edits(a: str, b: str, limit: int) -> int:
 @functools.lru_cache(maxsize=65536)  # pure, and asked the same pairs turn after turn
 def word_matches(said: str, word: str) -> bool:
     """Whether a word of a message names `word`: the same, a plural or a short prefix of it
-    ("notebook" / "notebooks", "hardcov" / "hardcover"), or one typo away (two for long words)."""
+    ("notebook" / "notebooks", "hardcov" / "hardcover"), or one typo away (two for long words)
+    with the first letter right, as spelling tools assume ("hardcovr"; "book" is no "ebook")."""
     if said == word:
         return True
     if said.isdigit() or word.isdigit():
@@ -65,7 +66,7 @@ def word_matches(said: str, word: str) -> bool:
     if len(short) >= 4 and long_.startswith(short) and len(long_) - len(short) <= 2:
         return True
     limit = 2 if len(short) >= 8 else 1 if len(short) >= 4 else 0
-    return limit > 0 and _edits(said, word, limit) <= limit
+    return limit > 0 and said[0] == word[0] and _edits(said, word, limit) <= limit
 
 
 def covers(mention: list[str], name: list[str]) -> bool:

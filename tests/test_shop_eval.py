@@ -81,6 +81,9 @@ def test_runner_on_a_slice_of_the_bookshop(tmp_path: Path):
     data = EvalSet.load(BOOKSHOP)
     with shop_engine(data) as engine:
         report = run(engine, data, limit=20, progress=False)
+        # the author names both editions and the prices differ: asked back ("book" is no "ebook")
+        which = engine.handle(None, "What's the price of the kahneman book?", None)
+        assert which.status == "clarify" and "(Paperback)" in which.answer and "(E-book)" in which.answer
     figures = report.figures
     assert figures["questions"] == 20 and figures["dialogues"] == 4
     assert 0.0 <= figures["answers_right"] <= 1.0 and figures["linking_mentions"] > 0

@@ -655,8 +655,10 @@ class EntityLinker:
             return entities
         start, end = toks[i].start, toks[j - 1].end
         scored = [_Scored(st.lines.lines[lid], score) for lid in lids]
+        # No product mention here, so no word of it may be misspelt: variant words of the message
+        # count only as typed ("the kahneman book" is no misspelt "ebook").
         ctx = _variant_tokens([text])
-        cands = self._rank_products(st.lines, scored, _Words(ctx, ctx))
+        cands = self._rank_products(st.lines, scored, _Words(frozenset(), ctx))
         product = self._decide(Entity(type="PRODUCT", text=text[start:end], start=start, end=end), cands)
         if not product.node_id and not product.candidates:
             return entities
