@@ -282,12 +282,11 @@ def blank_mentions(text: str, entities: Iterable[Entity], keep_values: AbstractS
     """The message with its product (and other name) mentions blanked out, so the words left ask
     the question. ATTRIBUTE mentions stay when they are values the shop knows (`keep_values`, in
     lower case: the field catalog's `value_texts`, built once per catalog, never per message)."""
-    keep = keep_values
     spans = []
     for e in entities:
         if e.start is None or e.end is None or e.source != "message":
             continue
-        if e.type == "ATTRIBUTE" and (e.text.lower() in keep or (e.node_id or "").lower() in keep):
+        if e.type == "ATTRIBUTE" and (e.text.lower() in keep_values or (e.node_id or "").lower() in keep_values):
             continue
         if e.type in ("PRODUCT", "BRAND", "CATEGORY", "ATTRIBUTE"):
             spans.append((e.start, e.end))

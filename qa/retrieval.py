@@ -63,9 +63,8 @@ class Retriever:
     def _shop_context(self, handler: Handler) -> Context:
         """The handler's context for one question (its own product-row cache), in the shop's own
         currency (see the class docstring)."""
-        ctx = self._context(handler).for_question()
-        currency = self.fields.shop_currency(self.currency)
-        return ctx if currency == ctx.currency else replace(ctx, currency=currency)
+        ctx = self._context(handler)
+        return ctx.for_question(currency=self.fields.shop_currency(self.currency))
 
     def retrieve(self, intent: str, entities: list[Entity], *, message: str, customer_id: str | None,
                  state: DialogueState, address: str | None = None, field: FieldAsk | None = None) -> Outcome:

@@ -132,9 +132,13 @@ class CatalogService:
     def import_files(self, files: Mapping[str, BinaryIO], *, strict: bool = False, dry_run: bool = False,
                      create_missing: bool = False, types: Mapping[str, str] | None = None,
                      progress: bool = False, audit: AuditSink | None = None) -> ImportReport:
-        return self._after_write(import_files(
-            self._graph(), files, settings=self.settings, strict=strict, dry_run=dry_run,
-            create_missing=create_missing, types=types, progress=progress, audit=audit))
+        return self._import(files, strict=strict, dry_run=dry_run, create_missing=create_missing, types=types,
+                            progress=progress, audit=audit)
+
+    def _import(self, files: Mapping[str, BinaryIO], *, skus: Sequence[str] | None = None,
+                **options: Any) -> ImportReport:
+        """The importer, then the name vectors of what it changed (`skus`: only those products)."""
+        return self._after_write(import_files(self._graph(), files, settings=self.settings, **options), skus=skus)
 
     # -- one product ------------------------------------------------------------------------------
     def product(self, sku: str) -> dict[str, Any] | None:
@@ -212,9 +216,8 @@ class CatalogService:
             record["attributes"] = None
         data = json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n"
         # Strict for the row, but a brand or category it names is created as before (with a warning).
-        report = self._after_write(import_files(
-            self._graph(), {"products.jsonl": io.BytesIO(data)}, settings=self.settings, strict=True,
-            create_missing=True, progress=False, audit=audit), skus=[sku])
+        report = self._import({"products.jsonl": io.BytesIO(data)}, skus=[sku], strict=True, create_missing=True,
+                              progress=False, audit=audit)
         if not report.ok:
             raise ProductRejected("the product is not valid", report.errors[:50])
         fr = report.files[0] if report.files else None

@@ -110,9 +110,10 @@ class Context:
     # a stock or price change is seen by the next one.
     product_rows: dict[str, dict[str, Any] | None] | None = None
 
-    def for_question(self) -> Context:
-        """This context with an empty product-row cache, for the retrieval of one question."""
-        return replace(self, product_rows={})
+    def for_question(self, *, currency: str | None = None) -> Context:
+        """This context for the retrieval of one question: an empty product-row cache, and the
+        shop's `currency` when given."""
+        return replace(self, product_rows={}, currency=currency or self.currency)
 
     def run(self, name: str, **params: Any) -> list[dict[str, Any]]:
         if name not in self.queries:
