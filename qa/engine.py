@@ -32,12 +32,13 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 from common.errors import InvalidMessage, KGQAError, SessionConflict
+from common.text import FILLER, covers, words
 from nlu.labels import FAMILY_OF, INTENTS
 from nlu.types import Entity, Understanding
 from qa import actions, handoff
@@ -67,6 +68,7 @@ from qa.state import (
     PendingAction,
     PendingClarification,
     PendingQuestion,
+    Ref,
     SessionStore,
     TurnRecord,
     utcnow_iso,
@@ -104,6 +106,8 @@ class Understander(Protocol):
 
 class Linker(Protocol):
     def link(self, understanding: Understanding) -> Understanding: ...
+
+    def link_mention(self, mention: str, type: str = "PRODUCT", *, context: Sequence[str] | str = ()) -> Entity: ...
 
 
 class ExampleRefresher(Protocol):
@@ -205,6 +209,8 @@ class Engine:
         if self.examples is not None:
             self.examples.refresh()
         understanding = self._understand(message)
+        if state.pending_clarification is not None and state.pending_clarification.more:
+            understanding = self._beyond_the_list(state.pending_clarification, understanding)
         asked = message
         waiting = state.awaiting_sign_in
         if waiting is not None and customer_id and not state.handed_off:
@@ -230,6 +236,32 @@ class Engine:
                  for e in self._understand(waiting.message).entities if e.type == "ORDER_ID"]
         return understanding.model_copy(update={"entities": [*understanding.entities, *named]}) if named \
             else understanding
+
+    def _beyond_the_list(self, clar: PendingClarification, understanding: Understanding) -> Understanding:
+        """An answer to a "which one?" that listed only some of the matches, naming one it left
+        out ("the one for the vista lite" after "the charger" listed six of twelve): the asked
+        mention is linked again with the answer's words. When every product that finds has the
+        mention's words in its name, they become the question's candidates and the answer names
+        them; anything else (another product altogether) is left to be a new request."""
+        if self.linker is None or clar.kind != "entity" or clar.entity_type != "PRODUCT" or not clar.mention:
+            return understanding
+        listed = {c.node_id for c in clar.candidates}
+        if any(e.type == "PRODUCT" and e.node_id in listed for e in understanding.entities):
+            return understanding
+        found = self.linker.link_mention(f"{clar.mention} {understanding.text}", "PRODUCT",
+                                         context=[understanding.text])
+        said = [w for w in words(clar.mention) if w not in FILLER]
+        cands = [c for c in found.candidates if (not found.node_id or c.node_id == found.node_id) and said and
+                 covers(said, words(c.name))]
+        if not cands:
+            return understanding
+        clar.candidates = [Ref(type="PRODUCT", node_id=c.node_id, name=c.name, label=c.label) for c in cands]
+        clar.more = False
+        kept = [e for e in understanding.entities if e.type not in ("PRODUCT", "BRAND", "CATEGORY")]
+        one = cands[0] if len(cands) == 1 else None
+        entity = Entity(type="PRODUCT", text=clar.mention, node_id=one.node_id if one else None,
+                        score=cands[0].score, candidates=cands, ambiguous=one is None, source="context")
+        return understanding.model_copy(update={"entities": [*kept, entity]})
 
     def _understand(self, message: str) -> Understanding:
         understanding = self.understander.understand(message)

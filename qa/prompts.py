@@ -32,6 +32,7 @@ class WhichOne(PromptModel):
     entity_type: str
     mention: str
     options: list[str] = Field(default_factory=list)
+    more: bool = False  # more candidates than the options listed ("the charger" in a shop of twelve)
 
 
 class WhichOrder(PromptModel):

@@ -86,6 +86,7 @@ class PendingClarification(BaseModel):
     entity_type: str | None = None  # what is being chosen (PRODUCT, BRAND, ORDER_ID...)
     mention: str = ""  # the ambiguous text
     candidates: list[Ref] = Field(default_factory=list)
+    more: bool = False  # the mention matched more products than `candidates` lists
     resolved: list[Ref] = Field(default_factory=list)  # the other entities of the asked question
     message: str = ""  # the asked message (for addresses and summaries)
     attempts: int = 0

@@ -279,6 +279,13 @@ def _clarify(r: Retrieval, pick: Picker) -> str:
     if isinstance(p, WhichOne):
         listed = "; ".join(f"{i}) {display(o)}" for i, o in enumerate(p.options, 1))
         mention = p.mention or "one"
+        if p.more:  # the list is a start: the shopper may name one it leaves out
+            return pick("clarify_which_more", (
+                f"We have more than {len(p.options)} matches for \"{mention}\", among them: {listed}. "
+                "Which one? If yours is not listed, tell me more of its name.",
+                f"Quite a few products match \"{mention}\", for example {listed}. Which one do you mean? "
+                "More of the name will narrow it down.",
+            ))
         return pick("clarify_which", (
             f"Which {mention} do you mean? {listed}",
             f"There are several matches for \"{mention}\": {listed}. Which one?",

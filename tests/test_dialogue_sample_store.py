@@ -179,3 +179,25 @@ def test_another_customers_order_equals_a_missing_one_on_the_sample_store(sample
     mine = chat(order["customer_id"]).say(f"where is my order {order['order_id']}?", "track_order",
                                           (order["order_id"], "ORDER_ID"))
     assert mine.status == "ok" and order["tracking_number"] in mine.answer
+
+
+def test_a_kind_shared_by_many_products_is_asked_back_and_an_unlisted_one_can_be_named(sample, chat):
+    """"the charger" in a shop with a dozen chargers: the question lists some and says there are more;
+    naming one the list left out ("the one for the <device>") answers the question asked, for that
+    charger only (its colours share a price, so the answer names both)."""
+    _, _, products = sample
+    chargers = [p for p in products if p["name"].split(" for ")[0].endswith("Charger") and p["status"] == "active"]
+    c = chat()
+    r = c.say("how much is the charger?", "product_price")
+    listed = [f.data["node_id"] for f in r.facts if f.kind == "candidate"]
+    assert r.status == "clarify" and len(listed) == 6 and "more" in r.answer.lower(), r.answer
+    assert {p["sku"] for p in chargers} >= set(listed)
+    left_out = next(p for p in chargers if p["sku"] not in listed and
+                    not any(q["sku"] in listed for q in chargers if q["name"].split(",")[0] == p["name"].split(",")[0]))
+    device = left_out["name"].split(" for ")[1].split(",")[0]
+    same_line = sorted(q["sku"] for q in chargers if q["name"].split(",")[0] == left_out["name"].split(",")[0])
+    # the model reads the answer as a request of its own; it still answers the question asked
+    r = c.say(f"the one for the {device}", "product_recommend")
+    assert r.intent.name == "product_price" and r.status in ("ok", "clarify"), r.answer
+    named = {f.data.get("sku") or f.data.get("node_id") for f in r.facts if f.kind in ("product", "candidate")}
+    assert named and named <= set(same_line), (named, same_line, r.answer)

@@ -309,3 +309,27 @@ def test_the_dialogue_answers_about_a_product_the_model_misread(understander, li
     assert r.status == "ok" and "6.99 EUR" in r.answer and "3.99 EUR" not in r.answer
     r = engine.handle(None, "what does the lotte brandvold game cost", None)
     assert r.status == "clarify" and {c.data["node_id"] for c in r.facts} >= set(BRANDVOLD)
+
+
+# -- a product named by its kind alone -------------------------------------------------------------------
+@pytest.mark.parametrize(("text", "intent", "skus", "ambiguous"), [
+    ("how much is the hammer?", "product_price", ["TL-CH"], False),  # "Claw Hammer 16 oz": one line
+    ("is the drill in stock?", "product_availability", ["TL-CD-B", "TL-CD-N"], True),  # "Cordless Drill 18V"
+    ("is the navy blue drill in stock?", "product_availability", ["TL-CD-N"], False),  # a variant word chooses
+    ("how much is the tea?", "product_price", ["GR-MT", "GR-RT-20", "GR-RT-40"], True),  # a category's word
+    ("who makes the vise?", "out_of_scope", ["TL-VS"], False),  # the model's out-of-scope reading kept apart
+])
+def test_a_product_named_by_its_kind_alone_names_every_product_of_that_kind(linker, text, intent, skus, ambiguous):
+    [product] = _products(linker.link(_understanding(text, intent)))
+    got = sorted(c.node_id for c in product.candidates) if product.ambiguous else [product.node_id]
+    assert got == skus and product.ambiguous == ambiguous and product.text in text
+
+
+@pytest.mark.parametrize(("text", "intent"), [
+    ("how much are the teas?", "product_price"),  # the category in the plural: the category, not its products
+    ("where is the drill I ordered?", "track_order"),  # not a product question
+    ("how much is a brightbox?", "product_price"),  # a brand
+    ("tell me about the weather", "out_of_scope"),  # no line's kind
+])
+def test_a_kind_word_names_no_product_outside_a_product_question(linker, text, intent):
+    assert not _products(linker.link(_understanding(text, intent)))

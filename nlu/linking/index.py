@@ -285,6 +285,22 @@ class Line:
     def variants_of(self, sku: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
         return self.variants[self._at(sku)] if sku in self.skus else ()
 
+    @cached_property
+    def head(self) -> str | None:
+        """The word that says what kind of thing the line is: the last word of its model line
+        before any "for ..." or "with ..." ("charger" of "100W GaN Charger for Forge 15", "lager"
+        of "Laughing Lumberjack Lager", "drill" of "Cordless Drill 18V"); None when no such word."""
+        toks = T.content_tokens(_OWN_NAME.split(self.name, maxsplit=1)[0])
+        n = len(toks) - 1  # a size or rating after the word is not it ("Drill 18V", "Claw Hammer 16 oz")
+        while n >= 0 and (not toks[n].isalpha() or (n > 0 and len(toks[n]) <= 3 and toks[n - 1].isdigit())):
+            n -= 1
+        if n < 0 or T.is_model_number(toks[n]):
+            return None
+        return toks[n]
+
+
+_OWN_NAME = re.compile(r"\s+(?:for|with)\s+|\s*,\s*", re.I)
+
 
 def _category_noun(category: str | None) -> str:
     return category or ""

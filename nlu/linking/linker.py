@@ -96,6 +96,9 @@ class LinkerConfig(BaseModel):
         "A product mention that nothing else links, whose every word is spelt exactly as in the names "
         "of at most this many model lines ('the lamborghini'), gets those lines as candidates; 0: off."))
     distinctive_score: float = Field(0.7, ge=0.0, le=1.0)
+    kind_max_lines: int = Field(30, ge=0, le=200, description=(
+        "An untagged word after 'the' that is the head word of at most this many lines' names "
+        "('the charger') names their products, to be asked back among; 0: off."))
     ambiguity_margin: float = Field(0.05, ge=0.0, le=1.0)
     max_candidates: int = Field(10, ge=1, le=100)
     fuzzy_weight: float = Field(0.95, gt=0.0, le=1.0, description="Ceiling of a non-exact lexical score.")
@@ -406,6 +409,9 @@ class EntityLinker:
             entities = self._mistyped_products(entities, text)
         if self.config.find_products and text.strip() and not _has_product(entities):
             entities = self._value_products(entities, text, family)
+        if self.config.find_products and text.strip() and not _has_product(entities) and \
+                (family in _PRODUCT_FAMILIES or understanding.intent.name == "out_of_scope"):
+            entities = self._kind_products(entities, text)
         return understanding.model_copy(update={"entities": entities})
 
     def _join_cut_names(self, entities: list[Entity], text: str) -> list[Entity]:
@@ -664,6 +670,57 @@ class EntityLinker:
             return entities
         kept = [e for e in entities if not (e.start is not None and e.end is not None and e.start < end and start < e.end)]
         return sorted(kept + [product], key=lambda e: (e.start is None, e.start or 0))
+
+    def _kind_products(self, entities: list[Entity], text: str) -> list[Entity]:
+        """A product named by its kind alone, untagged, when nothing else names one ("how much is
+        the charger?", "is the black charger in stock?", "is the lager cold?" in a shop with three
+        lagers): a word after "the" (or "this", "that", "your", "a", "an"), with at most two of
+        the catalog's attribute values between them, that is the head word of the names of at most
+        `kind_max_lines` lines (`Line.head`: "charger" of "100W GaN Charger for Forge 15"), no
+        brand name, and no category name unless said in the singular. Those lines' products become tied candidates, variant words of the
+        message choosing among them as typed: the dialogue asks which one, or answers at once when
+        their answers agree. Never a guess for one of them."""
+        cfg = self.config
+        st = self._current()
+        if cfg.kind_max_lines <= 0 or not st.lines.lines:
+            return entities
+        toks = T.tokens_with_offsets(text)
+        words = [t.text for t in toks]
+        taken = [(e.start, e.end, e.type) for e in entities if e.start is not None and e.end is not None and
+                 (e.node_id or e.candidates) and e.type != "ATTRIBUTE"]
+        for n, w in enumerate(words):
+            if w in T.STOPWORDS or len(w) < 3 or not w.isalpha() or w in st.brands.exact:
+                continue
+            # a category's word in the singular after "the" is one of its products ("the charger");
+            # in the plural it is the category ("how much are the chargers?")
+            said = T.fold(text[toks[n].start:toks[n].end])
+            category_word = w in st.categories.exact
+            if category_word and said != w:
+                continue
+            if any(a < toks[n].end and toks[n].start < b and not (category_word and kind == "CATEGORY")
+                   for a, b, kind in taken):
+                continue
+            k = n - 1
+            while k >= 0 and n - k <= 3 and words[k] in st.value_tokens and words[k] not in _KIND_DETERMINERS:
+                k -= 1
+            if k < 0 or words[k] not in _KIND_DETERMINERS:
+                continue
+            posting = st.lines.postings.get(w, ())
+            if not posting or len(posting) > cfg.posting_cap:
+                continue
+            lids = [lid for lid in posting if st.lines.lines[lid].head == w]
+            if not lids or len(lids) > cfg.kind_max_lines:
+                continue
+            start, end = toks[k + 1].start, toks[n].end
+            scored = [_Scored(st.lines.lines[lid], cfg.distinctive_score) for lid in lids]
+            cands = self._rank_products(st.lines, scored, _Words(frozenset(), _variant_tokens([text])))
+            product = self._decide(Entity(type="PRODUCT", text=text[start:end], start=start, end=end), cands)
+            if not product.node_id and not product.candidates:
+                continue
+            kept = [e for e in entities
+                    if not (e.start is not None and e.end is not None and e.start < end and start < e.end)]
+            return sorted(kept + [product], key=lambda e: (e.start is None, e.start or 0))
+        return entities
 
     def link_entities(self, entities: Sequence[Entity], text: str = "") -> list[Entity]:
         """Link a message's entities together: ATTRIBUTE entities and the message itself supply the
@@ -991,6 +1048,7 @@ class EntityLinker:
 _NAMED = ("PRODUCT", "BRAND", "CATEGORY")
 _PRODUCT_FAMILIES = ("products", "policies")
 _CARRY_ON = frozenset({"with", "in", "w"})  # "<name> with 16 GB RAM", "<name> in black"
+_KIND_DETERMINERS = frozenset({"the", "this", "that", "your", "a", "an"})
 _POINTS_BACK = frozenset({"it", "its", "they", "them", "their", "this", "these", "those"})
 
 

@@ -260,18 +260,20 @@ def clarify_mention(ctx: Context, intent: str, confidence: float, entity: Entity
                 Ref(type="PRODUCT", node_id=c.node_id, name=c.name, label=c.label) for c in cands]
     else:
         refs = [Ref(type=entity.type, node_id=c.node_id, name=c.name, label=c.label) for c in cands]
-    return clarify_choice(intent, confidence, entity, refs, others, "products.by_skus")
+    return clarify_choice(intent, confidence, entity, refs, others, "products.by_skus",
+                          more=len(entity.candidates) > len(refs) and not exact)
 
 
 def clarify_choice(intent: str, confidence: float, entity: Entity, refs: list[Ref], others: list[Entity],
-                   query_name: str | None) -> Outcome:
+                   query_name: str | None, *, more: bool = False) -> Outcome:
     pending = PendingClarification(
         kind="entity", intent=intent, confidence=confidence, entity_type=entity.type, mention=entity.text,
-        candidates=refs, resolved=[entity_ref(e) for e in others if e.node_id and e is not entity])
+        candidates=refs, more=more, resolved=[entity_ref(e) for e in others if e.node_id and e is not entity])
     reported = [e for e in others if e is not entity] + [entity.model_copy(update={"node_id": None})]
     return Outcome(
         Retrieval(intent=intent, status="clarify", facts=candidate_facts(refs), query_name=query_name,
-                  prompt=WhichOne(entity_type=entity.type, mention=entity.text, options=[r.name for r in refs])),
+                  prompt=WhichOne(entity_type=entity.type, mention=entity.text, options=[r.name for r in refs],
+                                  more=more)),
         reported, listed=refs, clarification=pending)
 
 
