@@ -3,15 +3,18 @@
     .venv/bin/python bench/bench_nlu.py [--runs 400] [--threads N] [--no-linking]
 
 Measured in one run, variants interleaved:
-- traced, fp32 (the product's default): one encoder pass with merged LoRA weights, intent and
-  entities together, the whole model a frozen TorchScript graph (nlu.model.trace_for_inference);
-- traced, int8 FFN (NLU_QUANTIZE=1): the same with the feed-forward up-projections int8
+- onnx, fp32 (the product's default, NLU_RUNTIME=onnx): one encoder pass with merged LoRA
+  weights, intent and entities together, exported to ONNX at load and run by onnxruntime
+  (nlu.model.export_onnx);
+- traced, fp32 (NLU_RUNTIME=torchscript): the same model as a frozen TorchScript graph
+  (nlu.model.trace_for_inference);
+- traced, int8 FFN (NLU_QUANTIZE=1): that with the feed-forward up-projections int8
   (nlu.model.QUANTIZE_MODULES);
 - eager, int8 FFN: that run module by module in Python;
-- eager, fp32: the default run module by module;
+- eager, fp32: the same model run module by module in Python;
 - unmerged LoRA: the adapter kept as separate low-rank matrices (fp32, eager);
 - two models: two separate encoders, one pass for the intent, another for the entities (the
-  un-fused design this replaces; traced like the default, so the row shows what fusing saves).
+  un-fused design this replaces; run like the default, so the row shows what fusing saves).
 Figures: model load time, resident memory added by the load (psutil), p50/p95 latency of one
 question at batch 1, and throughput (questions per second) at batch 1, 8 and 32.
 
@@ -133,10 +136,13 @@ def main() -> None:
         importlib.import_module(name)
     base_rss = rss_mb()
     loaders: dict[str, Callable[[], object]] = {
-        "traced, fp32": lambda: Understander.load(settings, quantize=False, trace=True, num_threads=threads),
-        "traced, int8 FFN": lambda: Understander.load(settings, quantize=True, trace=True, num_threads=threads),
-        "eager, int8 FFN": lambda: Understander.load(settings, quantize=True, trace=False, num_threads=threads),
-        "eager, fp32": lambda: Understander.load(settings, quantize=False, trace=False, num_threads=threads),
+        "onnx, fp32": lambda: Understander.load(settings, quantize=False, runtime="onnx", num_threads=threads),
+        "traced, fp32": lambda: Understander.load(settings, quantize=False, runtime="torchscript",
+                                                  num_threads=threads),
+        "traced, int8 FFN": lambda: Understander.load(settings, quantize=True, runtime="torchscript",
+                                                      num_threads=threads),
+        "eager, int8 FFN": lambda: Understander.load(settings, quantize=True, runtime="eager", num_threads=threads),
+        "eager, fp32": lambda: Understander.load(settings, quantize=False, runtime="eager", num_threads=threads),
         "unmerged LoRA": lambda: Understander.load(settings, merge=False, num_threads=threads),
         "two models (2 passes)": lambda: TwoModels(Understander.load(settings, quantize=False, num_threads=threads),
                                                     Understander.load(settings, quantize=False, num_threads=threads)),

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from common.errors import NLUError
-from common.settings import Settings
+from common.settings import NLURuntime, Settings
 from nlu import model as nlu_model
 from nlu.shop_examples import ExampleIndex
 from nlu.types import Entity, IntentScore, Understanding
@@ -141,7 +141,7 @@ def viterbi_bio(log_probs: torch.Tensor, word_ids: Sequence[int | None], offsets
 class Understander:
     """The loaded joint model plus its tokenizer; build it with `Understander.load`."""
 
-    def __init__(self, model: torch.nn.Module, config: nlu_model.NLUConfig, tokenizer: Any, *,
+    def __init__(self, model: torch.nn.Module | nlu_model.OnnxModel, config: nlu_model.NLUConfig, tokenizer: Any, *,
                  threshold: float, model_dir: Path | None = None, load_seconds: float = 0.0) -> None:
         self.model = model
         self.config = config
@@ -150,7 +150,7 @@ class Understander:
         self.model_dir = model_dir
         self.load_seconds = load_seconds
         self.quantized = False
-        self.traced = False
+        self.runtime: NLURuntime = "eager"  # how `model` runs: onnx, torchscript or eager (see `load`)
         self.max_chars = config.max_length * CHARS_PER_TOKEN
         self._tok_lock = threading.Lock()
         self._oos = config.intents.index(OUT_OF_SCOPE)
@@ -161,14 +161,17 @@ class Understander:
     @classmethod
     def load(cls, settings: Settings | None = None, *, model_dir: str | Path | None = None,
              encoder_path: str | Path | None = None, threshold: float | None = None, merge: bool = True,
-             quantize: bool | None = None, trace: bool | None = None, num_threads: int | None = None) -> Understander:
-        """Load the trained model (LoRA merged for speed unless `merge=False`; the feed-forward
-        up-projections int8-quantised when `quantize` (default `Settings.nlu_quantize`, off), see
-        `nlu.model.QUANTIZE_MODULES`;
-        TorchScript-traced unless `trace=False` or `Settings.nlu_trace` is off, merged models only).
+             quantize: bool | None = None, runtime: NLURuntime | None = None,
+             num_threads: int | None = None) -> Understander:
+        """Load the trained model (LoRA merged for speed unless `merge=False`) and run it with
+        `runtime` (default `Settings.nlu_runtime`): "onnx" (exported at load, run by onnxruntime),
+        "torchscript" (traced and frozen) or "eager"; an unmerged model always runs eagerly. With
+        `quantize` (default `Settings.nlu_quantize`, off) the feed-forward up-projections are int8
+        (`nlu.model.QUANTIZE_MODULES`), a torch feature: the ONNX runtime then gives way to TorchScript.
 
-        `num_threads` (default `Settings.nlu_threads`) sets torch's intra-op threads for the process;
-        0 keeps torch's default, lowered to the number of cores when torch would use more.
+        `num_threads` (default `Settings.nlu_threads`) sets the intra-op threads (torch's for the
+        process, onnxruntime's for its session); 0 keeps torch's default, lowered to the number of
+        cores when torch would use more.
         """
         started = time.perf_counter()
         settings = settings or Settings()
@@ -181,22 +184,34 @@ class Understander:
         elif torch.get_num_threads() > cpus:
             torch.set_num_threads(cpus)
         quantize = settings.nlu_quantize if quantize is None else quantize
-        model, config = nlu_model.load(model_dir, encoder_path, merge=merge, quantize=quantize and merge)
         tokenizer = nlu_model.load_tokenizer(encoder_path)
-        traced = merge and (settings.nlu_trace if trace is None else trace)
-        if traced:
-            example = tokenizer(list(TRACE_EXAMPLE), padding=True, return_tensors="pt")
-            try:
-                model = nlu_model.trace_for_inference(model, example["input_ids"], example["attention_mask"])
-            except (RuntimeError, ValueError) as exc:  # an encoder TorchScript cannot follow: stay eager
-                log.warning("understanding model not traced (%s); running it eagerly", exc)
-                traced = False
-        out = cls(model, config, tokenizer,
+        wanted: NLURuntime = settings.nlu_runtime if runtime is None else runtime
+        if not merge:
+            wanted = "eager"
+        elif wanted == "onnx" and quantize:
+            log.info("NLU_QUANTIZE is a torch feature: the understanding model runs as TorchScript")
+            wanted = "torchscript"
+        example = tokenizer(list(TRACE_EXAMPLE), padding=True, return_tensors="pt")
+        served: torch.nn.Module | nlu_model.OnnxModel
+        if wanted == "onnx":
+            served, config = nlu_model.load_onnx(model_dir, encoder_path, example,
+                                                 threads=threads or torch.get_num_threads(),
+                                                 cache_dir=settings.nlu_cache_dir or None)
+        else:
+            model, config = nlu_model.load(model_dir, encoder_path, merge=merge, quantize=quantize and merge)
+            served = model
+            if wanted == "torchscript":
+                try:
+                    served = nlu_model.trace_for_inference(model, example["input_ids"], example["attention_mask"])
+                except (RuntimeError, ValueError) as exc:  # an encoder TorchScript cannot follow: stay eager
+                    log.warning("understanding model not traced (%s); running it eagerly", exc)
+                    wanted = "eager"
+        out = cls(served, config, tokenizer,
                   threshold=(threshold if threshold is not None else settings.intent_threshold
                              if settings.intent_threshold is not None else config.threshold),
                   model_dir=model_dir, load_seconds=time.perf_counter() - started)
         out.quantized = quantize and merge
-        out.traced = traced
+        out.runtime = wanted
         return out
 
     # -- inference ------------------------------------------------------------------------------

@@ -275,14 +275,18 @@ def test_catalog_from_graph_equals_catalog_from_files(store, settings: Settings,
     assert 0.05 <= len(held.products) / 40 <= 0.4
 
 
-def test_traced_model_answers_exactly_like_the_eager_one(understander: Understander, nlu_settings: Settings):
-    """The default load traces the model (Settings.nlu_trace); the graph must serve any batch size
-    and length, padded or not, with the eager model's numbers."""
+@pytest.mark.parametrize("runtime", ["onnx", "torchscript"])
+def test_the_served_runtimes_answer_exactly_like_the_eager_model(understander: Understander, nlu_settings: Settings,
+                                                                  runtime: str):
+    """The default load exports the model to ONNX (Settings.nlu_runtime), TorchScript is the other
+    fast runtime: both must serve any batch size and length, padded or not, with the eager model's
+    numbers and the same understanding."""
     import torch
 
-    eager = Understander.load(nlu_settings, trace=False)
-    assert understander.traced and not eager.traced
-    assert isinstance(understander.model, torch.jit.ScriptModule)
+    eager = Understander.load(nlu_settings, runtime="eager")
+    served = understander if runtime == "onnx" else Understander.load(nlu_settings, runtime="torchscript")
+    assert served.runtime == runtime and eager.runtime == "eager"
+    assert isinstance(served.model, nlu_model.OnnxModel if runtime == "onnx" else torch.jit.ScriptModule)
     texts = ["hi", "is the Aurora X2 in stock?", "compare the kairo 7 and the nova 5 please, which is cheaper",
              "change the delivery address of #10999 to 12 Harbour Street, Edinburgh EH1 2AB " * 3]
     batch = understander.tokenizer(texts, padding=True, return_tensors="pt")
@@ -291,13 +295,41 @@ def test_traced_model_answers_exactly_like_the_eager_one(understander: Understan
                 (batch["input_ids"][k:k + 1, :int(batch["attention_mask"][k].sum())],
                  batch["attention_mask"][k:k + 1, :int(batch["attention_mask"][k].sum())]) for k in range(len(texts))]:
             a_int, a_tag, a_vec = eager.model(ids, mask)
-            b_int, b_tag, b_vec = understander.model(ids, mask)
+            b_int, b_tag, b_vec = served.model(ids, mask)
             assert torch.allclose(a_int, b_int, atol=1e-4)
             keep = mask.bool()
             assert torch.allclose(a_tag[keep], b_tag[keep], atol=1e-4)
             assert torch.allclose(a_vec, b_vec, atol=1e-4)
     assert [u.model_dump() for u in eager.understand_batch(texts)] == \
-        [u.model_dump() for u in understander.understand_batch(texts)]
+        [u.model_dump() for u in served.understand_batch(texts)]
+
+
+def test_the_exported_graph_is_cached_for_every_later_load(nlu_settings: Settings, tmp_path: Path, monkeypatch):
+    """The first ONNX load exports the graph into NLU_CACHE_DIR under its fingerprint; a later load
+    (another worker) reads that file and never loads the torch model, with the same reading. A
+    damaged file is a clear error naming it."""
+    settings = nlu_settings.model_copy(update={"nlu_cache_dir": str(tmp_path / "cache")})
+    first = Understander.load(settings, runtime="onnx")
+    [graph] = (tmp_path / "cache").glob("understanding-*.onnx")
+    assert nlu_model.onnx_fingerprint(settings.nlu_model_dir, settings.encoder_path) in graph.name
+
+    def no_torch_model(*_a, **_k):
+        raise AssertionError("the cached graph should have been read")
+
+    monkeypatch.setattr(nlu_model, "load", no_torch_model)
+    second = Understander.load(settings, runtime="onnx")
+    texts = ["is the Aurora X2 in stock?", "where is my order 10452", "hi"]
+    assert [u.model_dump() for u in first.understand_batch(texts)] == \
+        [u.model_dump() for u in second.understand_batch(texts)]
+    graph.write_bytes(b"not a graph")
+    with pytest.raises(NLUError, match=graph.name):
+        Understander.load(settings, runtime="onnx")
+
+
+def test_int8_runs_as_torchscript(nlu_settings: Settings):
+    """int8 dynamic quantisation is torch's: asked for with the ONNX runtime, the model is traced."""
+    int8 = Understander.load(nlu_settings, quantize=True, runtime="onnx")
+    assert int8.quantized and int8.runtime == "torchscript"
 
 
 def test_a_message_reads_the_same_alone_and_in_a_batch(understander: Understander, nlu_settings: Settings):
@@ -321,10 +353,12 @@ def test_a_message_reads_the_same_alone_and_in_a_batch(understander: Understande
 
 
 def test_trace_needs_a_padded_example(understander: Understander, nlu_settings: Settings):
-    eager = Understander.load(nlu_settings, trace=False)
+    eager = Understander.load(nlu_settings, runtime="eager")
     one = understander.tokenizer(["hi there"], return_tensors="pt")
     with pytest.raises(ValueError, match="padded"):
         nlu_model.trace_for_inference(eager.model, one["input_ids"], one["attention_mask"])
+    with pytest.raises(ValueError, match="padded"):
+        nlu_model.export_onnx(eager.model, one["input_ids"], one["attention_mask"])
 
 
 def test_evaluate_and_predict_commands(store, settings: Settings, understander: Understander, tmp_path: Path):

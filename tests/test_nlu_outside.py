@@ -163,7 +163,7 @@ def test_threshold_is_the_lowest_reaching_the_target():
 
 def test_model_threshold_comes_from_its_config_unless_set(understander: Understander):
     assert understander.threshold == understander.config.threshold
-    other = Understander.load(Settings(_env_file=None, intent_threshold=0.77), trace=False)
+    other = Understander.load(Settings(_env_file=None, intent_threshold=0.77), runtime="eager")
     assert other.threshold == 0.77
 
 
