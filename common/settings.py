@@ -128,6 +128,13 @@ class Settings(BaseSettings):
             "was trained with (chosen on its validation data, recorded in nlu_config.json)."
         ),
     )
+    intent_oos_margin: float | None = Field(
+        None,
+        description=(
+            "Also out_of_scope when ln(p(best intent) / p(out_of_scope)) is below this (nlu/calibrate.py). "
+            "Empty: the margin the model was calibrated with (nlu_config.json); negative: off."
+        ),
+    )
     nlu_threads: int = Field(
         1, ge=0, le=256,
         description=(

@@ -100,10 +100,44 @@ def train(catalog_dir: Path | None, clinc_path: Path | None, no_clinc: bool, tea
                               TrainOptions(epochs=epochs, seed=seed, per_intent=per_intent, clinc_path=clinc,
                                            teacher_path=teacher_path, teacher_cache=str(cache)),
                               log=click.echo)
+        if clinc is not None:
+            _calibrate(settings, Path(out_dir or settings.nlu_model_dir), Path(clinc))
     except KGQAError as exc:
         _fail(exc)
         return
     click.echo(f"training time: {report.seconds:.0f} s ({report.seconds / 60:.1f} min)")
+
+
+def _calibrate(settings: Any, model_dir: Path, clinc: Path) -> None:
+    from nlu.calibrate import calibrate, write_margin
+    from nlu.understand import Understander
+
+    understander = Understander.load(settings.model_copy(update={"intent_oos_margin": None}), model_dir=model_dir,
+                                     num_threads=0)
+    margin = calibrate(understander, clinc)
+    path = write_margin(model_dir, margin)
+    click.echo(f"out-of-scope margin {margin if margin is not None else 'not needed'} "
+               f"(CLINC150 val, {path})")
+
+
+@nlu.command()
+@_clinc
+@click.option("--model-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Artefacts to calibrate (default: NLU_MODEL_DIR).")
+def calibrate(clinc_path: Path | None, model_dir: Path | None) -> None:
+    """Choose the out-of-scope margin on CLINC150's val split and store it in the model's config
+    (nlu/calibrate.py); `train` does this itself when it has CLINC150."""
+    from common.errors import KGQAError
+    from common.settings import Settings
+
+    settings = Settings()
+    clinc = clinc_path or _default_clinc()
+    if clinc is None:
+        raise click.ClickException("CLINC150 not found: pass --clinc PATH")
+    try:
+        _calibrate(settings, Path(model_dir or settings.nlu_model_dir), clinc)
+    except KGQAError as exc:
+        _fail(exc)
 
 
 @nlu.command()

@@ -63,6 +63,9 @@ class NLUConfig(BaseModel):
     pooling: Literal["mean", "cls"] = "mean"
     temperature: float = 1.0
     threshold: float = 0.5  # out-of-scope threshold on calibrated confidence, chosen at training
+    # Out of scope also when ln(p(best in-scope intent) / p(out_of_scope)) is below this: a message
+    # the out_of_scope class nearly won. Chosen on CLINC150 val (nlu/calibrate.py); None: not used.
+    oos_margin: float | None = None
     lora: LoraSettings = Field(default_factory=LoraSettings)
     encoder_name: str = ""  # informational: the directory name the model was trained from
     encoder_config_hash: str = ""  # architecture fields of the encoder's config.json

@@ -14,6 +14,7 @@ offsets always index the original text (long text is cut before tokenising, neve
 
 from __future__ import annotations
 
+import math
 import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see nlu/model.py
@@ -154,6 +155,7 @@ class Understander:
         self.max_chars = config.max_length * CHARS_PER_TOKEN
         self._tok_lock = threading.Lock()
         self._oos = config.intents.index(OUT_OF_SCOPE)
+        self.oos_margin = config.oos_margin  # see nlu/calibrate.py; Settings.intent_oos_margin overrides
         self._transitions = _transitions(config.bio_tags)  # read-only after this
         # The shop's labelled examples (nlu/shop_examples.py), blended into every prediction.
         self.examples = ExampleIndex(config.intents)
@@ -210,6 +212,8 @@ class Understander:
                   threshold=(threshold if threshold is not None else settings.intent_threshold
                              if settings.intent_threshold is not None else config.threshold),
                   model_dir=model_dir, load_seconds=time.perf_counter() - started)
+        if settings.intent_oos_margin is not None:
+            out.oos_margin = settings.intent_oos_margin if settings.intent_oos_margin >= 0 else None
         out.quantized = quantize and merge
         out.runtime = wanted
         return out
@@ -266,8 +270,12 @@ class Understander:
         ranking = [IntentScore(name=self.config.intents[int(i)], confidence=round(float(c), 6))
                    for c, i in zip(conf, idx, strict=True)]
         best = ranking[0]
-        intent = best if best.confidence >= self.threshold else IntentScore(
-            name=OUT_OF_SCOPE, confidence=best.confidence)
+        declined = best.confidence < self.threshold
+        if not declined and self.oos_margin is not None and best.name != OUT_OF_SCOPE:
+            # the out_of_scope class nearly won (nlu/calibrate.py)
+            declined = math.log(max(best.confidence, 1e-12)) - math.log(max(float(probs[self._oos]), 1e-12)) \
+                < self.oos_margin
+        intent = IntentScore(name=OUT_OF_SCOPE, confidence=best.confidence) if declined else best
         entities = [Entity(type=etype, text=text[s:e], start=s, end=e) for s, e, etype in raw.spans
                     if text[s:e].strip()]
         return Understanding(text=text, intent=intent, ranking=ranking, entities=entities)

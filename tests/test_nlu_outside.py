@@ -201,3 +201,47 @@ def test_committed_synonym_table_is_what_wordnet_gives():
     from nlu.synonyms import build_table
 
     assert build_table() == load_table()
+
+
+# -- the out-of-scope margin (nlu/calibrate.py) ----------------------------------------------------------
+def test_choose_margin_is_the_least_that_reaches_the_recall():
+    from nlu.calibrate import choose_margin
+
+    ratios = [0.05, 0.3, 0.55, 2.0, -1.0]
+    # two of five declined already; 80% needs two more: the margin must pass 0.05 and 0.3
+    assert choose_margin(ratios, [False, False, False, True, True], 0.8) == 0.31
+    assert choose_margin(ratios, [True, True, True, True, False], 0.8) is None  # the threshold suffices
+    assert choose_margin([5.0, 5.0], [False, False], 0.5, hi=3.0) is None  # out of reach
+    assert choose_margin([], [], 0.95) is None
+
+
+def test_the_margin_declines_what_the_out_of_scope_class_nearly_won():
+    settings = Settings(_env_file=None)
+    text = "what's a good recipe for the cheese i bought?"
+    off = Understander.load(settings.model_copy(update={"intent_oos_margin": -1.0}))
+    wide = Understander.load(settings.model_copy(update={"intent_oos_margin": 50.0}))
+    assert off.oos_margin is None and wide.oos_margin == 50.0
+    assert wide.understand("is the aurora x2 in stock?").intent.name == OUT_OF_SCOPE  # nothing is that sure
+    assert off.understand("is the aurora x2 in stock?").intent.name == "product_availability"
+    assert off.understand(text).intent.confidence == wide.understand(text).intent.confidence
+
+
+@needs_clinc
+def test_the_committed_margin_is_reproduced_from_clinc_val(tmp_path: Path):
+    """`./kgqa nlu calibrate` on the committed model gives the margin its config holds (chosen on
+    CLINC150 val only), and writes it into a model directory's config."""
+    import shutil
+
+    from nlu import model as nlu_model
+    from nlu.calibrate import calibrate, write_margin
+
+    settings = Settings(_env_file=None)
+    committed = nlu_model.read_config(settings.nlu_model_dir).oos_margin
+    plain = Understander.load(settings.model_copy(update={"intent_oos_margin": -1.0}))
+    margin = calibrate(plain, CLINC)
+    assert margin is not None and margin == committed
+    copy = tmp_path / "model"
+    shutil.copytree(settings.nlu_model_dir, copy)
+    write_margin(copy, 1.5)
+    assert nlu_model.read_config(copy).oos_margin == 1.5
+    assert Understander.load(settings, model_dir=copy).oos_margin == 1.5
