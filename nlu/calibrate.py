@@ -17,20 +17,8 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
-
 from nlu import model as nlu_model
-from nlu.understand import Understander
-
-OUT_OF_SCOPE = "out_of_scope"
-
-
-def log_ratio(probs: torch.Tensor, oos_index: int) -> torch.Tensor:
-    """ln(p(best in-scope intent) / p(out_of_scope)) per row of a probability matrix."""
-    keep = torch.ones(probs.shape[-1], dtype=torch.bool)
-    keep[oos_index] = False
-    best = probs[:, keep].max(dim=-1).values
-    return torch.log(best.clamp_min(1e-12)) - torch.log(probs[:, oos_index].clamp_min(1e-12))
+from nlu.understand import OUT_OF_SCOPE, Understander, oos_log_ratio
 
 
 def choose_margin(ratios: Sequence[float], declined: Sequence[bool], target_recall: float,
@@ -63,9 +51,9 @@ def calibrate(understander: Understander, clinc_path: str | Path, target_recall:
                 ratios.append(-math.inf)
                 declined.append(True)
                 continue
-            probs = understander.examples.adjust(raw.probs, raw.vector).unsqueeze(0)
+            probs = understander.examples.adjust(raw.probs, raw.vector)
             conf, idx = probs.max(dim=-1)
-            ratios.append(float(log_ratio(probs, oos)[0]))
+            ratios.append(oos_log_ratio(probs, oos))
             declined.append(int(idx) == oos or float(conf) < understander.threshold)
     return choose_margin(ratios, declined, target_recall)
 

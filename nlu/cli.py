@@ -112,8 +112,7 @@ def _calibrate(settings: Any, model_dir: Path, clinc: Path) -> None:
     from nlu.calibrate import calibrate, write_margin
     from nlu.understand import Understander
 
-    understander = Understander.load(settings.model_copy(update={"intent_oos_margin": None}), model_dir=model_dir,
-                                     num_threads=0)
+    understander = Understander.load(settings, model_dir=model_dir, num_threads=0)
     margin = calibrate(understander, clinc)
     path = write_margin(model_dir, margin)
     click.echo(f"out-of-scope margin {margin if margin is not None else 'not needed'} "

@@ -139,6 +139,13 @@ def viterbi_bio(log_probs: torch.Tensor, word_ids: Sequence[int | None], offsets
     return _spans(words, [tag_names[t] for t in path], text)
 
 
+def oos_log_ratio(probs: torch.Tensor, oos_index: int) -> float:
+    """ln(p(best in-scope intent) / p(out_of_scope)) of one probability vector: below the model's
+    out-of-scope margin, a message is declined (nlu/calibrate.py chooses the margin)."""
+    in_scope = torch.cat([probs[:oos_index], probs[oos_index + 1:]])
+    return math.log(max(float(in_scope.max()), 1e-12)) - math.log(max(float(probs[oos_index]), 1e-12))
+
+
 class Understander:
     """The loaded joint model plus its tokenizer; build it with `Understander.load`."""
 
@@ -272,9 +279,7 @@ class Understander:
         best = ranking[0]
         declined = best.confidence < self.threshold
         if not declined and self.oos_margin is not None and best.name != OUT_OF_SCOPE:
-            # the out_of_scope class nearly won (nlu/calibrate.py)
-            declined = math.log(max(best.confidence, 1e-12)) - math.log(max(float(probs[self._oos]), 1e-12)) \
-                < self.oos_margin
+            declined = oos_log_ratio(probs, self._oos) < self.oos_margin  # out_of_scope nearly won
         intent = IntentScore(name=OUT_OF_SCOPE, confidence=best.confidence) if declined else best
         entities = [Entity(type=etype, text=text[s:e], start=s, end=e) for s, e, etype in raw.spans
                     if text[s:e].strip()]

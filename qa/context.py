@@ -473,10 +473,11 @@ def _answer_clarification(u: Understanding, state: DialogueState, pending: Pendi
                               entities=resolved_entities + [ref_to_entity(r) for r in chosen_refs if r is not None],
                               from_clarification=pending)
         narrowed = narrow_by_words(u.text, pending.candidates, entities)
-        among = next((e for e in entities if e.type == pending.entity_type and e.ambiguous and e.candidates and
-                      all(c.node_id in listed_ids for c in e.candidates)), None)
-        if not narrowed and among is not None:  # the answer named some of them ("the one for the vista lite")
-            narrowed = [c for c in pending.candidates if any(c.node_id == x.node_id for x in among.candidates)]
+        if not narrowed:  # an ambiguous mention among them: the answer named some ("the one for the vista lite")
+            among = next((e for e in entities if e.type == pending.entity_type and e.ambiguous and e.candidates and
+                          all(c.node_id in listed_ids for c in e.candidates)), None)
+            if among is not None:
+                narrowed = [c for c in pending.candidates if any(c.node_id == x.node_id for x in among.candidates)]
         if narrowed and pending.entity_type == "PRODUCT":
             still = Entity(type="PRODUCT", text=pending.mention or u.text, ambiguous=True, source="context",
                            candidates=[Candidate(node_id=r.node_id or "", label=r.label or "Product", name=r.name,

@@ -114,16 +114,16 @@ class Retriever:
             return outcome
         ctx.run(BY_SKUS, skus=[str(c.node_id) for c in pending.candidates])  # one read fills the question's cache
         answers: list[Outcome] = []
-        said: str | None = None  # what the first candidate's answer says
+        first_says: str | None = None  # what the first candidate's answer says
         for c in pending.candidates:  # stops at the first answer that differs: then it asks
             chosen = Entity(type="PRODUCT", text=c.name, node_id=c.node_id, score=1.0, source="context")
             sub = handler.retrieve(replace(ask, entities=ask.entities[:at] + [chosen] + ask.entities[at + 1:]), ctx)
             if sub.retrieval.status != "ok" or sub.clarification is not None or sub.action is not None:
                 return outcome
             signature = answer_signature(sub.retrieval)
-            if said is not None and signature != said:
+            if first_says is not None and signature != first_says:
                 return outcome
-            said = signature
+            first_says = signature
             answers.append(sub)
         first = answers[0]
         if len(answers) > 1:

@@ -289,7 +289,7 @@ class Line:
     def head(self) -> str | None:
         """The word that says what kind of thing the line is: the last word of its model line
         before any "for ..." or "with ..." ("charger" of "100W GaN Charger for Forge 15", "lager"
-        of "Laughing Lumberjack Lager", "drill" of "Cordless Drill 18V"); None when no such word."""
+        of "Harbour Pale Lager", "drill" of "Cordless Drill 18V"); None when no such word."""
         toks = T.content_tokens(_OWN_NAME.split(self.name, maxsplit=1)[0])
         n = len(toks) - 1  # a size or rating after the word is not it ("Drill 18V", "Claw Hammer 16 oz")
         while n >= 0 and (not toks[n].isalpha() or (n > 0 and len(toks[n]) <= 3 and toks[n - 1].isdigit())):

@@ -668,8 +668,7 @@ class EntityLinker:
         product = self._decide(Entity(type="PRODUCT", text=text[start:end], start=start, end=end), cands)
         if not product.node_id and not product.candidates:
             return entities
-        kept = [e for e in entities if not (e.start is not None and e.end is not None and e.start < end and start < e.end)]
-        return sorted(kept + [product], key=lambda e: (e.start is None, e.start or 0))
+        return _in_place_of_span(entities, product, start, end)
 
     def _kind_products(self, entities: list[Entity], text: str) -> list[Entity]:
         """A product named by its kind alone, untagged, when nothing else names one ("how much is
@@ -677,9 +676,9 @@ class EntityLinker:
         lagers): a word after "the" (or "this", "that", "your", "a", "an"), with at most two of
         the catalog's attribute values between them, that is the head word of the names of at most
         `kind_max_lines` lines (`Line.head`: "charger" of "100W GaN Charger for Forge 15"), no
-        brand name, and no category name unless said in the singular. Those lines' products become tied candidates, variant words of the
-        message choosing among them as typed: the dialogue asks which one, or answers at once when
-        their answers agree. Never a guess for one of them."""
+        brand name, and no category name unless said in the singular. Those lines' products become
+        tied candidates, variant words of the message choosing among them as typed: the dialogue
+        asks which one, or answers at once when their answers agree. Never a guess for one of them."""
         cfg = self.config
         st = self._current()
         if cfg.kind_max_lines <= 0 or not st.lines.lines:
@@ -693,9 +692,8 @@ class EntityLinker:
                 continue
             # a category's word in the singular after "the" is one of its products ("the charger");
             # in the plural it is the category ("how much are the chargers?")
-            said = T.fold(text[toks[n].start:toks[n].end])
             category_word = w in st.categories.exact
-            if category_word and said != w:
+            if category_word and T.fold(text[toks[n].start:toks[n].end]) != w:
                 continue
             if any(a < toks[n].end and toks[n].start < b and not (category_word and kind == "CATEGORY")
                    for a, b, kind in taken):
@@ -717,9 +715,7 @@ class EntityLinker:
             product = self._decide(Entity(type="PRODUCT", text=text[start:end], start=start, end=end), cands)
             if not product.node_id and not product.candidates:
                 continue
-            kept = [e for e in entities
-                    if not (e.start is not None and e.end is not None and e.start < end and start < e.end)]
-            return sorted(kept + [product], key=lambda e: (e.start is None, e.start or 0))
+            return _in_place_of_span(entities, product, start, end)
         return entities
 
     def link_entities(self, entities: Sequence[Entity], text: str = "") -> list[Entity]:
@@ -1089,6 +1085,12 @@ def _line_sims(st: _State, words: Iterable[str]) -> dict[str, dict[str, float]]:
         cache.update(fresh)
         out.update(fresh)
     return out
+
+
+def _in_place_of_span(entities: Sequence[Entity], product: Entity, start: int, end: int) -> list[Entity]:
+    """`product` in place of the entities that overlap characters start..end, in message order."""
+    kept = [e for e in entities if not (e.start is not None and e.end is not None and e.start < end and start < e.end)]
+    return sorted(kept + [product], key=lambda e: (e.start is None, e.start or 0))
 
 
 def _has_product(entities: Iterable[Entity], *, linked_only: bool = False) -> bool:
