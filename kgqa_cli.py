@@ -168,9 +168,9 @@ def graph_query(cypher: str, params: str, limit: int | None, as_json: bool) -> N
 @graph.command("embed")
 def graph_embed() -> None:
     """Compute the product-name vectors entity linking searches (LINKING_VECTORS=graph): those of a
-    catalog imported before vectors were kept, or left over by an interrupted import. Only products
-    without a vector of their current name are embedded; safe to stop and run again. `kgqa up` runs
-    it too."""
+    catalog imported before vectors were kept (or kept per product), or left over by an interrupted
+    import. Only products changed since their vector text was worked out are looked at, and only texts
+    without a vector are embedded; safe to stop and run again. `kgqa up` runs it too."""
     settings = Settings()
     if settings.linking_vectors != "graph":
         raise click.ClickException("LINKING_VECTORS is not 'graph': linking keeps its vectors in each worker")
@@ -182,7 +182,7 @@ def graph_embed() -> None:
 
 
 def _fill_vectors(app: Container) -> None:
-    """Embed the product names that have no vector yet, with a progress bar."""
+    """Make the name vectors of stale products current (embedding texts that have none), with a progress bar."""
     from tqdm import tqdm
 
     bar = None
@@ -190,7 +190,7 @@ def _fill_vectors(app: Container) -> None:
     def step(done: int, total: int) -> None:
         nonlocal bar
         if bar is None:
-            bar = tqdm(total=total, desc="embedding product names", unit="name")
+            bar = tqdm(total=total, desc="product name vectors", unit="product")
         bar.update(done - bar.n)
 
     try:

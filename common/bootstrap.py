@@ -39,6 +39,7 @@ from kg.backends.state_server import StateRedis
 from kg.catalog.service import CatalogService, NameVectors
 from kg.store import GraphStore, open_store
 from nlu.linking.encoder import TextEncoder
+from nlu.linking.index import name_vector_text
 from nlu.linking.linker import EntityLinker, LinkerConfig
 from nlu.linking.search import NameSearch
 from qa.engine import Engine, ExampleRefresher, Understander
@@ -181,8 +182,10 @@ def build(settings: Settings | None = None, *, store: GraphStore | None = None,
     def schema_ready() -> GraphStore:
         return container.graph()
 
-    encoder = TextEncoder(settings.encoder_path, model=encoder_model)
-    vectors = NameVectors(embed=encoder.encode, dimension=lambda: encoder.dim) \
+    encoder = TextEncoder(settings.encoder_path, model=encoder_model,
+                          runtime="onnx" if settings.nlu_runtime == "onnx" else "torch",
+                          cache_dir=settings.nlu_cache_dir or None)
+    vectors = NameVectors(embed=encoder.encode, dimension=lambda: encoder.dim, text=name_vector_text) \
         if settings.linking_vectors == "graph" else None
     catalog = CatalogService(schema_ready, settings, vectors=vectors)
     linker_config = (linker_config or LinkerConfig()).model_copy(

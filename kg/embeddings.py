@@ -1,17 +1,19 @@
 """Product-name vectors in the graph (kg/queries/embeddings.py): the vector index, which products
-still need a vector, filling them in batches, and rebuilding the index after enough churn.
+are stale, filling them in batches, and rebuilding the index after enough churn.
 
-The graph layer does not know the model: `Embed` is given by the composition root
-(common/bootstrap.py: the linker's sentence encoder), turns names into unit vectors, and is
-called only for products whose name has no vector yet (a new product, a renamed one, a catalog
-imported before vectors were kept). An unchanged re-import therefore embeds nothing.
+The graph layer knows neither the model nor what a product's vector text is: the composition root
+(common/bootstrap.py) gives `Embed` (the linker's sentence encoder: texts to unit vectors) and
+`TextOf` (a product row to the text its vector is computed from: nlu/linking/index.py
+`name_vector_text`, shared by a model line's variants). A stale product (new, changed, or from a
+catalog imported before vectors were kept) gets its text worked out again, and only texts without a
+vector are embedded: an unchanged re-import, and a price or stock change, embed nothing.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from common.errors import QueryError
@@ -20,12 +22,14 @@ from kg.store import GraphStore
 
 log = logging.getLogger("kgqa.kg.embeddings")
 
-Embed = Callable[[Sequence[str]], Any]  # names -> an (n, dim) array of unit vectors
-Progress = Callable[[int, int], None]  # (embedded so far, total to embed)
+Embed = Callable[[Sequence[str]], Any]  # texts -> an (n, dim) array of unit vectors
+TextOf = Callable[[Mapping[str, Any]], str]  # a product row (sku, name, brand, attributes) -> its vector text
+Progress = Callable[[int, int], None]  # (products done so far, stale products in all)
 
-# Rebuild the vector index once this share of its vectors was replaced or removed since it was
-# built (each leaves an entry behind that takes a place among the nearest neighbours).
+# Rebuild the vector index once this share of its vectors was removed since it was built (each
+# leaves an entry behind that takes a place among the nearest neighbours).
 REBUILD_SHARE = 0.2
+SCAN_TIMEOUT_MS = 120_000  # a look at every product (a million on one core: seconds)
 
 
 def vector_index_status(store: GraphStore) -> str | None:
@@ -54,10 +58,12 @@ def wait_until_searchable(store: GraphStore, timeout_s: float = 300.0) -> bool:
 
 
 def ensure_vector_index(store: GraphStore, dimension: int) -> None:
-    """Create the name vector index once (safe to call again)."""
+    """Create the name vector index and the text indexes once (safe to call again)."""
     if not vector_index_exists(store):
         store.execute_schema(Q.vector_index_statements(store.backend, dimension))
         store.run(Q.CHURN, {"replaced": 0, "reset": True})
+    else:  # a graph whose vectors were kept per product before: the text indexes are new
+        store.execute_schema(Q.text_index_statements(store.backend))
 
 
 def rebuild_vector_index(store: GraphStore, dimension: int) -> None:
@@ -69,54 +75,61 @@ def rebuild_vector_index(store: GraphStore, dimension: int) -> None:
 
 
 def stale_count(store: GraphStore) -> int:
-    rows = store.run(Q.STALE_COUNT)
+    rows = store.run(Q.STALE_COUNT, timeout_ms=SCAN_TIMEOUT_MS)
     return int(rows[0]["stale"]) if rows else 0
 
 
-def fill_embeddings(store: GraphStore, embed: Embed, dimension: int, *, batch: int = 512,
+def fill_embeddings(store: GraphStore, embed: Embed, dimension: int, text_of: TextOf, *, batch: int = 4096,
                     progress: Progress | None = None, skus: Sequence[str] | None = None) -> int:
-    """Embed every product whose name has no vector (or a vector of an older name), `batch` at
-    a time, and drop the vectors of removed products; returns how many were written. Safe to stop
-    and run again: each batch is written as it is computed, and a product renamed meanwhile stays
-    stale. `skus`: only those products (a single-product edit), without a scan of the catalog."""
+    """Make every stale product current: work out its vector text, embed the texts that have no
+    vector yet, point the products at them, and drop vectors no product names any more. Returns how
+    many texts were embedded. Safe to stop and run again: each batch is written as it is computed,
+    and a product changed meanwhile stays stale. `skus`: only those products (a single-product
+    edit), without a scan of the catalog."""
     ensure_vector_index(store, dimension)
-    replaced = done = 0
-    if skus is not None:
-        rows = store.run(Q.STALE_OF, {"skus": list(skus)})
-        if rows and _write_batch(store, embed, rows):
-            done, replaced = len(rows), sum(bool(r.get("replaces")) for r in rows)
-    else:
-        removed = store.run(Q.ORPHANS_DELETE)
-        replaced = int(removed[0]["deleted"]) if removed else 0
-        total = stale_count(store)
-        while total:
-            rows = store.run(Q.STALE, {"limit": batch})
-            if not rows or not _write_batch(store, embed, rows):
+    total = len(skus) if skus is not None else stale_count(store)
+    embedded = done = removed = 0
+    while True:
+        if skus is not None:
+            if done:
                 break
-            replaced += sum(bool(r.get("replaces")) for r in rows)
-            done += len(rows)
-            if progress is not None:
-                progress(min(done, total), total)
-    _note_churn(store, dimension, replaced)
-    if done:
-        log.info("product vectors written", extra={"products": done})
-    return done
-
-
-def _write_batch(store: GraphStore, embed: Embed, rows: Sequence[dict[str, Any]]) -> bool:
-    """Embed and store one batch of [sku, name] rows; False when none was written (every product
-    was renamed since it was read: left stale for the next run, never looped on)."""
-    vectors = embed([r["name"] for r in rows])
-    payload = [[r["sku"], [float(x) for x in vec], r["name"]] for r, vec in zip(rows, vectors, strict=True)]
-    written = store.run(Q.WRITE, {"rows": payload})
-    if written and written[0]["written"]:
-        return True
-    log.warning("product vectors not written: the products changed meanwhile", extra={"products": len(rows)})
-    return False
+            stale = [str(r["sku"]) for r in store.run(Q.STALE_OF, {"skus": list(skus)})]
+        else:  # the next stale ones: those made current in the last round are not stale any more
+            stale = [str(r["sku"]) for r in store.run(Q.STALE, {"limit": batch}, timeout_ms=SCAN_TIMEOUT_MS)]
+        if not stale:
+            break
+        rows = store.run(Q.PRODUCTS, {"skus": stale})
+        texts = {str(r["sku"]): text_of(r) for r in rows}
+        wanted = list(dict.fromkeys(t for t in texts.values() if t))
+        have = {r["text"] for r in store.run(Q.HAVE, {"texts": wanted})} if wanted else set()
+        new = [t for t in wanted if t not in have]
+        if new:
+            vectors = embed(new)
+            store.run(Q.WRITE, {"rows": [[t, [float(x) for x in vec]] for t, vec in zip(new, vectors, strict=True)]})
+            embedded += len(new)
+        assigned = store.run(Q.ASSIGN, {"rows": [[str(r["sku"]), texts[str(r["sku"])], r["vh"]] for r in rows]})
+        if skus is not None:  # the texts the edited products had: gone when nothing names them now
+            old = [r["old_text"] for r in rows if r.get("old_text") and r["old_text"] != texts[str(r["sku"])]]
+            if old:
+                gone = store.run(Q.ORPHANS_OF, {"texts": old})
+                removed += int(gone[0]["deleted"]) if gone else 0
+        done += len(rows)
+        if progress is not None:
+            progress(min(done, total), total)
+        if not assigned or not assigned[0]["assigned"]:
+            log.warning("product vectors not assigned: the products changed meanwhile", extra={"products": len(rows)})
+            break  # left stale for the next run, never looped on
+    if skus is None and done:
+        gone = store.run(Q.ORPHANS_DELETE, timeout_ms=SCAN_TIMEOUT_MS)
+        removed += int(gone[0]["deleted"]) if gone else 0
+    _note_churn(store, dimension, removed)
+    if embedded:
+        log.info("product vectors written", extra={"texts": embedded, "products": done})
+    return embedded
 
 
 def _note_churn(store: GraphStore, dimension: int, replaced: int) -> None:
-    """Count vectors replaced or removed; past `REBUILD_SHARE` of them, rebuild the index."""
+    """Count vectors removed; past `REBUILD_SHARE` of them, rebuild the index."""
     churn = store.run(Q.CHURN, {"replaced": replaced, "reset": False})
     vectors_now = store.run(Q.COUNT)
     count = int(vectors_now[0]["vectors"]) if vectors_now else 0

@@ -370,35 +370,35 @@ class OnnxModel:
         return torch.from_numpy(intent), torch.from_numpy(tags), torch.from_numpy(pooled)
 
 
-def export_onnx(model: JointModel, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> bytes:
-    """The eval-mode merged model as an ONNX graph (about 1.5 s). The example must be a padded
-    batch, as for `trace_for_inference`; batch size and length stay free."""
+def export_onnx(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                output_names: tuple[str, ...] = ("intent_logits", "tag_logits", "pooled"),
+                token_outputs: tuple[str, ...] = ("tag_logits",)) -> bytes:
+    """An eval-mode `(input_ids, attention_mask) -> outputs` module as an ONNX graph (about 1.5 s
+    for the merged understanding model). The example must be a padded batch, as for
+    `trace_for_inference`; batch size and length stay free (`token_outputs` have a token axis)."""
     import io
 
     if bool(attention_mask.all()):
         raise ValueError("export_onnx needs a padded example batch (some attention_mask zeros)")
     buf = io.BytesIO()
     free = {0: "batch", 1: "tokens"}
+    axes: dict[str, dict[int, str]] = {"input_ids": free, "attention_mask": free}
+    axes.update((name, free if name in token_outputs else {0: "batch"}) for name in output_names)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the same shape-branch warnings as tracing
         torch.onnx.export(model.eval(), (input_ids, attention_mask), buf, dynamo=False, opset_version=ONNX_OPSET,
-                          input_names=["input_ids", "attention_mask"],
-                          output_names=["intent_logits", "tag_logits", "pooled"],
-                          dynamic_axes={"input_ids": free, "attention_mask": free, "intent_logits": {0: "batch"},
-                                        "tag_logits": free, "pooled": {0: "batch"}})
+                          input_names=["input_ids", "attention_mask"], output_names=list(output_names),
+                          dynamic_axes=axes)
     return buf.getvalue()
 
 
 ONNX_OPSET = 17
 
 
-def onnx_fingerprint(model_dir: str | Path, encoder_path: str | Path) -> str:
-    """What an exported graph depends on: the trained files, the encoder's files (content, so a
-    replaced encoder is a new fingerprint), torch's exporter version and the opset."""
-    h = hashlib.sha256(f"{torch.__version__}|{ONNX_OPSET}".encode())
-    model_dir, encoder = Path(model_dir), check_encoder_path(encoder_path)
-    files = [model_dir / CONFIG_FILE, model_dir / HEADS_FILE, *sorted((model_dir / ADAPTER_DIR).glob("*"))]
-    files += sorted(f for f in encoder.iterdir() if f.is_file() and f.suffix in (".json", ".safetensors", ".bin", ".txt"))
+def files_fingerprint(files: list[Path], *parts: str) -> str:
+    """What an exported graph depends on: `files` (their content), torch's exporter version, the
+    opset and `parts`."""
+    h = hashlib.sha256("|".join([torch.__version__, str(ONNX_OPSET), *parts]).encode())
     for f in files:
         if not f.is_file():
             continue  # a missing file fails the load itself, with its own message
@@ -409,6 +409,53 @@ def onnx_fingerprint(model_dir: str | Path, encoder_path: str | Path) -> str:
     return h.hexdigest()[:20]
 
 
+def _encoder_files(encoder_path: str | Path) -> list[Path]:
+    encoder = check_encoder_path(encoder_path)
+    return sorted(f for f in encoder.iterdir() if f.is_file() and f.suffix in (".json", ".safetensors", ".bin", ".txt"))
+
+
+def onnx_fingerprint(model_dir: str | Path, encoder_path: str | Path) -> str:
+    """What the understanding model's exported graph depends on: the trained files and the
+    encoder's files (content, so a replaced encoder is a new fingerprint)."""
+    model_dir = Path(model_dir)
+    files = [model_dir / CONFIG_FILE, model_dir / HEADS_FILE, *sorted((model_dir / ADAPTER_DIR).glob("*"))]
+    return files_fingerprint(files + _encoder_files(encoder_path))
+
+
+def cached_onnx(cached: Path | None, export: Any, what: str) -> bytes | str:
+    """The graph `export()` makes, kept in the file `cached` (None: made in memory each time): a
+    cached file is returned as its path (onnxruntime reads it itself: no copy here); otherwise
+    the graph is exported and written atomically, so another worker reads a whole file or none."""
+    if cached is not None and cached.is_file():
+        return str(cached)
+    graph: bytes = export()
+    if cached is not None:
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
+            tmp.write_bytes(graph)
+            os.replace(tmp, cached)
+        except OSError as exc:
+            log.warning("exported %s not cached in %s: %s", what, cached.parent, exc)
+    return graph
+
+
+def onnx_session(graph: bytes | str, *, threads: int, what: str) -> Any:
+    """An onnxruntime CPU session for `graph` with `threads` intra-op threads that sleep when idle."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(1, threads)
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # idle threads sleep
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - a damaged cache file: say which, never serve half a model
+        where = f" {graph}" if isinstance(graph, str) else ""
+        raise NLUError(f"cannot load the exported {what}{where}: {exc}; delete it to export again") from None
+
+
 def load_onnx(model_dir: str | Path, encoder_path: str | Path, example: Any, *, threads: int = 1,
               cache_dir: str | Path | None = None) -> tuple[OnnxModel, NLUConfig]:
     """The trained model as an onnxruntime session. With `cache_dir`, the exported graph is kept
@@ -416,40 +463,51 @@ def load_onnx(model_dir: str | Path, encoder_path: str | Path, example: Any, *, 
     load exports it (loading the torch model, with its checks), every later load of any process
     reads the file and never loads torch's copy (lighter and faster workers). Without it, or when
     the cache cannot be written, the graph is exported in memory."""
-    import onnxruntime as ort
-
     cached = Path(cache_dir) / f"understanding-{onnx_fingerprint(model_dir, encoder_path)}.onnx" \
         if cache_dir else None
-    graph: bytes | str
-    if cached is not None and cached.is_file():
-        config, graph = read_config(model_dir), str(cached)  # read by onnxruntime itself: no copy here
-    else:
-        model, config = load(model_dir, encoder_path)
+
+    def export() -> bytes:
+        model, _ = load(model_dir, encoder_path)
         try:
-            graph = export_onnx(model, example["input_ids"], example["attention_mask"])
+            return export_onnx(model, example["input_ids"], example["attention_mask"])
         except Exception as exc:  # noqa: BLE001 - an encoder the exporter cannot follow
             raise NLUError(f"cannot export the understanding model to ONNX: {exc}; set NLU_RUNTIME=torchscript "
                            "to run it with torch") from None
-        del model
-        if cached is not None:
-            try:
-                cached.parent.mkdir(parents=True, exist_ok=True)
-                tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
-                tmp.write_bytes(graph)
-                os.replace(tmp, cached)  # atomic: another worker reads a whole file or none
-            except OSError as exc:
-                log.warning("exported understanding model not cached in %s: %s", cache_dir, exc)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = max(1, threads)
-    options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # idle threads sleep
-    options.log_severity_level = 3
-    try:
-        session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # noqa: BLE001 - a damaged cache file: say which, never serve half a model
-        raise NLUError(f"cannot load the exported understanding model{f' {cached}' if cached else ''}: {exc}; "
-                       "delete it to export again") from None
-    return OnnxModel(session), config
+
+    graph = cached_onnx(cached, export, "understanding model")
+    config = read_config(model_dir)
+    return OnnxModel(onnx_session(graph, threads=threads, what="understanding model")), config
+
+
+class _LastHidden(nn.Module):
+    """A bare encoder as `(input_ids, attention_mask) -> token vectors`, for export."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+
+def sentence_encoder_onnx(encoder_path: str | Path, example: Any, *, threads: int,
+                          cache_dir: str | Path | None = None) -> Any:
+    """The encoder at `encoder_path` (its token vectors, before pooling) as an onnxruntime session,
+    cached like the understanding model's graph (nlu/linking/encoder.py pools and normalises)."""
+    cached = Path(cache_dir) / f"sentence-{files_fingerprint(_encoder_files(encoder_path), 'last_hidden')}.onnx" \
+        if cache_dir else None
+
+    def export() -> bytes:
+        try:
+            return export_onnx(_LastHidden(load_encoder(encoder_path)).eval(), example["input_ids"],
+                               example["attention_mask"], output_names=("token_vectors",),
+                               token_outputs=("token_vectors",))
+        except NLUError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - an encoder the exporter cannot follow
+            raise NLUError(f"cannot export the sentence encoder to ONNX: {exc}") from None
+
+    return onnx_session(cached_onnx(cached, export, "sentence encoder"), threads=threads, what="sentence encoder")
 
 
 # -- calibration ---------------------------------------------------------------------------------

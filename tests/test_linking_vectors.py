@@ -1,14 +1,17 @@
 """Product-name vectors kept in the graph (kg/embeddings.py, LINKING_VECTORS=graph): written at
-import and on a single-product edit, only for names without one; searched by the linker through
-the graph's vector index (nothing catalog-sized embedded in the worker); a catalog imported
-before is filled by `kgqa graph embed`, and readiness waits for it. A real embedded FalkorDB and
-the real sentence encoder throughout."""
+import and on a single-product edit, one per vector text (a line's variants share it), only for
+texts without one; searched by the linker through the graph's vector index (nothing catalog-sized
+embedded in the worker); a catalog imported before (or with vectors kept per product) is filled by
+`kgqa graph embed`, and readiness waits for it. The sentence encoder run by onnxruntime gives the
+vectors sentence-transformers gives. A real embedded FalkorDB and the real sentence encoder throughout."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -19,6 +22,7 @@ from kg.embeddings import fill_embeddings, stale_count, vector_index_status
 from kg.loader import import_path
 from kg.queries import get
 from nlu.linking import LinkerConfig
+from nlu.linking.encoder import TextEncoder
 from tests.api_support import build_api, drop_api
 from tests.test_dialogue_support import encoder  # noqa: F401 - the shared sentence encoder fixture
 
@@ -26,6 +30,7 @@ BRANDS = "name,country\nNordic Audio,SE\nVoltara,DE\nLumen,FR\n"
 CATEGORIES = "name,parent,description\nElectronics,,\nHeadphones,Electronics,\nTools,,\nStationery,,\n"
 PRODUCTS = """sku,name,brand,category,price,currency,stock,description,warranty_months,rating,status,attributes
 NA-1,Nordic Audio Aurora X2 Wireless Headphones,Nordic Audio,Headphones,249.99,EUR,5,,24,4.5,active,
+NA-1S,"Aurora X2 Wireless Headphones, Silver",Nordic Audio,Headphones,249.99,EUR,5,,24,4.5,active,"{""color"": ""Silver""}"
 NA-2,Nordic Audio Tempo Sport Earbuds,Nordic Audio,Headphones,99.00,EUR,5,,12,4.1,active,
 VT-1,Voltara 18V Cordless Drill,Voltara,Tools,129.00,EUR,5,,24,4.4,active,
 VT-2,Voltara Orbital Sander,Voltara,Tools,89.00,EUR,5,,24,4.0,active,
@@ -58,7 +63,7 @@ def graph_mode(falkordb_server, encoder):  # noqa: F811 - the fixture imported a
         embedded.extend(names)
         return real.embed(names)
 
-    app.catalog.vectors = NameVectors(embed=counting, dimension=real.dimension)
+    app.catalog.vectors = NameVectors(embed=counting, dimension=real.dimension, text=real.text)
     yield app, embedded
     app.store.redis.execute_command("GRAPH.DELETE", settings.graph_name)
     app.close()
@@ -68,9 +73,11 @@ def test_import_embeds_each_name_once_and_an_edit_only_its_own(graph_mode, tmp_p
     app, embedded = graph_mode
     data = _files(tmp_path / "shop")
     report = app.catalog.import_path(data, progress=False)
-    assert report.ok and len(embedded) == 6
+    # seven products, six texts: the silver variant shares the headphones' text (brand, no colour)
+    assert report.ok and len(embedded) == 6 and "Nordic Audio Aurora X2 Wireless Headphones" in embedded
     store = app.graph()
     assert stale_count(store) == 0 and vector_index_status(store) == "OPERATIONAL"
+    assert store.run(get("embeddings.count"))[0]["vectors"] == 6
     # an unchanged re-import embeds nothing; a price change embeds nothing either
     app.catalog.import_path(data, progress=False)
     _files(data, PRODUCTS.replace("129.00", "119.00"))
@@ -82,6 +89,11 @@ def test_import_embeds_each_name_once_and_an_edit_only_its_own(graph_mode, tmp_p
     vec = app.encoder.encode(["calligraphy pen"])[0]
     rows = store.run(get("embeddings.similar_products"), {"k": 1, "fetch": 10, "vector": [float(x) for x in vec]})
     assert rows[0]["sku"] == "LU-2" and rows[0]["cosine"] > 0.5
+    # the old text's vector went with the last product naming it
+    assert store.run(get("embeddings.have"), {"texts": ["Lumen Fountain Pen"]}) == []
+    vec = app.encoder.encode(["aurora x2 headphones"])[0]
+    rows = store.run(get("embeddings.similar_products"), {"k": 2, "fetch": 10, "vector": [float(x) for x in vec]})
+    assert sorted(r["sku"] for r in rows) == ["NA-1", "NA-1S"]  # both variants found by their one vector
 
 
 def test_the_linker_searches_names_by_meaning_in_the_graph(graph_mode, tmp_path):
@@ -99,7 +111,8 @@ def test_the_linker_searches_names_by_meaning_in_the_graph(graph_mode, tmp_path)
         return sorted(s for s, line in idx.line_of.items() if line == lid)[0]
 
     assert nearest("battery powered screwdriver") == "VT-1"  # no word of any product name
-    assert linker.link_mention("wireless headphones by nordic").node_id == "NA-1"
+    headphones = linker.link_mention("wireless headphones by nordic")  # the line's two colours: asked back
+    assert headphones.ambiguous and sorted(c.node_id for c in headphones.candidates) == ["NA-1", "NA-1S"]
     # a product added after start is found by meaning at once: its vector was written at import
     more = PRODUCTS + "NA-3,Nordic Audio Studio Monitor Speakers,Nordic Audio,Electronics,399.00,EUR,3,,24,4.8,active,\n"
     app.catalog.import_path(_files(tmp_path / "shop", more), progress=False)
@@ -113,10 +126,13 @@ def test_a_catalog_imported_before_is_filled_by_the_migration_and_readiness_wait
     try:
         # imported without vectors (as before this version): not ready, and the report says why
         import_path(a.store, _files(tmp_path / "shop"), settings=a.settings, progress=False)
+        # a vector kept per product, as the version before this one did, is replaced
+        a.store.redis.execute_command("GRAPH.QUERY", a.settings.graph_name, "CREATE (:NameVector {sku: 'NA-1', "
+                                      "name: 'Nordic Audio Aurora X2 Wireless Headphones', embedding: vecf32([0.5])})")
         a.services.engine()
         r = a.client.get("/readyz")
         assert r.status_code == 503
-        assert r.get_json()["checks"]["vectors"] == {"ok": False, "to_embed": 6, "hint": "run ./kgqa graph embed"}
+        assert r.get_json()["checks"]["vectors"] == {"ok": False, "to_embed": 7, "hint": "run ./kgqa graph embed"}
         env = {"GRAPH_URL": a.settings.graph_url, "DATA_DIR": str(a.settings.data_dir),
                "GRAPH_NAME": a.settings.graph_name, "LINKING_VECTORS": "graph"}
         from kgqa_cli import main
@@ -125,6 +141,7 @@ def test_a_catalog_imported_before_is_filled_by_the_migration_and_readiness_wait
         assert result.exit_code == 0 and "6 product names embedded" in result.output, result.output
         again = CliRunner().invoke(main, ["graph", "embed"], env=env, catch_exceptions=False)
         assert "every product name has its vector" in again.output
+        assert a.store.run(get("embeddings.count"))[0]["vectors"] == 6  # the per-product vector is gone
         a.services._vectors_checked = None  # the count is cached for a few seconds
         body = a.client.get("/readyz").get_json()
         assert body["checks"]["vectors"] == {"ok": True, "to_embed": 0} and body["status"] == "ready"
@@ -138,13 +155,14 @@ def test_a_catalog_imported_before_is_filled_by_the_migration_and_readiness_wait
 
 
 def test_the_vector_index_is_rebuilt_after_many_renames(graph_mode, tmp_path):
-    """FalkorDB keeps an entry for every replaced vector among the nearest neighbours: after a
-    fifth of the vectors were replaced the index is built again, and searches return every row."""
+    """FalkorDB keeps an entry for every removed vector among the nearest neighbours: after a
+    fifth of the vectors were removed (their texts renamed away) the index is built again, and
+    searches return every row."""
     app, embedded = graph_mode
     app.catalog.import_path(_files(tmp_path / "shop"), progress=False)
     store = app.graph()
     vec = [float(x) for x in app.encoder.encode(["headphones"])[0]]
-    app.catalog.patch("NA-1", {"name": "Nordic Audio Aurora X3 Wireless Headphones"})
+    app.catalog.patch("NA-2", {"name": "Nordic Audio Tempo Run Earbuds"})
     churn = store.run_untrusted_read("MATCH (m:Meta {key: 'name_vectors'}) RETURN m.replaced AS r", None,
                                      row_limit=1, timeout_ms=5000).rows
     assert churn == [{"r": 1}]  # one of six: below the share
@@ -154,4 +172,38 @@ def test_the_vector_index_is_rebuilt_after_many_renames(graph_mode, tmp_path):
     assert churn == [{"r": 0}] and vector_index_status(store) == "OPERATIONAL"
     rows = store.run(get("embeddings.similar_products"), {"k": 6, "fetch": 6, "vector": vec})
     assert len(rows) == 6
-    assert fill_embeddings(store, app.catalog.vectors.embed, 384) == 0  # nothing stale: nothing embedded
+    assert fill_embeddings(store, app.catalog.vectors.embed, 384, app.catalog.vectors.text) == 0  # nothing stale
+
+
+def test_the_onnx_encoder_gives_the_sentence_transformers_vectors(encoder, tmp_path):  # noqa: F811
+    settings = Settings(_env_file=None)
+    names = ["Nordic Audio Aurora X2 Wireless Headphones", "18V drill", "a pen", "x" * 3000]  # the last: truncated
+    given = TextEncoder(settings.encoder_path, model=encoder)  # sentence-transformers, as given
+    onnx = TextEncoder(settings.encoder_path, runtime="onnx", cache_dir=str(tmp_path))
+    assert given.runtime == "given" and onnx._onnx_encoder() is not None
+    big = names * 20  # a batch this big runs on every core: another session, the same numbers
+    assert np.abs(onnx.encode(names) - given.encode(names)).max() < 1e-4
+    assert np.abs(onnx.encode(big)[:4] - given.encode(names)).max() < 1e-4
+    assert np.allclose(np.linalg.norm(onnx.encode(names), axis=1), 1.0, atol=1e-5)
+    cached = list(tmp_path.glob("sentence-*.onnx"))
+    assert len(cached) == 1  # exported once, read by every later load
+    again = TextEncoder(settings.encoder_path, runtime="onnx", cache_dir=str(tmp_path))
+    assert np.abs(again.encode(names) - onnx.encode(names)).max() < 1e-6
+    assert list(tmp_path.glob("sentence-*.onnx")) == cached
+
+
+def test_an_encoder_of_another_form_runs_in_sentence_transformers(tmp_path):
+    """A sentence-transformers model pooling its CLS token (not the mean) is not exported."""
+    src = Path(Settings(_env_file=None).encoder_path)
+    other = tmp_path / "cls-encoder"
+    (other / "1_Pooling").mkdir(parents=True)
+    for f in src.iterdir():
+        if f.is_file():
+            (other / f.name).symlink_to(f)
+    pooling = json.loads((src / "1_Pooling" / "config.json").read_text())
+    pooling.update(pooling_mode_mean_tokens=False, pooling_mode_cls_token=True)
+    (other / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
+    enc = TextEncoder(str(other), runtime="onnx", cache_dir=str(tmp_path))
+    assert enc._onnx_encoder() is None
+    vecs = enc.encode(["a pen", "a drill"])
+    assert vecs.shape == (2, 384) and not list(tmp_path.glob("sentence-*.onnx"))

@@ -15,9 +15,9 @@ that already knows who asked and from where (the API key and route, the import j
 batch's changes with their old values; a removal records the product as it was.
 
 With `vectors` (LINKING_VECTORS=graph, given by the composition root), every write that created or
-changed rows is followed by `fill_vectors`: the names without a vector of their current text are
-embedded and stored in the graph (kg/embeddings.py), so entity linking finds new and renamed
-products by meaning at once, and a price or stock change embeds nothing.
+changed rows is followed by `fill_vectors`: changed products get their vector text worked out again
+and texts without a vector are embedded and stored in the graph (kg/embeddings.py), so entity
+linking finds new and renamed products by meaning at once, and a price or stock change embeds nothing.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import Any, BinaryIO
 from common.errors import KGQAError
 from common.settings import Settings
 from kg.audit import AuditSink, Change
-from kg.embeddings import Embed, Progress, fill_embeddings
+from kg.embeddings import Embed, Progress, TextOf, fill_embeddings
 from kg.loader import ImportReport, RowError, import_files, import_path
 from kg.queries.catalog import PRODUCT_BY_SKU, PRODUCT_HARD_DELETE, PRODUCT_ORDER_COUNT
 from kg.queries.loader import BUMP_VERSION
@@ -91,10 +91,12 @@ class ProductChange:
 
 @dataclass(frozen=True)
 class NameVectors:
-    """How product names become vectors (given by the composition root: the linker's encoder)."""
+    """How product names become vectors (given by the composition root: the linker's encoder, and
+    the text of a product its vector is computed from)."""
 
     embed: Embed
     dimension: Callable[[], int]
+    text: TextOf
 
 
 class CatalogService:
@@ -109,12 +111,13 @@ class CatalogService:
 
     # -- name vectors (kg/embeddings.py) -------------------------------------------------------------
     def fill_vectors(self, *, progress: Progress | None = None, skus: Sequence[str] | None = None) -> int:
-        """Compute the vectors of the products whose name has none yet (`skus`: of those products
-        only, without a scan of the catalog); 0 without `vectors`."""
+        """Make the name vectors of changed products current, computing those of texts that have
+        none yet (`skus`: of those products only, without a scan of the catalog); returns how many
+        texts were embedded, 0 without `vectors`."""
         if self.vectors is None:
             return 0
-        return fill_embeddings(self._graph(), self.vectors.embed, self.vectors.dimension(), progress=progress,
-                               skus=skus)
+        return fill_embeddings(self._graph(), self.vectors.embed, self.vectors.dimension(), self.vectors.text,
+                               progress=progress, skus=skus)
 
     def _after_write(self, report: ImportReport, skus: Sequence[str] | None = None) -> ImportReport:
         if self.vectors is not None and not report.dry_run and any(f.created or f.updated for f in report.files):

@@ -3,18 +3,25 @@
 embed` for a catalog imported before), searched through the graph engine's vector index, so no
 worker computes or holds the catalog's vectors.
 
-A vector lives on a node of its own, `(:NameVector {sku, name, embedding})`, not on the product:
-FalkorDB 4.16 re-inserts a node into its vector index whenever any property of the node is set,
-and a deleted or re-inserted entry keeps its place among the nearest neighbours, so searches come
-back with fewer rows as products change (measured: 50 asked, 16 returned after two price
-updates). Prices and stock change often, names rarely: a vector node is only ever created, or
-deleted when its product's name changed or the product went away. The searches still ask for
-more rows than they need and join back to the product, and `kg/embeddings.py` rebuilds the index
-when enough vectors have been replaced since it was built.
+A vector belongs to a *text*, not to a product: `(:NameVector {text, embedding})`, and a product
+names the text its vector was computed from in `p._vt`. The text is the product's name without its
+variant parts, with its brand ("Nordic Audio Aurora X2 Wireless Headphones" for every colour of
+it; the composition root gives the function, nlu/linking/index.py `name_vector_text`), so a model
+line's variants share one vector: about a third as many to compute and search as products in the
+sample catalog, and variant words are the lexical linker's business anyway.
 
-`name` records the text a vector was computed from: a product whose name has no vector node with
-that name is stale, and only stale products are embedded. FalkorDB's vector search returns the
-cosine *distance*, Neo4j's a similarity in [0, 1]; the search turns both into the cosine.
+`p._vh` records the content fingerprint (`_h` and name) the text was worked out from: a product
+whose fingerprint moved is stale. Making it current works out its text again and embeds it only
+when no vector of that text exists, so a price or stock change (a new `_h`) embeds nothing and an
+unchanged re-import finds nothing stale. A vector node is only ever created, or deleted once no
+product names its text: FalkorDB 4.16 re-inserts a node into its vector index whenever any of its
+properties is set, and a deleted or re-inserted entry keeps its place among the nearest neighbours,
+so searches would come back with fewer rows as products change. The searches still ask for more
+rows than they need and join back to the products, and `kg/embeddings.py` rebuilds the index when
+enough vectors have been removed since it was built.
+
+FalkorDB's vector search returns the cosine *distance*, Neo4j's a similarity in [0, 1]; the search
+turns both into the cosine.
 """
 
 from __future__ import annotations
@@ -23,79 +30,119 @@ from kg.queries import q
 
 VECTOR_INDEX_NAME = "name_vector_embedding"  # Neo4j names its indexes; FalkorDB keys them by label
 
-_STALE = """
-    MATCH (p:Product)
-    WHERE p.name IS NOT NULL
-    OPTIONAL MATCH (v:NameVector {sku: p.sku})
-    WITH p, v WHERE v IS NULL OR v.name <> p.name"""
+_FINGERPRINT = "coalesce(p._h, '') + '|' + p.name"
+_CURRENT = f"p._vh = {_FINGERPRINT}"
 
 STALE = q(
     "embeddings.stale",
-    _STALE + """
-    RETURN p.sku AS sku, p.name AS name, v IS NOT NULL AS replaces
+    f"""
+    MATCH (p:Product)
+    WHERE p.name IS NOT NULL AND (p._vh IS NULL OR NOT {_CURRENT})
+    RETURN p.sku AS sku
     LIMIT $limit
     """,
-    description="Up to $limit products whose name has no vector yet, or a vector of an older name.",
+    description="Up to $limit products whose vector text was worked out from other content than they have now "
+                "(or never).",
 )
 
 STALE_OF = q(
     "embeddings.stale_of",
-    """
+    f"""
     UNWIND $skus AS wanted
-    MATCH (p:Product {sku: wanted})
-    WHERE p.name IS NOT NULL
-    OPTIONAL MATCH (v:NameVector {sku: p.sku})
-    WITH p, v WHERE v IS NULL OR v.name <> p.name
-    RETURN p.sku AS sku, p.name AS name, v IS NOT NULL AS replaces
+    MATCH (p:Product {{sku: wanted}})
+    WHERE p.name IS NOT NULL AND (p._vh IS NULL OR NOT {_CURRENT})
+    RETURN p.sku AS sku
     """,
-    description="Which of the products $skus need a vector (a single-product edit: no catalog-wide scan).",
+    description="Which of the products $skus are stale (a single-product edit: no catalog-wide scan).",
 )
 
 STALE_COUNT = q(
     "embeddings.stale_count",
-    _STALE + """
+    f"""
+    MATCH (p:Product)
+    WHERE p.name IS NOT NULL AND (p._vh IS NULL OR NOT {_CURRENT})
     RETURN count(p) AS stale
     """,
-    description="How many products still need a vector (readiness and the migration's progress).",
+    description="How many products still need their vector text worked out (readiness and the migration's progress).",
 )
 
-# Both backends: a product renamed since it was read does not match; its old vector node goes.
-_REPLACE = """
-    UNWIND $rows AS r
-    MATCH (p:Product {sku: r[0]})
-    WHERE p.name = r[2]
-    OPTIONAL MATCH (old:NameVector {sku: r[0]})
-    DELETE old
-    WITH r"""
+PRODUCTS = q(
+    "embeddings.products",
+    f"""
+    UNWIND $skus AS wanted
+    MATCH (p:Product {{sku: wanted}})
+    OPTIONAL MATCH (p)-[:MADE_BY]->(b:Brand)
+    RETURN p.sku AS sku, p.name AS name, b.name AS brand, p.attributes AS attributes, {_FINGERPRINT} AS vh,
+           p._vt AS old_text
+    """,
+    description="What a product's vector text is worked out from, its fingerprint now and the text it had.",
+)
+
+HAVE = q(
+    "embeddings.have",
+    """
+    UNWIND $texts AS wanted
+    MATCH (v:NameVector {text: wanted})
+    RETURN v.text AS text
+    """,
+    description="Which of $texts already have a vector.",
+)
 
 WRITE = q(
     "embeddings.write",
-    _REPLACE + """
-    CREATE (:NameVector {sku: r[0], name: r[2], embedding: vecf32(r[1])})
+    """
+    UNWIND $rows AS r
+    MERGE (v:NameVector {text: r[0]})
+    ON CREATE SET v.embedding = vecf32(r[1])
     RETURN count(*) AS written
     """,
     read_only=False,
-    variants={"neo4j": _REPLACE + """
-    CREATE (v:NameVector {sku: r[0], name: r[2]})
-    WITH v, r
+    variants={"neo4j": """
+    UNWIND $rows AS r
+    MERGE (v:NameVector {text: r[0]})
+    WITH v, r WHERE v.embedding IS NULL
     CALL db.create.setNodeVectorProperty(v, 'embedding', r[1])
     RETURN count(*) AS written
     """},
-    description="Store [sku, vector, name] rows as new vector nodes (the old one of a sku goes); a product "
-                "renamed since it was read is skipped and stays stale.",
+    description="Store [text, vector] rows as vector nodes; a text that has one already (another process "
+                "wrote it meanwhile) keeps it.",
 )
+
+ASSIGN = q(
+    "embeddings.assign",
+    f"""
+    UNWIND $rows AS r
+    MATCH (p:Product {{sku: r[0]}})
+    WHERE {_FINGERPRINT} = r[2]
+    SET p._vt = r[1], p._vh = r[2]
+    RETURN count(*) AS assigned
+    """,
+    read_only=False,
+    description="Point products at the text of their vector ([sku, text, fingerprint] rows); one that changed "
+                "since it was read is skipped and stays stale.",
+)
+
+_ORPHANS = """
+    OPTIONAL MATCH (p:Product {_vt: v.text})
+    WITH v, count(p) AS users WHERE users = 0
+    DELETE v
+    RETURN count(*) AS deleted
+    """
 
 ORPHANS_DELETE = q(
     "embeddings.delete_orphans",
-    """
-    MATCH (v:NameVector)
-    OPTIONAL MATCH (p:Product {sku: v.sku})
-    WITH v, p WHERE p IS NULL
-    DELETE v
-    RETURN count(*) AS deleted
-    """,
+    "MATCH (v:NameVector)" + _ORPHANS,
     read_only=False,
-    description="Vectors of products that no longer exist.",
+    description="Vectors of texts no product names any more (and those of the per-product layout before).",
+)
+
+ORPHANS_OF = q(
+    "embeddings.delete_orphans_of",
+    """
+    UNWIND $texts AS wanted
+    MATCH (v:NameVector {text: wanted})""" + _ORPHANS,
+    read_only=False,
+    description="Of the vectors of $texts (the texts edited products had), those no product names any more.",
 )
 
 CHURN = q(
@@ -106,7 +153,7 @@ CHURN = q(
     RETURN m.replaced AS replaced
     """,
     read_only=False,
-    description="Vectors replaced or removed since the vector index was last built ($reset: it was just built).",
+    description="Vectors removed since the vector index was last built ($reset: it was just built).",
 )
 
 COUNT = q(
@@ -119,20 +166,19 @@ SIMILAR = q(
     "embeddings.similar_products",
     """
     CALL db.idx.vector.queryNodes('NameVector', 'embedding', $fetch, vecf32($vector)) YIELD node, score
-    MATCH (p:Product {sku: node.sku})
-    WHERE p.name = node.name
+    MATCH (p:Product {_vt: node.text})
     WITH p.sku AS sku, max(1.0 - score) AS cosine
     RETURN sku, cosine ORDER BY cosine DESC, sku LIMIT $k
     """,
     variants={"neo4j": f"""
     CALL db.index.vector.queryNodes('{VECTOR_INDEX_NAME}', $fetch, $vector) YIELD node, score
-    MATCH (p:Product {{sku: node.sku}})
-    WHERE p.name = node.name
+    MATCH (p:Product {{_vt: node.text}})
     WITH p.sku AS sku, max(2.0 * score - 1.0) AS cosine
     RETURN sku, cosine ORDER BY cosine DESC, sku LIMIT $k
     """},
     description="The $k products whose name vectors are nearest $vector (cosine), through the vector index; "
-                "$fetch (more than $k) absorbs entries the index keeps for replaced vectors.",
+                "$fetch (more than $k) absorbs entries the index keeps for removed vectors. A product changed since "
+                "its text was worked out is found by the text it had until the next fill.",
 )
 
 VECTOR_INDEXES = q(
@@ -152,13 +198,14 @@ VECTOR_INDEXES = q(
 
 
 def vector_index_statements(backend: str, dimension: int) -> list[str]:
-    """The DDL creating the name vector index (cosine) for `dimension`-long vectors, and the sku index."""
+    """The DDL creating the name vector index (cosine) for `dimension`-long vectors, and the indexes of
+    texts (`text_index_statements`)."""
     dim = int(dimension)
     if backend == "neo4j":
-        return ["CREATE INDEX name_vector_sku IF NOT EXISTS FOR (v:NameVector) ON (v.sku)",
+        return [*text_index_statements(backend),
                 f"CREATE VECTOR INDEX {VECTOR_INDEX_NAME} IF NOT EXISTS FOR (v:NameVector) ON (v.embedding) "
                 f"OPTIONS {{indexConfig: {{`vector.dimensions`: {dim}, `vector.similarity_function`: 'cosine'}}}}"]
-    return ["CREATE INDEX FOR (v:NameVector) ON (v.sku)",
+    return [*text_index_statements(backend),
             f"CREATE VECTOR INDEX FOR (v:NameVector) ON (v.embedding) OPTIONS {{dimension: {dim}, "
             f"similarityFunction: 'cosine'}}"]
 
@@ -167,3 +214,11 @@ def drop_vector_index_statement(backend: str) -> str:
     if backend == "neo4j":
         return f"DROP INDEX {VECTOR_INDEX_NAME} IF EXISTS"
     return "DROP VECTOR INDEX FOR (v:NameVector) ON (v.embedding)"
+
+
+def text_index_statements(backend: str) -> list[str]:
+    """Indexes of vector texts, on the vectors and on the products naming them."""
+    if backend == "neo4j":
+        return ["CREATE INDEX name_vector_text IF NOT EXISTS FOR (v:NameVector) ON (v.text)",
+                "CREATE INDEX product_vector_text IF NOT EXISTS FOR (p:Product) ON (p._vt)"]
+    return ["CREATE INDEX FOR (v:NameVector) ON (v.text)", "CREATE INDEX FOR (p:Product) ON (p._vt)"]

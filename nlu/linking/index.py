@@ -120,6 +120,17 @@ class ProductRecord:
         return (T.key(self.brand or ""), line, "" if title == line else title)
 
 
+def name_vector_text(row: Mapping[str, Any]) -> str:
+    """The text a product's name vector is computed from (kg/embeddings.py): its name without variant
+    parts, with its brand ("Nordic Audio Aurora X2 Wireless Headphones" for every colour of it), so
+    that a line's variants share one vector."""
+    rec = ProductRecord.from_row(row)
+    base = rec.base_name
+    if rec.brand and not T.key(base).startswith(T.key(rec.brand)):
+        return f"{rec.brand} {base}"
+    return base
+
+
 _HEAD = re.compile(r"\s*:\s+|\s+[-–—]\s+")
 
 
