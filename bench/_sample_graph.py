@@ -14,6 +14,7 @@ from common import bootstrap
 from common.settings import Settings
 from import_scripts.sample_store import generate
 from kg.backends.embedded import EmbeddedFalkorDB
+from kg.backends.state_server import stop_embedded
 from kg.loader import import_path
 from kg.store import GraphStore
 
@@ -49,4 +50,4 @@ def sample_graph(products: int, *, name: str, customers: int = 1, orders: int = 
                       f"{app.catalog.fill_vectors()} names embedded")
             yield store, settings, data
         finally:
-            server.stop()
+            stop_embedded(server.data_dir)  # the graph server and the state server beside it

@@ -6,7 +6,8 @@ figures side by side for each size, asserts nothing.
     .venv/bin/python bench/bench_catalog_scale.py --sizes 1000,100000
 
 For each size the sample store generator writes a catalog, a fresh embedded FalkorDB imports it
-(LINKING_VECTORS=graph: every product name is embedded once, timed apart from the load), the same
+(LINKING_VECTORS=graph: every vector text, shared by a line's variants, is embedded once, timed apart from
+the load; "embedded" counts texts), the same
 files are imported again (nothing should be embedded), then a worker is started in a process of its
 own (as gunicorn would: the composition root, the understanding model, the linking index) and timed
 until it is ready; it then answers a first question and 40 more (one shopper, p50 / p99), 160
@@ -41,6 +42,7 @@ from common import bootstrap  # noqa: E402
 from common.settings import Settings  # noqa: E402
 from import_scripts.sample_store import generate  # noqa: E402
 from kg.backends.embedded import EmbeddedFalkorDB  # noqa: E402
+from kg.backends.state_server import stop_embedded  # noqa: E402
 from kg.loader import import_path  # noqa: E402
 
 QUESTIONS = ["how much is the {name}?", "is the {name} in stock?", "tell me about the {name}",
@@ -154,7 +156,7 @@ def one_size(products: int, tmp: Path) -> dict[str, float | int | str]:
                 "reimport_s": round(reimport_s, 1), "reembedded": again, "server_rss_mb": round(_server_rss_mb(server)),
                 **worker}
     finally:
-        server.stop()
+        stop_embedded(server.data_dir)  # the graph server and the state server beside it
 
 
 def main() -> None:

@@ -36,6 +36,7 @@ from common.settings import Settings  # noqa: E402
 from import_scripts.sample_store import generate  # noqa: E402
 from kg.backends.embedded import EmbeddedFalkorDB  # noqa: E402
 from kg.backends.falkordb import FalkorDBStore  # noqa: E402
+from kg.backends.state_server import stop_embedded  # noqa: E402
 from kg.loader import import_path  # noqa: E402
 from kg.queries import Query  # noqa: E402
 from kg.schema import ensure_schema  # noqa: E402
@@ -153,7 +154,7 @@ def run_per_row(data: Path, tmp: Path, n: int) -> tuple[int, float]:
         return len(rows), time.perf_counter() - t
     finally:
         store.close()
-        server.stop()
+        stop_embedded(server.data_dir)  # the graph server and the state server beside it
 
 
 def run_bulk_loader(data: Path, tmp: Path) -> tuple[int, float]:
@@ -198,7 +199,7 @@ def run_bulk_loader(data: Path, tmp: Path) -> tuple[int, float]:
         subprocess.run(cmd, check=True, capture_output=True)
         return n, time.perf_counter() - t
     finally:
-        server.stop()
+        stop_embedded(server.data_dir)  # the graph server and the state server beside it
 
 
 def memory_profile(tmp: Path, sizes: list[int]) -> list[tuple[int, float]]:
@@ -216,7 +217,7 @@ def memory_profile(tmp: Path, sizes: list[int]) -> list[tuple[int, float]]:
             out.append((size, (m.peak - m.start) / 2**20))
         finally:
             store.close()
-            server.stop()
+            stop_embedded(server.data_dir)  # the graph server and the state server beside it
     return out
 
 

@@ -194,7 +194,7 @@ def build(settings: Settings | None = None, *, store: GraphStore | None = None,
                                   encoder_path=settings.encoder_path, currency=settings.store_currency)
                      if linker is DEFAULT else linker)
     procedures = ProcedureSearch(graph_store, settings.encoder_path, threshold=settings.procedure_threshold,
-                                 encoder_factory=lambda: encoder.model)
+                                 encoder_factory=lambda: encoder)
     retriever = Retriever(graph_store, procedures, currency=settings.store_currency, clock=now,
                           link_product=(None if entity_linker is None else
                                         lambda text, words: entity_linker.link_mention(text, "PRODUCT", context=words)),

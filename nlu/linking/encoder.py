@@ -66,6 +66,8 @@ class TextEncoder:
 
     @property
     def dim(self) -> int:
+        if self._onnx_encoder() is not None:
+            return int(self.encode(["x"]).shape[1])
         model = self.model
         get = getattr(model, "get_embedding_dimension", None) or getattr(model, "get_sentence_embedding_dimension", None)
         return int(get()) if get else int(self.encode(["x"]).shape[1])
@@ -78,8 +80,10 @@ class TextEncoder:
                         or False
         return self._onnx or None
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit-length float32 vectors, one row per text."""
+    def encode(self, texts: Sequence[str], **_sentence_transformers_options: Any) -> np.ndarray:
+        """Unit-length float32 vectors, one row per text. SentenceTransformer's keywords are accepted
+        and change nothing (vectors are always unit-length numpy rows), so this encoder serves where
+        a SentenceTransformer would (field detection, procedure search) without loading its copy."""
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         onnx = self._onnx_encoder()
