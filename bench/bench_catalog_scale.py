@@ -4,6 +4,7 @@ figures side by side for each size, asserts nothing.
 
     .venv/bin/python bench/bench_catalog_scale.py                          # 1,000 and 10,000 products
     .venv/bin/python bench/bench_catalog_scale.py --sizes 1000,100000
+    .venv/bin/python bench/bench_catalog_scale.py --worker-only DATA_DIR GRAPH products.csv   # an existing graph
 
 For each size the sample store generator writes a catalog, a fresh embedded FalkorDB imports it
 (LINKING_VECTORS=graph: every vector text, shared by a line's variants, is embedded once, timed apart from
@@ -144,14 +145,7 @@ def one_size(products: int, tmp: Path) -> dict[str, float | int | str]:
         reimport_s = time.perf_counter() - t
         again = app.catalog.fill_vectors()
         app.close()
-        names = [line.split(",")[1] for line in (data / "products.csv").read_text().splitlines()[1:41]]
-        questions = [QUESTIONS[i % len(QUESTIONS)].format(name=n.lower()) for i, n in enumerate(names)]
-        cfg = {"data_dir": str(server.data_dir), "graph": graph, "questions": questions}
-        out = subprocess.run([sys.executable, "-c", WORKER, json.dumps(cfg)], capture_output=True, text=True,
-                             env={**os.environ, "KGQA_ROOT": str(ROOT)}, check=False)
-        if out.returncode != 0:
-            raise SystemExit(out.stderr[-2000:])
-        worker = json.loads(out.stdout.strip().splitlines()[-1])
+        worker = run_worker(server.data_dir, graph, data / "products.csv")
         return {"products": products, "load_s": round(load_s, 1), "embedded": embedded, "embed_s": round(embed_s, 1),
                 "reimport_s": round(reimport_s, 1), "reembedded": again, "server_rss_mb": round(_server_rss_mb(server)),
                 **worker}
@@ -159,10 +153,37 @@ def one_size(products: int, tmp: Path) -> dict[str, float | int | str]:
         stop_embedded(server.data_dir)  # the graph server and the state server beside it
 
 
+def run_worker(data_dir: Path, graph: str, products_csv: Path) -> dict[str, float | int]:
+    """A worker in a process of its own against `graph`: start to ready, turns, linking, memory."""
+    names = [line.split(",")[1] for line in products_csv.read_text().splitlines()[1:41]]
+    questions = [QUESTIONS[i % len(QUESTIONS)].format(name=n.lower()) for i, n in enumerate(names)]
+    cfg = {"data_dir": str(data_dir), "graph": graph, "questions": questions}
+    out = subprocess.run([sys.executable, "-c", WORKER, json.dumps(cfg)], capture_output=True, text=True,
+                         env={**os.environ, "KGQA_ROOT": str(ROOT)}, check=False)
+    if out.returncode != 0:
+        raise SystemExit(out.stderr[-2000:])
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="1000,10000", help="Comma-separated catalog sizes.")
+    ap.add_argument("--worker-only", nargs=3, metavar=("DATA_DIR", "GRAPH", "PRODUCTS_CSV"), help=(
+        "Only the worker's part, against a graph imported before (its data directory, graph name and the "
+        "products.csv its questions are taken from); the graph server is started and stopped here."))
     args = ap.parse_args()
+    if args.worker_only:
+        data_dir, graph, csv = args.worker_only
+        server = EmbeddedFalkorDB(Path(data_dir))
+        t = time.perf_counter()
+        server.ensure_running()
+        print(f"graph server up in {time.perf_counter() - t:.1f} s", flush=True)
+        try:
+            print(json.dumps({**run_worker(Path(data_dir), graph, Path(csv)),
+                              "server_rss_mb": round(_server_rss_mb(server))}), flush=True)
+        finally:
+            stop_embedded(server.data_dir)
+        return
     rows = []
     with tempfile.TemporaryDirectory(prefix="kgqa-scale-") as tmp:
         for n in (int(x) for x in args.sizes.split(",")):

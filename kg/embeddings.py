@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from common.errors import QueryError
 from kg.queries import embeddings as Q
+from kg.scan import scan
 from kg.store import GraphStore
 
 log = logging.getLogger("kgqa.kg.embeddings")
@@ -84,18 +85,15 @@ def fill_embeddings(store: GraphStore, embed: Embed, dimension: int, text_of: Te
     """Make every stale product current: work out its vector text, embed the texts that have no
     vector yet, point the products at them, and drop vectors no product names any more. Returns how
     many texts were embedded. Safe to stop and run again: each batch is written as it is computed,
-    and a product changed meanwhile stays stale. `skus`: only those products (a single-product
+    and a product changed meanwhile stays stale (the scan goes on past it: no loop). `skus`: only those products (a single-product
     edit), without a scan of the catalog."""
     ensure_vector_index(store, dimension)
     total = len(skus) if skus is not None else stale_count(store)
     embedded = done = removed = 0
-    while True:
-        if skus is not None:
-            if done:
-                break
-            stale = [str(r["sku"]) for r in store.run(Q.STALE_OF, {"skus": list(skus)})]
-        else:  # the next stale ones: those made current in the last round are not stale any more
-            stale = [str(r["sku"]) for r in store.run(Q.STALE, {"limit": batch}, timeout_ms=SCAN_TIMEOUT_MS)]
+    pages: Iterable[list[dict[str, Any]]] = [store.run(Q.STALE_OF, {"skus": list(skus)})] if skus is not None \
+        else scan(store, Q.STALE, limit=batch, timeout_ms=SCAN_TIMEOUT_MS)
+    for page in pages:
+        stale = [str(r["sku"]) for r in page]
         if not stale:
             break
         rows = store.run(Q.PRODUCTS, {"skus": stale})
@@ -116,9 +114,9 @@ def fill_embeddings(store: GraphStore, embed: Embed, dimension: int, text_of: Te
         done += len(rows)
         if progress is not None:
             progress(min(done, total), total)
-        if not assigned or not assigned[0]["assigned"]:
-            log.warning("product vectors not assigned: the products changed meanwhile", extra={"products": len(rows)})
-            break  # left stale for the next run, never looped on
+        if not assigned or assigned[0]["assigned"] < len(rows):  # left stale for the next run
+            log.warning("product vectors not assigned: the products changed meanwhile",
+                        extra={"products": len(rows) - (assigned[0]["assigned"] if assigned else 0)})
     if skus is None and done:
         gone = store.run(Q.ORPHANS_DELETE, timeout_ms=SCAN_TIMEOUT_MS)
         removed += int(gone[0]["deleted"]) if gone else 0

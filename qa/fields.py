@@ -45,6 +45,7 @@ from typing import Any, Literal
 from rapidfuzz import fuzz, process
 
 from kg.queries import get
+from kg.scan import scan
 from kg.store import GraphStore
 from nlu.types import Entity
 
@@ -586,13 +587,9 @@ class FieldResolver:
     def _build(self, stamp: Any) -> FieldCatalog:
         keys: dict[str, int] = {}
         values: dict[tuple[str, ...], set[str]] = {}
-        after = ""
-        while self.store is not None:
-            rows = self.store.run(get("products.attribute_page"), {"after": after, "limit": self.page_size})
-            scan_attributes(rows, keys, values)
-            if len(rows) < self.page_size:
-                break
-            after = rows[-1]["sku"]
+        if self.store is not None:
+            for rows in scan(self.store, get("products.attribute_page"), limit=self.page_size):
+                scan_attributes(rows, keys, values)
         similar = self._similar if self.encoder_factory is not None else None
         try:
             cat = build_catalog(keys, values, similar=similar, version=stamp)
@@ -602,6 +599,11 @@ class FieldResolver:
         if self.store is not None:
             cat.currencies = {str(r["currency"]): int(r["products"])
                               for r in self.store.run(get("products.currencies"), {}) if r.get("currency")}
+        if similar is not None:  # the texts' vectors now, with the catalogue, not in a shopper's turn
+            try:
+                self._vectors(cat)
+            except Exception:  # noqa: BLE001 - computed again on first use; lexical matches meanwhile
+                log.warning("field catalogue: embedding field texts failed", exc_info=True)
         return cat
 
     def shop_currency(self, default: str) -> str:

@@ -44,6 +44,24 @@ def q(name: str, cypher: str, *, read_only: bool = True, idempotent: bool = True
     return register(Query(name, cypher.strip(), read_only, idempotent, dict(variants or {}), description))
 
 
+# Catalog-wide reads come in pages, each page a query of its own ("scans", run by kg/scan.py): on
+# FalkorDB a page seeks node ids above the last one seen (its plan is `Node By Label and ID Scan`,
+# so a page costs its own size; paging by sku sorted every remaining product for each page, which
+# made a scan of a million products take minutes), on Neo4j it walks the sku index in order. A scan
+# query takes $after (SCAN_START[backend] first) and $limit, and returns its cursor as `cursor`.
+SCAN_START: dict[str, object] = {"falkordb": -1, "neo4j": ""}
+
+
+def product_scan(name: str, body: str, *, where: str = "", description: str = "") -> Query:
+    """A scan over products: `body` follows the page's `WITH p` and says `{cursor} AS cursor` in
+    its RETURN; `where` filters the products (the page holds up to $limit of those that pass)."""
+    extra = f" AND ({where})" if where else ""
+    falkordb = f"MATCH (p:Product)\nWHERE id(p) > $after{extra}\nWITH p LIMIT $limit\n" + body.format(cursor="id(p)")
+    neo4j = (f"MATCH (p:Product)\nWHERE p.sku > $after{extra}\nWITH p ORDER BY p.sku LIMIT $limit\n"
+             + body.format(cursor="p.sku"))
+    return q(name, falkordb, variants={"neo4j": neo4j}, description=description)
+
+
 def get(name: str) -> Query:
     _load_all()
     try:

@@ -26,23 +26,21 @@ turns both into the cosine.
 
 from __future__ import annotations
 
-from kg.queries import q
+from kg.queries import product_scan, q
 
 VECTOR_INDEX_NAME = "name_vector_embedding"  # Neo4j names its indexes; FalkorDB keys them by label
 
 _FINGERPRINT = "coalesce(p._h, '') + '|' + p.name"
 _CURRENT = f"p._vh = {_FINGERPRINT}"
 
-STALE = q(
+STALE = product_scan(
     "embeddings.stale",
-    f"""
-    MATCH (p:Product)
-    WHERE p.name IS NOT NULL AND (p._vh IS NULL OR NOT {_CURRENT})
-    RETURN p.sku AS sku
-    LIMIT $limit
+    """
+    RETURN p.sku AS sku, {cursor} AS cursor
     """,
-    description="Up to $limit products whose vector text was worked out from other content than they have now "
-                "(or never).",
+    where=f"p.name IS NOT NULL AND (p._vh IS NULL OR NOT {_CURRENT})",
+    description="A page of products whose vector text was worked out from other content than they have now "
+                "(or never): a scan (kg/scan.py).",
 )
 
 STALE_OF = q(

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from kg.queries import q
+from kg.queries import product_scan, q
 
 CATALOG_VERSION = q(
     "linking.catalog_version",
@@ -37,16 +37,13 @@ _PRODUCT_FIELDS = """
            p.updated_at AS updated_at
     ORDER BY sku"""
 
-PRODUCT_FINGERPRINTS = q(
+PRODUCT_FINGERPRINTS = product_scan(
     "linking.product_fingerprints",
     """
-    MATCH (p:Product)
-    WHERE p.sku > $after
-    WITH p ORDER BY p.sku LIMIT $limit
-    RETURN p.sku AS sku, coalesce(p._h, '') + '|' + coalesce(p.name, '') AS h, p.updated_at AS updated_at
-    ORDER BY sku
+    RETURN p.sku AS sku, coalesce(p._h, '') + '|' + coalesce(p.name, '') AS h, p.updated_at AS updated_at,
+           {cursor} AS cursor
     """,
-    description="A page of (sku, content fingerprint, updated_at) after $after, to find what changed.",
+    description="A page of (sku, content fingerprint, updated_at), to find what changed (a scan: kg/scan.py).",
 )
 
 PRODUCTS_CHANGED_SINCE = q(
@@ -64,15 +61,11 @@ PRODUCT_COUNT = q(
     description="How many products there are: a removal shows as a count below the index's.",
 )
 
-PRODUCTS_PAGE = q(
+PRODUCTS_PAGE = product_scan(
     "linking.products_page",
-    """
-    MATCH (p:Product)
-    WHERE p.sku > $after
-    WITH p ORDER BY p.sku LIMIT $limit
-    """ + _PRODUCT_FIELDS,
-    description="A page of products after $after with what the linking index needs (names, brand, "
-                "category, attributes, status, fingerprint).",
+    _PRODUCT_FIELDS.replace("AS updated_at", "AS updated_at, {cursor} AS cursor"),
+    description="A page of products with what the linking index needs (names, brand, category, attributes, "
+                "status, fingerprint): a scan (kg/scan.py).",
 )
 
 PRODUCTS_BY_SKUS = q(

@@ -6,7 +6,7 @@ compare their first ten characters (the date) with `$today` ("YYYY-MM-DD"), whic
 the loader stored a date or a full timestamp.
 """
 
-from kg.queries import q
+from kg.queries import product_scan, q
 
 # The projection every product query returns; `p` must be bound, brand and category are optional.
 _PRODUCT = """
@@ -213,15 +213,12 @@ SUPPLIERS = q(
 )
 
 # -- the shop's own fields: attribute keys and values, read for field questions (qa/fields.py) ------
-ATTRIBUTE_PAGE = q(
+ATTRIBUTE_PAGE = product_scan(
     "products.attribute_page",
     """
-    MATCH (p:Product)
-    WHERE p.sku > $after
-    WITH p ORDER BY p.sku LIMIT $limit
-    RETURN p.sku AS sku, p.attributes AS attributes
+    RETURN p.sku AS sku, p.attributes AS attributes, {cursor} AS cursor
     """,
-    description="One page (keyset, by sku) of products' attribute objects: the shop's own field names and "
+    description="One page of products' attribute objects (a scan: kg/scan.py): the shop's own field names and "
                 "values, which field questions are matched against.",
 )
 

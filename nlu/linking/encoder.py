@@ -6,8 +6,9 @@ a transformer, mean pooling and (optionally) normalisation, as the default all-M
 `encode` runs the transformer exported to ONNX in onnxruntime and pools here: the same float32
 vectors (tests/test_linking_vectors.py compares them), about 1.3x the names per second of
 sentence-transformers on this CPU, more with texts sorted by length (a batch pads to its longest).
-The exported graph is cached in `cache_dir` like the understanding model's. Big batches (an
-import) run on every core, a query on one thread. Any other model runs in sentence-transformers.
+The exported graph is cached in `cache_dir` like the understanding model's. `encode` runs on one
+thread (a chat turn: the worker's other threads serve other shoppers); `encode_bulk` (the name
+vectors of an import) on every core. Any other model runs in sentence-transformers.
 
 sentence-transformers (and torch) load on first use, never at import or in a constructor, with an
 error that names what to install. Any object with SentenceTransformer's `encode` can be passed
@@ -36,8 +37,6 @@ import numpy as np  # noqa: E402
 from common.errors import MissingDependency, NLUError  # noqa: E402
 
 log = logging.getLogger(__name__)
-
-BIG_BATCH = 64  # at least this many texts run on every core (an import); fewer on one thread
 
 
 class TextEncoder:
@@ -84,12 +83,19 @@ class TextEncoder:
         """Unit-length float32 vectors, one row per text. SentenceTransformer's keywords are accepted
         and change nothing (vectors are always unit-length numpy rows), so this encoder serves where
         a SentenceTransformer would (field detection, procedure search) without loading its copy."""
+        return self._encode(texts, bulk=False)
+
+    def encode_bulk(self, texts: Sequence[str]) -> np.ndarray:
+        """`encode` on every core: for batch work (an import's name vectors), not a chat turn."""
+        return self._encode(texts, bulk=True)
+
+    def _encode(self, texts: Sequence[str], *, bulk: bool) -> np.ndarray:
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         onnx = self._onnx_encoder()
         if onnx is not None:
             try:
-                return onnx.encode(list(texts), self._encode_lock)
+                return onnx.encode(list(texts), self._encode_lock, bulk=bulk)
             except NLUError as exc:  # an encoder the exporter cannot follow: sentence-transformers runs it
                 log.warning("sentence encoder runs in sentence-transformers: %s", exc)
                 self._onnx = False
@@ -172,8 +178,8 @@ class _OnnxEncoder:
                     self._sessions[big] = session
         return session
 
-    def encode(self, texts: list[str], lock: threading.Lock, batch: int = 128) -> np.ndarray:
-        session = self._session(len(texts) >= BIG_BATCH)
+    def encode(self, texts: list[str], lock: threading.Lock, *, bulk: bool, batch: int = 128) -> np.ndarray:
+        session = self._session(bulk)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # a batch pads to its longest
         out = np.empty((len(texts), 0), dtype=np.float32)
         for start in range(0, len(order), batch):

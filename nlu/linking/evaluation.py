@@ -323,18 +323,13 @@ def examples_from_nlu_eval(store: Any, *, fills: int = 2, seed: int = 2024) -> l
     with held-out names by its own shopper-style generator) as linking examples on gold spans: an
     independent check of the figures from `build_examples`. MONEY spans have no node and are left out."""
     from kg.queries import linking as queries
+    from kg.scan import scan
     from nlu.catalog import catalog_from_store
     from nlu.dataset import build_eval_examples
     from nlu.linking.linker import blank_spans
 
-    records: list[ProductRecord] = []
-    after = ""
-    while True:
-        rows = store.run(queries.PRODUCTS_PAGE, {"after": after, "limit": 5000})
-        records += [ProductRecord.from_row(r) for r in rows]
-        if len(rows) < 5000:
-            break
-        after = str(rows[-1]["sku"])
+    records = sorted((ProductRecord.from_row(r) for rows in scan(store, queries.PRODUCTS_PAGE, limit=5000)
+                      for r in rows), key=lambda r: r.sku)
     held = catalog_from_store(store).split()[1]
     mentions = []
     for ex in build_eval_examples(held, fills=fills, seed=seed):

@@ -55,6 +55,7 @@ from common.text import FILLER, covers, words
 from kg.embeddings import vector_index_status
 from kg.queries import embeddings as EQ
 from kg.queries import linking as Q
+from kg.scan import scan
 from nlu.labels import ENTITY_TYPES, FAMILY_OF
 from nlu.linking import text as T
 from nlu.linking.encoder import TextEncoder
@@ -260,7 +261,7 @@ class EntityLinker:
         """The catalog as the index sees it: product records (read again from the graph: the index
         keeps none), brand names, category names. For evaluation and tooling."""
         st = self._current()
-        return (list(self._all_products()), [e.node_id for e in st.brands.entries],
+        return (sorted(self._all_products(), key=lambda r: r.sku), [e.node_id for e in st.brands.entries],
                 [e.node_id for e in st.categories.entries])
 
     def catalogue_version(self) -> Any:
@@ -331,15 +332,8 @@ class EntityLinker:
         return new, True
 
     def _all_products(self) -> Iterable[ProductRecord]:
-        after = ""
-        while True:
-            rows = self.store.run(Q.PRODUCTS_PAGE, {"after": after, "limit": self.config.page_size})
-            for r in rows:
-                if r.get("sku"):
-                    yield ProductRecord.from_row(r)
-            if len(rows) < self.config.page_size:
-                return
-            after = str(rows[-1]["sku"])
+        for rows in scan(self.store, Q.PRODUCTS_PAGE, limit=self.config.page_size):
+            yield from (ProductRecord.from_row(r) for r in rows if r.get("sku"))
 
     def _changes_since(self, state: _State, now: float,
                        stamp: str | None) -> tuple[dict[str, ProductRecord | None] | None, str | None]:
@@ -367,14 +361,9 @@ class EntityLinker:
         """Compare every product's fingerprint with the index; re-read what differs."""
         fps: dict[str, str] = {}
         stamps: list[str | None] = []
-        after = ""
-        while True:
-            rows = self.store.run(Q.PRODUCT_FINGERPRINTS, {"after": after, "limit": self.config.page_size})
+        for rows in scan(self.store, Q.PRODUCT_FINGERPRINTS, limit=self.config.page_size):
             fps.update((str(r["sku"]), str(r["h"] or "")) for r in rows if r.get("sku"))
             stamps.extend(r.get("updated_at") for r in rows)
-            if len(rows) < self.config.page_size:
-                break
-            after = str(rows[-1]["sku"])
         old = base.fingerprints
         changed = [s for s, h in fps.items() if old.get(s) != h]
         changes: dict[str, ProductRecord | None] = dict.fromkeys((s for s in old if s not in fps), None)
