@@ -32,7 +32,7 @@ from api.handoffs import HandoffLog
 from api.jobs import ImportJobs
 from api.metrics import Metrics
 from common import bootstrap
-from common.bootstrap import Container
+from common.bootstrap import Container, settle_heap
 from common.errors import KGQAError, ModelNotReady, Retryable
 from common.settings import Settings
 from kg.audit import AuditLog
@@ -186,6 +186,7 @@ class Services:
         """Build the engine now (gunicorn's post_worker_init); errors are logged, not raised."""
         try:
             self.engine()
+            settle_heap()
         except KGQAError:
             pass
         finally:

@@ -30,7 +30,8 @@ from common.errors import ConfigError, GraphUnavailable
 
 log = logging.getLogger(__name__)
 
-START_TIMEOUT_S = 30.0
+START_TIMEOUT_S = 30.0  # to answer, or else to show it is working (CPU time spent)
+LOAD_TIMEOUT_S = 1800.0  # to load its data, working all along
 
 
 def free_port() -> int:
@@ -226,24 +227,37 @@ class EmbeddedFalkorDB:
             umask=0o077,  # the append-only files hold customers, transcripts and key hashes: owner only
         )
         info = ServerInfo(pid=self._proc.pid, port=port, password=password, bolt_port=self.bolt_port)
+        # A server loading a large data directory does not answer (FalkorDB builds its indexes on the
+        # main thread: a million products take minutes): it is waited for as long as it keeps working.
         deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
+        give_up = time.monotonic() + LOAD_TIMEOUT_S
+        worked = _cpu_ticks(self._proc.pid)
+        while True:
             if self._proc.poll() is not None:
                 raise GraphUnavailable(
                     f"embedded FalkorDB exited with code {self._proc.returncode} on start; see {self.log_path}"
                 )
             try:
-                client = redis.Redis(port=port, password=password, socket_timeout=2)
+                client = redis.Redis(port=port, password=password, socket_timeout=2, socket_connect_timeout=2)
                 if client.ping():
                     # Loading a large append-only file answers LOADING until done.
                     self._check_loaded(client)
                     break
             except redis.RedisError:
                 pass
+            now = time.monotonic()
+            if now >= deadline:
+                ticks = _cpu_ticks(self._proc.pid)
+                if now < give_up and ticks is not None and worked is not None and ticks > worked:
+                    log.info("embedded FalkorDB is still loading its data directory",
+                             extra={"data_dir": str(self.data_dir)})
+                    deadline, worked = now + START_TIMEOUT_S, ticks
+                else:
+                    self._proc.kill()
+                    raise GraphUnavailable(f"embedded FalkorDB did not answer within {START_TIMEOUT_S:.0f} s without "
+                                           f"working meanwhile (or took over {LOAD_TIMEOUT_S:.0f} s to load its data); "
+                                           f"see {self.log_path}")
             time.sleep(0.05)
-        else:
-            self._proc.kill()
-            raise GraphUnavailable(f"embedded FalkorDB did not answer within {START_TIMEOUT_S}s; see {self.log_path}")
         tmp = self.info_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(info.__dict__))
         tmp.chmod(0o600)
@@ -266,6 +280,15 @@ class EmbeddedFalkorDB:
     def _reap(self) -> None:
         if self._proc is not None and self._proc.poll() is not None:
             self._proc = None
+
+
+def _cpu_ticks(pid: int) -> int | None:
+    """CPU time a process has spent (clock ticks, user + system), or None where /proc cannot tell."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _pid_alive(pid: int) -> bool:
