@@ -85,8 +85,8 @@ def fill_embeddings(store: GraphStore, embed: Embed, dimension: int, text_of: Te
     """Make every stale product current: work out its vector text, embed the texts that have no
     vector yet, point the products at them, and drop vectors no product names any more. Returns how
     many texts were embedded. Safe to stop and run again: each batch is written as it is computed,
-    and a product changed meanwhile stays stale (the scan goes on past it: no loop). `skus`: only those products (a single-product
-    edit), without a scan of the catalog."""
+    and a product changed meanwhile stays stale (the scan goes on past it: no loop). `skus`: only
+    those products (a single-product edit), without a scan of the catalog."""
     ensure_vector_index(store, dimension)
     total = len(skus) if skus is not None else stale_count(store)
     embedded = done = removed = 0

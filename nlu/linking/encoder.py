@@ -160,22 +160,24 @@ class _OnnxEncoder:
             import onnxruntime  # noqa: F401
 
             from nlu.model import load_tokenizer
-        except ImportError:
-            return None
-        return cls(path, load_tokenizer(path), int(bert.get("max_seq_length") or 256), cache_dir)
 
-    def _session(self, big: bool) -> Any:
-        session = self._sessions.get(big)
+            tokenizer = load_tokenizer(path)
+        except (ImportError, NLUError):  # no onnxruntime, or a directory transformers cannot read
+            return None
+        return cls(path, tokenizer, int(bert.get("max_seq_length") or 256), cache_dir)
+
+    def _session(self, bulk: bool) -> Any:
+        session = self._sessions.get(bulk)
         if session is None:
             with self._lock:
-                session = self._sessions.get(big)
+                session = self._sessions.get(bulk)
                 if session is None:
                     from nlu.model import sentence_encoder_onnx
 
                     example = self.tokenizer(["a padded example", "x"], padding=True, return_tensors="pt")
-                    session = sentence_encoder_onnx(self.path, example, threads=(os.cpu_count() or 1) if big else 1,
+                    session = sentence_encoder_onnx(self.path, example, threads=(os.cpu_count() or 1) if bulk else 1,
                                                     cache_dir=self.cache_dir)
-                    self._sessions[big] = session
+                    self._sessions[bulk] = session
         return session
 
     def encode(self, texts: list[str], lock: threading.Lock, *, bulk: bool, batch: int = 128) -> np.ndarray:
