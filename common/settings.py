@@ -154,9 +154,9 @@ class Settings(BaseSettings):
     )
     nlu_cache_dir: str = Field(
         str(REPO_ROOT / "var" / "cache" / "nlu"),
-        description=("Where the exported ONNX graph of the understanding model is kept, named by the fingerprint "
-                     "of the files it was made from: later loads (every worker) read it instead of loading and "
-                     "exporting the torch model. Empty: export in memory at every load."),
+        description=("Where the exported ONNX graphs of the understanding model and the sentence encoder are kept, "
+                     "named by the fingerprint of the files they were made from: later loads (every worker) read "
+                     "them instead of loading and exporting the torch models. Empty: export in memory at every load."),
     )
     nlu_quantize: bool = Field(
         False,

@@ -21,6 +21,7 @@ import os
 # (two cores, web workers beside the model). Only effective before torch first loads OpenMP.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import functools
 import hashlib
 import json
 import logging
@@ -400,13 +401,24 @@ def files_fingerprint(files: list[Path], *parts: str) -> str:
     opset and `parts`."""
     h = hashlib.sha256("|".join([torch.__version__, str(ONNX_OPSET), *parts]).encode())
     for f in files:
-        if not f.is_file():
+        try:
+            st = f.stat()
+        except OSError:
             continue  # a missing file fails the load itself, with its own message
         h.update(f.name.encode())
-        with f.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
+        h.update(_file_digest(str(f), st.st_size, st.st_mtime_ns))
     return h.hexdigest()[:20]
+
+
+@functools.lru_cache(maxsize=64)
+def _file_digest(path: str, size: int, mtime_ns: int) -> bytes:
+    """A file's sha256, once per process for each version of it (a worker fingerprints the encoder's
+    weights for the understanding model and again for the sentence encoder)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.digest()
 
 
 def _encoder_files(encoder_path: str | Path) -> list[Path]:

@@ -48,6 +48,7 @@ class TextEncoder:
         self.runtime = runtime if model is None else "given"
         self.cache_dir = cache_dir
         self._onnx: _OnnxEncoder | None | bool = None  # False: not possible here, use sentence-transformers
+        self._dim: int | None = None
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
@@ -65,11 +66,13 @@ class TextEncoder:
 
     @property
     def dim(self) -> int:
-        if self._onnx_encoder() is not None:
-            return int(self.encode(["x"]).shape[1])
-        model = self.model
-        get = getattr(model, "get_embedding_dimension", None) or getattr(model, "get_sentence_embedding_dimension", None)
-        return int(get()) if get else int(self.encode(["x"]).shape[1])
+        """The vectors' length (asked once: every catalog write asks it)."""
+        if self._dim is None:
+            model = None if self._onnx_encoder() is not None else self.model
+            get = getattr(model, "get_embedding_dimension", None) or \
+                getattr(model, "get_sentence_embedding_dimension", None)
+            self._dim = int(get()) if get else int(self.encode(["x"]).shape[1])
+        return self._dim
 
     def _onnx_encoder(self) -> _OnnxEncoder | None:
         if self._onnx is None:
@@ -183,7 +186,7 @@ class _OnnxEncoder:
     def encode(self, texts: list[str], lock: threading.Lock, *, bulk: bool, batch: int = 128) -> np.ndarray:
         session = self._session(bulk)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # a batch pads to its longest
-        out = np.empty((len(texts), 0), dtype=np.float32)
+        out: np.ndarray | None = None
         for start in range(0, len(order), batch):
             rows = order[start:start + batch]
             with lock:  # the Rust tokenizer is not safe to share mid-call
@@ -194,7 +197,8 @@ class _OnnxEncoder:
             m = mask[..., None].astype(np.float32)
             vecs = (hidden * m).sum(axis=1) / np.clip(m.sum(axis=1), 1e-9, None)
             vecs /= np.clip(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12, None)
-            if out.shape[1] == 0:
+            if out is None:
                 out = np.empty((len(texts), vecs.shape[1]), dtype=np.float32)
             out[rows] = vecs
+        assert out is not None  # texts is never empty here
         return out
