@@ -164,14 +164,15 @@ class Services:
             return engine
 
     def vectors_to_embed(self) -> int:
-        """Products whose name has no vector yet (LINKING_VECTORS=graph), counted at most every
-        30 s (5 s while some are missing): readiness waits for `kgqa graph embed` (or an import)."""
+        """Products whose name has no vector of this worker's encoder yet (LINKING_VECTORS=graph),
+        counted at most every 30 s (5 s while some are missing): readiness waits for `kgqa graph
+        embed` (or an import)."""
         now = time.monotonic()
         last = self._vectors_checked
         if last is None or now - last[0] > (5.0 if last[1] else 30.0):
             from kg.embeddings import stale_count
 
-            self._vectors_checked = (now, stale_count(self.container.graph()))
+            self._vectors_checked = (now, stale_count(self.container.graph(), self.container.encoder.space))
         return self._vectors_checked[1]
 
     def warm_async(self) -> None:

@@ -194,8 +194,9 @@ def build(settings: Settings | None = None, *, store: GraphStore | None = None,
 
     encoder = TextEncoder(settings.encoder_path, model=encoder_model,
                           runtime="onnx" if settings.nlu_runtime == "onnx" else "torch",
-                          cache_dir=settings.nlu_cache_dir or None)
-    vectors = NameVectors(embed=encoder.encode_bulk, dimension=lambda: encoder.dim, text=name_vector_text) \
+                          cache_dir=settings.nlu_cache_dir or None, precision=settings.encoder_precision)
+    vectors = NameVectors(embed=encoder.encode_bulk, dimension=lambda: encoder.dim, text=name_vector_text,
+                          space=lambda: encoder.space) \
         if settings.linking_vectors == "graph" else None
     catalog = CatalogService(schema_ready, settings, vectors=vectors)
     linker_config = (linker_config or LinkerConfig()).model_copy(

@@ -63,7 +63,7 @@ def graph_mode(falkordb_server, encoder):  # noqa: F811 - the fixture imported a
         embedded.extend(names)
         return real.embed(names)
 
-    app.catalog.vectors = NameVectors(embed=counting, dimension=real.dimension, text=real.text)
+    app.catalog.vectors = NameVectors(embed=counting, dimension=real.dimension, text=real.text, space=real.space)
     yield app, embedded
     app.store.redis.execute_command("GRAPH.DELETE", settings.graph_name)
     app.close()
@@ -76,7 +76,7 @@ def test_import_embeds_each_name_once_and_an_edit_only_its_own(graph_mode, tmp_p
     # seven products, six texts: the silver variant shares the headphones' text (brand, no colour)
     assert report.ok and len(embedded) == 6 and "Nordic Audio Aurora X2 Wireless Headphones" in embedded
     store = app.graph()
-    assert stale_count(store) == 0 and vector_index_status(store) == "OPERATIONAL"
+    assert stale_count(store, app.encoder.space) == 0 and vector_index_status(store) == "OPERATIONAL"
     assert store.run(get("embeddings.count"))[0]["vectors"] == 6
     # an unchanged re-import embeds nothing; a price change embeds nothing either
     app.catalog.import_path(data, progress=False)
@@ -172,7 +172,33 @@ def test_the_vector_index_is_rebuilt_after_many_renames(graph_mode, tmp_path):
     assert churn == [{"r": 0}] and vector_index_status(store) == "OPERATIONAL"
     rows = store.run(get("embeddings.similar_products"), {"k": 6, "fetch": 6, "vector": vec})
     assert len(rows) == 6
-    assert fill_embeddings(store, app.catalog.vectors.embed, 384, app.catalog.vectors.text) == 0  # nothing stale
+    assert fill_embeddings(store, app.catalog.vectors.embed, 384, app.catalog.vectors.text,
+                           space=app.catalog.vectors.space()) == 0  # nothing stale
+
+
+def test_vectors_of_another_encoder_are_made_again_and_never_mixed(graph_mode, tmp_path):
+    """The graph's vectors are stamped with the encoder that made them: another encoder (another
+    model, or int8 weights instead of float32) finds every product stale, makes every vector again,
+    and a single-product edit leaves them alone until it has."""
+    app, embedded = graph_mode
+    app.catalog.import_path(_files(tmp_path / "shop"), progress=False)
+    store = app.graph()
+    old = app.catalog.vectors
+    assert old is not None and stale_count(store, old.space()) == 0
+    assert stale_count(store, "another-encoder") == 7  # readiness of a worker with another encoder
+    other = NameVectors(embed=old.embed, dimension=old.dimension, text=old.text, space=lambda: "another-encoder")
+    app.catalog.vectors = other
+    app.catalog.patch("LU-2", {"name": "Lumen Calligraphy Fountain Pen"})  # not now: the vectors are the old encoder's
+    assert len(embedded) == 6 and stale_count(store, old.space()) == 1
+    assert app.catalog.fill_vectors() == 6  # every text again, in the new space, the old vectors gone
+    assert embedded[6:] and "Lumen Calligraphy Fountain Pen" in embedded[6:]
+    assert store.run(get("embeddings.count"))[0]["vectors"] == 6
+    assert stale_count(store, "another-encoder") == 0 and stale_count(store, old.space()) == 7
+    assert vector_index_status(store) == "OPERATIONAL"
+    vec = app.encoder.encode(["calligraphy pen"])[0]
+    rows = store.run(get("embeddings.similar_products"), {"k": 1, "fetch": 10, "vector": [float(x) for x in vec]})
+    assert rows[0]["sku"] == "LU-2"
+    assert app.catalog.fill_vectors() == 0  # and once made, nothing more
 
 
 def test_the_onnx_encoder_gives_the_sentence_transformers_vectors(encoder, tmp_path):  # noqa: F811
@@ -190,6 +216,25 @@ def test_the_onnx_encoder_gives_the_sentence_transformers_vectors(encoder, tmp_p
     again = TextEncoder(settings.encoder_path, runtime="onnx", cache_dir=str(tmp_path))
     assert np.abs(again.encode(names) - onnx.encode(names)).max() < 1e-6
     assert list(tmp_path.glob("sentence-*.onnx")) == cached
+
+
+def test_int8_weights_keep_the_vectors_close_and_name_their_own_space(encoder, tmp_path):  # noqa: F811
+    """ENCODER_PRECISION=int8 (the default): the float32 graph quantised once and cached beside it;
+    its vectors stay close to float32's and rank names alike, and its space is not float32's."""
+    settings = Settings(_env_file=None)
+    names = ["Nordic Audio Aurora X2 Wireless Headphones", "Voltara 18V Cordless Drill", "Lumen Fountain Pen",
+             "Lumen Dotted Pocket Notebook", "wireless headphones", "battery powered screwdriver", "a pen to write with"]
+    full = TextEncoder(settings.encoder_path, runtime="onnx", cache_dir=str(tmp_path))
+    int8 = TextEncoder(settings.encoder_path, runtime="onnx", cache_dir=str(tmp_path), precision="int8")
+    a, b = full.encode(names), int8.encode(names)
+    assert np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
+    assert (a * b).sum(axis=1).min() > 0.97
+    assert [int(np.argmax(a[:4] @ q)) for q in a[4:]] == [int(np.argmax(b[:4] @ q)) for q in b[4:]] == [0, 1, 2]
+    assert np.abs(int8.encode_bulk(names * 10)[:len(names)] - b).max() < 1e-3  # bulk: the same graph on every core
+    assert len(list(tmp_path.glob("sentence-*.onnx"))) == 2  # float32, and int8 made from it
+    assert full.space != int8.space and int8.space.split(":")[1] == "int8"
+    again = TextEncoder(settings.encoder_path, runtime="onnx", cache_dir=str(tmp_path), precision="int8")
+    assert again.space == int8.space and np.abs(again.encode(names) - b).max() < 1e-6
 
 
 def test_an_encoder_of_another_form_runs_in_sentence_transformers(tmp_path):

@@ -97,6 +97,7 @@ class NameVectors:
     embed: Embed
     dimension: Callable[[], int]
     text: TextOf
+    space: Callable[[], str]  # the encoder's vector space (TextEncoder.space): the vectors are stamped with it
 
 
 class CatalogService:
@@ -117,7 +118,7 @@ class CatalogService:
         if self.vectors is None:
             return 0
         return fill_embeddings(self._graph(), self.vectors.embed, self.vectors.dimension(), self.vectors.text,
-                               progress=progress, skus=skus)
+                               space=self.vectors.space(), progress=progress, skus=skus)
 
     def _after_write(self, report: ImportReport, skus: Sequence[str] | None = None) -> ImportReport:
         if self.vectors is not None and not report.dry_run and any(f.created or f.updated for f in report.files):

@@ -10,8 +10,11 @@ it; the composition root gives the function, nlu/linking/index.py `name_vector_t
 line's variants share one vector: about a third as many to compute and search as products in the
 sample catalog, and variant words are the lexical linker's business anyway.
 
-`p._vh` records the content fingerprint (`_h` and name) the text was worked out from: a product
-whose fingerprint moved is stale. Making it current works out its text again and embeds it only
+`p._vh` records the fingerprint the text was worked out from: the encoder's vector space (`$space`,
+a short hash of the encoder's files and precision), the content fingerprint `_h` and the name; a
+product whose fingerprint moved, or whose vector another encoder made, is stale. The graph's vectors
+are all of one space, named on `(:Meta {key: 'name_vectors'})`: a fill with another encoder first
+deletes them (`PURGE`) and builds the index again, so vectors of two encoders are never compared. Making it current works out its text again and embeds it only
 when no vector of that text exists, so a price or stock change (a new `_h`) embeds nothing and an
 unchanged re-import finds nothing stale. A vector node is only ever created, or deleted once no
 product names its text: FalkorDB 4.16 re-inserts a node into its vector index whenever any of its
@@ -30,7 +33,7 @@ from kg.queries import product_scan, q
 
 VECTOR_INDEX_NAME = "name_vector_embedding"  # Neo4j names its indexes; FalkorDB keys them by label
 
-_FINGERPRINT = "coalesce(p._h, '') + '|' + p.name"
+_FINGERPRINT = "$space + '|' + coalesce(p._h, '') + '|' + p.name"
 _CURRENT = f"p._vh = {_FINGERPRINT}"
 
 STALE = product_scan(
@@ -62,6 +65,40 @@ STALE_COUNT = q(
     RETURN count(p) AS stale
     """,
     description="How many products still need their vector text worked out (readiness and the migration's progress).",
+)
+
+SPACE = q(
+    "embeddings.space",
+    """
+    OPTIONAL MATCH (m:Meta {key: 'name_vectors'})
+    OPTIONAL MATCH (v:NameVector)
+    WITH m, v LIMIT 1
+    RETURN m.space AS space, v IS NOT NULL AS any_vector
+    """,
+    description="The encoder space the graph's name vectors were made in, and whether there are any.",
+)
+
+SPACE_SET = q(
+    "embeddings.space_set",
+    """
+    MERGE (m:Meta {key: 'name_vectors'})
+    SET m.space = $space
+    RETURN m.space AS space
+    """,
+    read_only=False,
+    description="Name the encoder space of the graph's name vectors (once they are all of it).",
+)
+
+PURGE = q(
+    "embeddings.purge",
+    """
+    MATCH (v:NameVector)
+    WITH v LIMIT $limit
+    DELETE v
+    RETURN count(*) AS deleted
+    """,
+    read_only=False,
+    description="Delete up to $limit name vectors (another encoder's: they are made again).",
 )
 
 PRODUCTS = q(
