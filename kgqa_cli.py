@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -77,6 +78,12 @@ def up(data_dir: Path | None, empty: bool, products: int, serve: bool, host: str
             console.print(f"[yellow]{len(report.errors)} rows rejected[/]; first: {report.errors[0]}")
     if settings.linking_vectors == "graph":  # a catalog imported before vectors were kept: fill them now
         _fill_vectors(app)
+    if app.linker is not None and app.linker.snapshot is not None and not app.linker.snapshot.exists():
+        # built once here, loaded by every worker (which catches up with any later change itself)
+        started = time.perf_counter()
+        app.linker.warm()
+        console.print(f"Linking index of {app.linker.stats()['products']} products kept in {app.linker.snapshot} "
+                      f"({time.perf_counter() - started:.1f} s)")
     _print_stats(store)
     info = store.embedded.current() if getattr(store, "embedded", None) else None
     if info:

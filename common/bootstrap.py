@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
+from pathlib import Path
 from typing import TYPE_CHECKING, Generic, Literal, TypeVar
 
 import redis
@@ -202,7 +203,9 @@ def build(settings: Settings | None = None, *, store: GraphStore | None = None,
     linker_config = (linker_config or LinkerConfig()).model_copy(
         update={"graph_vectors": settings.linking_vectors == "graph"})
     entity_linker = (EntityLinker(graph_store, config=linker_config, encoder=encoder,
-                                  encoder_path=settings.encoder_path, currency=settings.store_currency)
+                                  encoder_path=settings.encoder_path, currency=settings.store_currency,
+                                  snapshot=(Path(settings.data_dir) / "linking" / f"{settings.graph_name}.index"
+                                            if settings.linking_snapshot else None))
                      if linker is DEFAULT else linker)
     procedures = ProcedureSearch(graph_store, settings.encoder_path, threshold=settings.procedure_threshold,
                                  encoder_factory=lambda: encoder)

@@ -23,6 +23,7 @@ from kg.queries import linking as linking_queries
 from kg.queries import q
 from kg.schema import ensure_schema
 from nlu.linking import EntityLinker, LinkerConfig, normalise_order_id, parse_money
+from nlu.linking import snapshot
 from nlu.linking.encoder import TextEncoder
 from nlu.linking.evaluation import build_examples, evaluate_linking, examples_from_nlu_eval
 from nlu.types import Entity, IntentScore, Understanding
@@ -314,6 +315,102 @@ def test_a_renamed_product_is_found_under_its_new_name(small_shop, encoder, sett
     small_shop.run(_BUMP)
     assert lk.refresh(force=True) is True
     assert lk.link_mention("aurora x2", "PRODUCT").node_id == "NA-1"  # one variant left: no longer ambiguous
+
+
+class _Reads:
+    """The real store, noting the name of every query run through it."""
+
+    def __init__(self, store) -> None:
+        self.store, self.names = store, []
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+    def run(self, query, *args, **kwargs):
+        self.names.append(query.name)
+        return self.store.run(query, *args, **kwargs)
+
+
+def test_the_index_kept_on_disk_is_loaded_by_the_next_start_and_caught_up(small_shop, encoder, settings, tmp_path,
+                                                                           caplog):
+    path = tmp_path / "linking" / "shop.index"
+    first = EntityLinker(small_shop, encoder=encoder, snapshot=path)
+    first.warm()
+    assert path.is_file() and first.link_mention("drift 2", "PRODUCT").node_id == "PW-1"
+    assert path.stat().st_mode & 0o777 == 0o600 and path.parent.stat().st_mode & 0o777 == 0o700
+    # the next start (another worker, a restart) loads it: no product is read from the graph
+    second_reads = _Reads(small_shop)
+    second = EntityLinker(second_reads, encoder=encoder, snapshot=path)
+    second.warm()
+    assert "linking.products_page" not in second_reads.names and "linking.product_fingerprints" not in \
+        second_reads.names
+    assert second.link_mention("drift 2", "PRODUCT").node_id == "PW-1" and second.stats()["products"] == 3
+    # a catalog changed since: the start compares fingerprints, reads only what changed, and keeps the result
+    _import(small_shop, settings, tmp_path / "v2", products=[
+        _product("NA-9", "Nordic Audio Zephyr Q9 Sport Earbuds, Black", "Nordic Audio", "Headphones",
+                 {"model_line": "Zephyr Q9", "colour": "Black"})])
+    written = path.stat().st_mtime_ns
+    third_reads = _Reads(small_shop)
+    third = EntityLinker(third_reads, encoder=encoder, snapshot=path)
+    third.warm()
+    assert "linking.product_fingerprints" in third_reads.names and "linking.products_page" not in third_reads.names
+    assert third.link_mention("zephyr q9", "PRODUCT").node_id == "NA-9" and third.stats()["products"] == 4
+    assert path.stat().st_mtime_ns != written  # caught up once, kept for the next start
+    # a damaged file, or one written by other code, is rebuilt from the graph (and replaced), never served
+    for damage in (b"kgqa-linking-index\nnot-this-code\n", b"kgqa-linking-index\n" + snapshot.LAYOUT + b"\ngarbage"):
+        path.write_bytes(damage)
+        reads = _Reads(small_shop)
+        fresh = EntityLinker(reads, encoder=encoder, snapshot=path)
+        fresh.warm()
+        assert "linking.products_page" in reads.names and fresh.link_mention("zephyr q9", "PRODUCT").node_id == "NA-9"
+        assert snapshot.load(path) is not None
+    assert any("unreadable" in r.getMessage() for r in caplog.records)
+
+
+def test_workers_starting_together_build_the_index_once(small_shop, encoder, tmp_path):
+    import threading
+
+    path = tmp_path / "linking" / "shop.index"
+    reads = [_Reads(small_shop) for _ in range(3)]
+    linkers = [EntityLinker(r, encoder=encoder, snapshot=path) for r in reads]
+    threads = [threading.Thread(target=lk.warm) for lk in linkers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum("linking.products_page" in r.names for r in reads) == 1  # the first built it, the others loaded
+    assert all(lk.link_mention("drift 2", "PRODUCT").node_id == "PW-1" for lk in linkers)
+
+
+def test_lines_are_kept_packed_and_read_back_whole(tmp_path):
+    """The index keeps its lines as bytes (LineStore) and gives back what make_line made, field for
+    field; an update leaves the snapshot before it readable (copy-on-write) and a full pass
+    (iter_lines) reads every line."""
+    import dataclasses
+
+    from nlu.linking.index import LineIndex, ProductRecord, make_line
+
+    generate(tmp_path, products=300, customers=1, orders=0, today=dt.date(2026, 12, 7))
+    with (tmp_path / "products.csv").open(encoding="utf-8") as fh:
+        recs = {r["sku"]: ProductRecord.from_row({**r, "h": "1"}) for r in csv.DictReader(fh)}
+    idx = LineIndex().apply(recs)
+    fields = [f.name for f in dataclasses.fields(make_line(0, [next(iter(recs.values()))]))]
+    assert len(idx.lines) > 50 and all(isinstance(b, bytes) for b in idx.lines.blobs.values())
+    for lid in idx.lines:
+        line = idx.lines[lid]
+        fresh = make_line(lid, [recs[s] for s in line.skus])
+        assert [getattr(line, f) for f in fields] == [getattr(fresh, f) for f in fields]
+    lid = idx.line_of["NA-HP-000001"]
+    assert idx.lines[lid] is idx.lines[lid]  # decoded once, then from the LRU
+    assert sorted(line.lid for line in idx.lines.iter_lines()) == sorted(idx.lines)
+    renamed = dataclasses.replace(recs["NA-HP-000001"], name="Nordic Audio Borealis Studio Headphones",
+                                  attributes=(("model_line", "Borealis Studio"),), h="2")
+    after = idx.apply({"NA-HP-000001": renamed}, fetch=lambda skus: [recs[s] for s in skus])
+    assert "NA-HP-000001" in idx.lines[lid].skus  # the old snapshot still reads its line
+    moved = after.lines[after.line_of["NA-HP-000001"]]
+    assert moved.name == "Borealis Studio" and moved.skus == ("NA-HP-000001",)
+    assert "NA-HP-000001" not in after.lines[after.line_of["NA-HP-000002"]].skus
+    assert len(after.lines) == len(idx.lines) + 1
 
 
 def test_fulltext_search_terms_cannot_carry_search_syntax():

@@ -10,16 +10,22 @@ ambiguous. Embedding one row per line instead of per product also cuts the matri
 Updates are copy-on-write: `LineIndex.apply(changes)` returns a new index and leaves the old one
 untouched, so readers never lock and a refresh swaps one reference. Only the lines that changed
 are rebuilt; a full build is the same call on an empty index with every product as a change.
+
+Lines are kept serialised (`LineStore`: marshal, about a fifth of the memory of the objects, and
+nothing for the cyclic garbage collector to walk) and decoded when read, through one bounded LRU
+per process; a line id is never reused, so a cached line is never stale.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import marshal
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Container, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 import numpy as np
@@ -311,6 +317,46 @@ class Line:
 
 
 _OWN_NAME = re.compile(r"\s+(?:for|with)\s+|\s*,\s*", re.I)
+_LINE_FIELDS = tuple(f.name for f in dataclasses.fields(Line))
+LINE_CACHE = 4096  # decoded lines kept per process (a turn reads a few dozen)
+
+
+def pack_line(line: Line) -> bytes:
+    """A line as bytes (`LineStore`): its fields, all tuples, strings, numbers and frozensets."""
+    return marshal.dumps(tuple(getattr(line, f) for f in _LINE_FIELDS))
+
+
+def unpack_line(blob: bytes) -> Line:
+    return Line(*marshal.loads(blob))
+
+
+_cached_line = lru_cache(maxsize=LINE_CACHE)(unpack_line)  # keyed by the blob: shared by every index version
+
+
+class LineStore(Mapping[int, Line]):
+    """Lines by id, serialised (`pack_line`: a line of the sample store takes 1.4 KB as bytes against
+    6.7 KB as objects), decoded on read through a bounded LRU. `iter_lines` decodes every line
+    without passing through (or flushing) the LRU."""
+
+    __slots__ = ("blobs",)
+
+    def __init__(self, blobs: dict[int, bytes] | None = None) -> None:
+        self.blobs: dict[int, bytes] = blobs if blobs is not None else {}
+
+    def __getitem__(self, lid: int) -> Line:
+        return _cached_line(self.blobs[lid])
+
+    def __contains__(self, lid: object) -> bool:
+        return lid in self.blobs
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.blobs)
+
+    def __len__(self) -> int:
+        return len(self.blobs)
+
+    def iter_lines(self) -> Iterator[Line]:
+        return (unpack_line(b) for b in self.blobs.values())
 
 
 def _category_noun(category: str | None) -> str:
@@ -454,7 +500,7 @@ def _idf(df: int, n: int) -> float:
 @dataclass(frozen=True, eq=False)
 class LineIndex:
     fingerprints: Mapping[str, str] = field(default_factory=dict)  # sku -> content fingerprint
-    lines: Mapping[int, Line] = field(default_factory=dict)
+    lines: LineStore = field(default_factory=LineStore)
     line_of: Mapping[str, int] = field(default_factory=dict)  # sku -> lid
     by_key: Mapping[tuple[str, ...], int] = field(default_factory=dict)
     # Keys map to tuples (a 1-tuple is a fifth of a 1-frozenset: most keys name one line or product).
@@ -498,7 +544,8 @@ class LineIndex:
         if not changes:
             return self
         fps = dict(self.fingerprints)
-        lines = dict(self.lines)
+        lines = dict(self.lines.blobs)  # lid -> packed line
+        old = self.lines
         line_of = dict(self.line_of)
         by_key = dict(self.by_key)
         exact = _CowMap(self.exact)
@@ -518,10 +565,10 @@ class LineIndex:
         for sku, rec in changes.items():
             lid = line_of.get(sku)
             if lid is not None:
-                touched.setdefault(lines[lid].key, set())
+                touched.setdefault(old[lid].key, set())
             if rec is not None:
                 touched.setdefault(rec.line_key, set())
-        unchanged = [s for lk in touched if lk in by_key for s in lines[by_key[lk]].skus if s not in changes]
+        unchanged = [s for lk in touched if lk in by_key for s in old[by_key[lk]].skus if s not in changes]
         if unchanged:
             if fetch is None:
                 raise ValueError("updating a line needs the records of its other products (fetch)")
@@ -534,7 +581,7 @@ class LineIndex:
         for lk, members in touched.items():
             lid = by_key.pop(lk, None)
             if lid is not None:  # take the old line out
-                line = lines.pop(lid)
+                line = unpack_line(lines.pop(lid))  # not through the LRU: it is about to go
                 for k, skus in line.exact:
                     exact.discard(k, skus)
                 for k, skus in line.line_exact:
@@ -558,7 +605,7 @@ class LineIndex:
             lid = next_lid
             next_lid += 1
             line = make_line(lid, [records[s] for s in members])
-            lines[lid] = line
+            lines[lid] = pack_line(line)
             by_key[lk] = lid
             for k, skus in line.exact:
                 exact.add(k, skus)
@@ -583,7 +630,7 @@ class LineIndex:
 
         post = postings.frozen()
         vocab_list = self.vocab_list if postings.keys_unchanged() else tuple(post)
-        return LineIndex(fingerprints=fps, lines=lines, line_of=line_of, by_key=by_key, exact=exact.frozen(),
+        return LineIndex(fingerprints=fps, lines=LineStore(lines), line_of=line_of, by_key=by_key, exact=exact.frozen(),
                          compact=compact.frozen(), postings=post, vocab_list=vocab_list, values=values,
                          value_counts=value_counts, by_title=by_title.frozen(), line_exact=line_exact.frozen(),
                          common_values=common_values.frozen(), key_varies=key_varies, key_lines=key_lines,

@@ -44,6 +44,7 @@ import threading
 import time
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -57,6 +58,7 @@ from kg.queries import embeddings as EQ
 from kg.queries import linking as Q
 from kg.scan import scan
 from nlu.labels import ENTITY_TYPES, FAMILY_OF
+from nlu.linking import snapshot
 from nlu.linking import text as T
 from nlu.linking.encoder import TextEncoder
 from nlu.linking.index import (
@@ -87,6 +89,9 @@ class LinkerConfig(BaseModel):
 
     refresh_interval_s: float = Field(5.0, ge=0.0, description="Least time between catalog-version checks.")
     page_size: int = Field(5000, ge=100, le=100_000)
+    snapshot_change_fraction: float = Field(0.01, ge=0.0, le=1.0, description=(
+        "The index on disk (`EntityLinker.snapshot`) is written again after a full comparison with the "
+        "graph changed more than this share of the products."))
     full_reload_fraction: float = Field(0.3, ge=0.0, le=1.0,
                                         description="Above this share of changed products, re-read all pages.")
     reconcile_interval_s: float = Field(600.0, ge=0.0, description=(
@@ -196,8 +201,9 @@ class EntityLinker:
 
     def __init__(self, store: Any, *, config: LinkerConfig | None = None, encoder: Any = None,
                  encoder_path: str = "", currency: str = "USD",
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, snapshot: Path | None = None) -> None:
         self.store = store
+        self.snapshot = snapshot  # where the index is kept between starts (nlu/linking/snapshot.py); None: never
         self.config = config or LinkerConfig()
         self.currency = currency.upper()
         if isinstance(encoder, TextEncoder) or encoder is None:
@@ -246,7 +252,11 @@ class EntityLinker:
             if state is not None and version is not None and version == state.version and not force and \
                     (state.graph_vectors or not self._graph_vectors_ready()):
                 return False
-            new, changed = self._rebuild(state, version, stamp)
+            if state is None and self.snapshot is not None:
+                with snapshot.first_start(self.snapshot):  # one worker of the host builds, the others load
+                    new, changed = self._rebuild(state, version, stamp)
+            else:
+                new, changed = self._rebuild(state, version, stamp)
             self._state = new
             return changed
         finally:
@@ -274,7 +284,7 @@ class EntityLinker:
         what the grounding guard counts as the shop's names."""
         st = self._current()
         names = [e.node_id for e in st.brands.entries] + [e.node_id for e in st.categories.entries]
-        for line in st.lines.lines.values():
+        for line in st.lines.lines.iter_lines():
             names.append(line.name)
             names.extend(line.names)
         return names
@@ -294,15 +304,32 @@ class EntityLinker:
         now = self._clock()
         base = state.lines if state is not None else LineIndex()
         reconciled_at = state.reconciled_at if state is not None else now
-        if state is None:
-            changes: dict[str, ProductRecord | None] = {r.sku: r for r in self._all_products()}
+        snap = self._load_snapshot() if state is None else None
+        changes: dict[str, ProductRecord | None] | None
+        compared = False  # every product's fingerprint compared with the index
+        if snap is not None:  # a start with the index on disk: what changed since, from the fingerprints
+            base = snap.lines
+            if version is not None and (snap.version, snap.stamp) == (version, stamp) and \
+                    self.store.run(Q.PRODUCT_COUNT)[0]["products"] == len(base.fingerprints):
+                changes, watermark = {}, snap.watermark
+            else:
+                changes, watermark = self._reconcile(base)
+                compared = True
+        elif state is None:
+            changes = {r.sku: r for r in self._all_products()}
             watermark = _latest(r.updated_at for r in changes.values() if r is not None)
         else:
             changes, watermark = self._changes_since(state, now, stamp)
             if changes is None:  # a removal, a product written without a stamp, or time to check all
                 changes, watermark = self._reconcile(base)
                 reconciled_at = now
+                compared = True
         lines = base.apply(changes, self._products_by_skus)
+        # The index on disk: written at a start that built it or caught up with another catalog version, and
+        # again once a periodic comparison found enough changed.
+        if self.snapshot is not None and ((state is None and (snap is None or compared)) or (
+                compared and len(changes) > cfg.snapshot_change_fraction * max(len(lines.fingerprints), 1))):
+            snapshot.save(self.snapshot, snapshot.Snapshot(version, stamp, watermark, lines))
         brands = NameTable.build([brand_entry(r["name"]) for r in self.store.run(Q.BRANDS) if r.get("name")])
         cat_rows = [r for r in self.store.run(Q.CATEGORIES) if r.get("name")]
         categories = NameTable.build([category_entry(r["name"], r.get("description")) for r in cat_rows])
@@ -314,7 +341,7 @@ class EntityLinker:
         cat_emb = state.cat_emb if state is not None else EmbeddingTable()
         if cfg.use_embeddings:
             if not cfg.graph_vectors:
-                titles = [ln.title for ln in lines.lines.values()]
+                titles = [ln.title for ln in lines.lines.iter_lines()]
                 line_emb = line_emb.with_texts(titles, self.encoder.encode, cfg.embedding_dtype)
                 if len(line_emb) > 1.25 * len(lines.by_title) + 64:
                     line_emb = line_emb.compacted(lines.by_title)
@@ -330,6 +357,17 @@ class EntityLinker:
             "catalog_version": version, "changed_products": len(changes), "products": len(lines.fingerprints),
             "lines": len(lines.lines), "ms": round((time.perf_counter() - t0) * 1000, 1)})
         return new, True
+
+    def _load_snapshot(self) -> snapshot.Snapshot | None:
+        if self.snapshot is None:
+            return None
+        t0 = time.perf_counter()
+        snap = snapshot.load(self.snapshot)
+        if snap is not None:
+            log.info("linking index loaded", extra={"path": str(self.snapshot), "products": len(snap.lines.fingerprints),
+                                                   "catalog_version": snap.version,
+                                                   "ms": round((time.perf_counter() - t0) * 1000, 1)})
+        return snap
 
     def _all_products(self) -> Iterable[ProductRecord]:
         for rows in scan(self.store, Q.PRODUCTS_PAGE, limit=self.config.page_size):
