@@ -22,8 +22,7 @@ from kg.loader import import_path
 from kg.queries import linking as linking_queries
 from kg.queries import q
 from kg.schema import ensure_schema
-from nlu.linking import EntityLinker, LinkerConfig, normalise_order_id, parse_money
-from nlu.linking import snapshot
+from nlu.linking import EntityLinker, LinkerConfig, normalise_order_id, parse_money, snapshot
 from nlu.linking.encoder import TextEncoder
 from nlu.linking.evaluation import build_examples, evaluate_linking, examples_from_nlu_eval
 from nlu.types import Entity, IntentScore, Understanding
