@@ -325,11 +325,16 @@ class EntityLinker:
                 reconciled_at = now
                 compared = True
         lines = base.apply(changes, self._products_by_skus)
-        # The index on disk: written at a start that built it or caught up with another catalog version, and
-        # again once a periodic comparison found enough changed.
-        if self.snapshot is not None and ((state is None and (snap is None or compared)) or (
-                compared and len(changes) > cfg.snapshot_change_fraction * max(len(lines.fingerprints), 1))):
-            snapshot.save(self.snapshot, snapshot.Snapshot(version, stamp, watermark, lines))
+        # The index on disk: written at a start that built it or caught up with another catalog version (before
+        # the start's lock is let go: the workers waiting on it load this), and again, in the background (the
+        # index is immutable), once a periodic comparison found enough changed.
+        if self.snapshot is not None:
+            kept = snapshot.Snapshot(version, stamp, watermark, lines)
+            if state is None and (snap is None or compared):
+                snapshot.save(self.snapshot, kept)
+            elif compared and len(changes) > cfg.snapshot_change_fraction * max(len(lines.fingerprints), 1):
+                threading.Thread(target=snapshot.save, args=(self.snapshot, kept), name="kgqa-linking-snapshot",
+                                 daemon=True).start()
         brands = NameTable.build([brand_entry(r["name"]) for r in self.store.run(Q.BRANDS) if r.get("name")])
         cat_rows = [r for r in self.store.run(Q.CATEGORIES) if r.get("name")]
         categories = NameTable.build([category_entry(r["name"], r.get("description")) for r in cat_rows])
