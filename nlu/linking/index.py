@@ -507,6 +507,9 @@ class LineIndex:
     exact: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     compact: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     postings: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    # The name words a typo may stand for (`token_sims`): letters only. A token with a digit in it is a
+    # model number, a size or a sku, matched exactly like a shopper's ("x2" is not "x3"); at a million
+    # products they are nearly all of the vocabulary, and the typo search went over every one of them.
     vocab_list: tuple[str, ...] = ()
     values: Mapping[tuple[str, ...], str] = field(default_factory=dict)  # value tokens -> display value
     value_counts: Mapping[tuple[str, ...], int] = field(default_factory=dict)  # in how many lines
@@ -629,7 +632,7 @@ class LineIndex:
                 fps.pop(sku, None)
 
         post = postings.frozen()
-        vocab_list = self.vocab_list if postings.keys_unchanged() else tuple(post)
+        vocab_list = self.vocab_list if postings.keys_unchanged() else tuple(t for t in post if t.isalpha())
         return LineIndex(fingerprints=fps, lines=LineStore(lines), line_of=line_of, by_key=by_key, exact=exact.frozen(),
                          compact=compact.frozen(), postings=post, vocab_list=vocab_list, values=values,
                          value_counts=value_counts, by_title=by_title.frozen(), line_exact=line_exact.frozen(),
