@@ -160,8 +160,9 @@ def one_size(products: int, tmp: Path) -> dict[str, float | int | str]:
 
 
 def run_workers(data_dir: Path, graph: str, products_csv: Path) -> dict[str, float | int]:
-    """The first worker (no linking index on disk: it builds it and keeps it), then a second start
-    (it loads it: columns `disk_*`)."""
+    """The first worker (no linking index on disk: one an earlier run left is removed, so it builds it
+    and keeps it), then a second start (it loads it: columns `disk_*`)."""
+    (data_dir / "linking" / f"{graph}.index").unlink(missing_ok=True)
     first = run_worker(data_dir, graph, products_csv)
     second = run_worker(data_dir, graph, products_csv, light=True)
     return {**first, **{f"disk_{k}": v for k, v in second.items()}}

@@ -2,7 +2,9 @@
 catalog change (the index's maps are copied on write, so readers never lock), and a full pass of
 Python's cyclic garbage collector over it, before and after `gc.freeze()` (what
 `common.bootstrap.settle_heap` does once a serving process is warm). In one process, no graph: the
-`LineIndex` is built from the generator's products.csv. Prints figures, asserts nothing.
+`LineIndex` is built from the generator's products.csv. Also the packed lines' size against the
+same lines as objects, and the typo search over the name words it keeps (`vocab_list`) against
+every token of the index. Prints figures, asserts nothing.
 
     .venv/bin/python bench/bench_index_heap.py --products 100000
     .venv/bin/python bench/bench_index_heap.py --products 1000000      # about 8 GB and 3 minutes
@@ -23,7 +25,27 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from import_scripts.sample_store import generate  # noqa: E402
-from nlu.linking.index import LineIndex, ProductRecord  # noqa: E402
+from nlu.linking.index import LineIndex, ProductRecord, token_sims, unpack_line  # noqa: E402
+
+
+def _deep_size(root: object) -> int:
+    """Bytes held by `root` and what it reaches through containers and dataclass fields, each object once."""
+    seen: set[int] = set()
+    stack, total = [root], 0
+    while stack:
+        x = stack.pop()
+        if id(x) in seen:
+            continue
+        seen.add(id(x))
+        total += sys.getsizeof(x)
+        if isinstance(x, dict):
+            stack.extend(x.keys())
+            stack.extend(x.values())
+        elif isinstance(x, (tuple, list, set, frozenset)):
+            stack.extend(x)
+        elif hasattr(x, "__dict__"):
+            stack.append(x.__dict__)
+    return total
 
 
 def main() -> None:
@@ -38,6 +60,15 @@ def main() -> None:
     t = time.perf_counter()
     idx = LineIndex().apply(recs)
     print(f"{len(recs)} products, {len(idx.lines)} lines: index built in {time.perf_counter() - t:.1f} s")
+    packed = sum(len(b) + sys.getsizeof(b"") for b in idx.lines.blobs.values())
+    objects = _deep_size([unpack_line(b) for b in idx.lines.blobs.values()])
+    print(f"lines: {packed / len(recs):.0f} B per product packed, {objects / len(recs):.0f} as objects")
+    words = ["plorb", "toaster", "headphnes", "wireles", "blender", "kettle", "speakr", "notebok"]
+    for label, vocab in (("name words", idx.vocab_list), ("every token", tuple(idx.postings))):
+        t = time.perf_counter()
+        token_sims(words, idx.postings, vocab)
+        print(f"typo search over {label}: {len(vocab)} of them, "
+              f"{(time.perf_counter() - t) * 1000 / len(words):.3f} ms a word")
     one = next(iter(recs.values()))
     changed = dataclasses.replace(one, name=one.name + " Pro", h="y")
     for _ in range(3):

@@ -133,8 +133,8 @@ class Settings(BaseSettings):
         "int8",
         description=(
             "The sentence encoder's weights in onnxruntime (name vectors at import, linking, field detection, "
-            "procedure search): int8 (quantised per output channel once, cached in NLU_CACHE_DIR: about 2.3x the "
-            "names per second at import and a query in 3.0 ms instead of 6.3 on this CPU, vectors within a "
+            "procedure search): int8 (quantised per output channel once, cached in NLU_CACHE_DIR: about 2x the "
+            "names per second at import and a query in 2.6 ms instead of 5.9 on this CPU, vectors within a "
             "cosine of 0.99 of float32's) or float32 (sentence-transformers' numbers). The graph's name vectors "
             "are stamped with the encoder that made them: after a change, `kgqa graph embed` makes them again "
             "and /readyz waits for it."

@@ -511,7 +511,7 @@ def sentence_encoder_fingerprint(encoder_path: str | Path, precision: str = "flo
 
 def quantize_onnx(graph: bytes | str) -> bytes:
     """An ONNX graph with its MatMul weights in int8, per output channel (onnxruntime's dynamic
-    quantisation: activations are quantised at run time). On the sentence encoder: about 2.3x the
+    quantisation: activations are quantised at run time). On the sentence encoder: about 2x the
     sentences per second on this CPU, vectors within a cosine of 0.99 of float32's (per-tensor
     scales lose more: 0.96)."""
     import tempfile

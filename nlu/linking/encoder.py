@@ -7,8 +7,8 @@ a transformer, mean pooling and (optionally) normalisation, as the default all-M
 vectors (tests/test_linking_vectors.py compares them), about 1.3x the names per second of
 sentence-transformers on this CPU, more with texts sorted by length (a batch pads to its longest).
 With `precision="int8"` (Settings.encoder_precision, the default) the graph's weights are quantised
-per output channel (nlu/model.py `quantize_onnx`): 2.3x the names per second, a query in 3.0 ms
-instead of 6.3, vectors within a cosine of 0.99 of float32's; `space` names the vectors an encoder
+per output channel (nlu/model.py `quantize_onnx`): about 2x the names per second, a query in 2.6 ms
+instead of 5.9 (bench/bench_encoder.py), vectors within a cosine of 0.99 of float32's; `space` names the vectors an encoder
 makes (files and precision), and the graph's name vectors carry it (kg/embeddings.py).
 The exported graph is cached in `cache_dir` like the understanding model's. `encode` runs on one
 thread (a chat turn: the worker's other threads serve other shoppers); `encode_bulk` (the name

@@ -38,6 +38,7 @@ embedded (held vectors only). No retraining, ever. The index keeps no product re
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
@@ -252,10 +253,8 @@ class EntityLinker:
             if state is not None and version is not None and version == state.version and not force and \
                     (state.graph_vectors or not self._graph_vectors_ready()):
                 return False
-            if state is None and self.snapshot is not None:
-                with snapshot.first_start(self.snapshot):  # one worker of the host builds, the others load
-                    new, changed = self._rebuild(state, version, stamp)
-            else:
+            starting = state is None and self.snapshot is not None  # one worker of the host builds, the others load
+            with snapshot.first_start(self.snapshot) if starting else contextlib.nullcontext():
                 new, changed = self._rebuild(state, version, stamp)
             self._state = new
             return changed

@@ -1,0 +1,109 @@
+"""How long the embedded graph server takes to load a data directory, and what of it is the
+name-vector index: FalkorDB answers nothing while it loads, and it builds its indexes (the vector
+index's HNSW graph included) as it does. Works on a copy of the directory (the original is left
+as it is); prints figures, asserts nothing.
+
+    .venv/bin/python bench/bench_graph_load.py DATA_DIR GRAPH                 # as it is, then without the vector index
+    .venv/bin/python bench/bench_graph_load.py DATA_DIR GRAPH --ef 64         # and with efConstruction 64
+
+Each case: the server started on the copy and timed until it answers; then the change (the vector
+index dropped, or made again with the given efConstruction and timed until searchable), the
+append-only file rewritten into its base (so the next load reads what a long-running server would
+leave), the server stopped, started again and timed. The first load is also timed after a rewrite
+alone, which tells the replay of the append-only file's tail apart from the base's load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from kg.backends.embedded import EmbeddedFalkorDB  # noqa: E402
+from kg.backends.state_server import stop_embedded  # noqa: E402
+from kg.queries import embeddings as Q  # noqa: E402
+
+
+def _start(data_dir: Path) -> tuple[float, redis.Redis]:
+    t = time.perf_counter()
+    info = EmbeddedFalkorDB(data_dir).ensure_running()
+    took = time.perf_counter() - t
+    return took, redis.Redis(port=info.port, password=info.password, socket_timeout=3600)
+
+
+def _rewrite(client: redis.Redis) -> None:
+    client.execute_command("BGREWRITEAOF")
+    time.sleep(0.5)
+    while True:
+        info = client.info("persistence")
+        if not info["aof_rewrite_in_progress"] and not info["aof_rewrite_scheduled"]:
+            return
+        time.sleep(0.5)
+
+
+def _case(source: Path, graph: str, ef: int | None, dimension: int) -> dict[str, float | str]:
+    with tempfile.TemporaryDirectory(prefix="kgqa-load-") as tmp:
+        data = Path(tmp) / "data"
+        shutil.copytree(source, data, ignore=shutil.ignore_patterns("server.json", ".server.lock", "linking", "state"))
+        try:
+            first, client = _start(data)
+            out: dict[str, float | str] = {"case": "as it is", "load_s": round(first, 1)}
+            client.execute_command("GRAPH.QUERY", graph, Q.drop_vector_index_statement("falkordb"))
+            if ef is not None:
+                out["case"] = f"efConstruction {ef}"
+                t = time.perf_counter()
+                client.execute_command(
+                    "GRAPH.QUERY", graph, f"CREATE VECTOR INDEX FOR (v:NameVector) ON (v.embedding) OPTIONS "
+                                          f"{{dimension: {dimension}, similarityFunction: 'cosine', efConstruction: {ef}}}")
+                while any(row[0] not in (b"OPERATIONAL", "OPERATIONAL") for row in client.execute_command(
+                        "GRAPH.QUERY", graph, "CALL db.indexes() YIELD label, status WHERE label = 'NameVector' "
+                                              "RETURN status")[1]):
+                    time.sleep(0.5)
+                out["index_build_s"] = round(time.perf_counter() - t, 1)
+            else:
+                out["case"] = "no vector index"
+            _rewrite(client)
+            stop_embedded(data)
+            again, _ = _start(data)
+            out["load_after_s"] = round(again, 1)
+            return out
+        finally:
+            stop_embedded(data)
+
+
+def _rewritten_only(source: Path) -> dict[str, float | str]:
+    with tempfile.TemporaryDirectory(prefix="kgqa-load-") as tmp:
+        data = Path(tmp) / "data"
+        shutil.copytree(source, data, ignore=shutil.ignore_patterns("server.json", ".server.lock", "linking", "state"))
+        try:
+            first, client = _start(data)
+            _rewrite(client)
+            stop_embedded(data)
+            again, _ = _start(data)
+            return {"case": "append-only file rewritten", "load_s": round(first, 1), "load_after_s": round(again, 1)}
+        finally:
+            stop_embedded(data)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("data_dir", type=Path, help="An embedded server's data directory (not running).")
+    ap.add_argument("graph", help="The graph name in it.")
+    ap.add_argument("--ef", type=int, default=None, help="Also rebuild the vector index with this efConstruction.")
+    ap.add_argument("--dimension", type=int, default=384, help="The name vectors' length.")
+    args = ap.parse_args()
+    print(_rewritten_only(args.data_dir), flush=True)
+    print(_case(args.data_dir, args.graph, None, args.dimension), flush=True)
+    if args.ef is not None:
+        print(_case(args.data_dir, args.graph, args.ef, args.dimension), flush=True)
+
+
+if __name__ == "__main__":
+    main()
