@@ -78,7 +78,13 @@ def up(data_dir: Path | None, empty: bool, products: int, serve: bool, host: str
             console.print(f"[yellow]{len(report.errors)} rows rejected[/]; first: {report.errors[0]}")
     if settings.linking_vectors == "graph":  # a catalog imported before vectors were kept: fill them now
         _fill_vectors(app)
-    if app.linker is not None and app.linker.snapshot is not None and not app.linker.snapshot.exists():
+    if app.linker is not None and app.linker.in_graph:  # a catalog imported before the index was in the graph
+        started = time.perf_counter()
+        meta = app.linker.sync_graph_index()
+        if meta is not None:
+            console.print(f"Linking index of {meta.products} products in the graph, version {meta.version} "
+                          f"({time.perf_counter() - started:.1f} s)")
+    elif app.linker is not None and app.linker.snapshot is not None and not app.linker.snapshot.exists():
         # built once here, loaded by every worker (which catches up with any later change itself)
         started = time.perf_counter()
         app.linker.warm()
@@ -184,6 +190,34 @@ def graph_embed() -> None:
     app = _container(settings)
     try:
         _fill_vectors(app)
+    finally:
+        app.close()
+
+
+@graph.command("link-index")
+@click.option("--rebuild", is_flag=True, help="Delete the index and build it from nothing (after a crash in the "
+                                              "middle of a large change, or to compact it).")
+def graph_link_index(rebuild: bool) -> None:
+    """Bring the entity-linking index kept in the graph (LINKING_INDEX=graph) up to the catalog: build it for
+    a catalog imported before it was kept there, or catch up with what changed. Imports, edits and `kgqa up`
+    do this themselves; any worker that sees the catalog move does too."""
+    settings = Settings()
+    if settings.linking_index != "graph":
+        raise click.ClickException("LINKING_INDEX is not 'graph': each worker holds its own linking index")
+    app = _container(settings)
+    try:
+        if app.linker is None:
+            raise click.ClickException("entity linking is off")
+        started = time.perf_counter()
+        if rebuild:
+            from nlu.linking import graph_index
+
+            console.print(f"{graph_index.clear(app.graph())} index nodes deleted")
+        meta = app.linker.sync_graph_index()
+        if meta is None:
+            raise click.ClickException("the index could not be written (another process kept writing first)")
+        console.print(f"Linking index of {meta.products} products and {meta.lines} lines in the graph, version "
+                      f"{meta.version}, catalog version {meta.catalog} ({time.perf_counter() - started:.1f} s)")
     finally:
         app.close()
 

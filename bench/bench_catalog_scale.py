@@ -19,6 +19,11 @@ shopper's turns and at the end. That first worker finds no linking index on disk
 keeps it (LINKING_SNAPSHOT); a second worker is then started the same way and loads it (`disk_*`:
 ready, first turn, one shopper's p50 / p99, memory after them). The graph server's memory is read
 from its process.
+
+`--index graph` (the default, LINKING_INDEX=graph): the linking index is built in the graph after the
+load (`link_index_s`, as an import does), the workers read what each message needs from it
+(`graph_reads_per_turn`: round trips for linking) and keep bounded caches; both workers then start
+the same way. `--index memory`: each worker holds the index, as above.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from kg.backends.embedded import EmbeddedFalkorDB  # noqa: E402
 from kg.backends.state_server import stop_embedded  # noqa: E402
 from kg.loader import import_path  # noqa: E402
 
+INDEX = "graph"  # --index
 QUESTIONS = ["how much is the {name}?", "is the {name} in stock?", "tell me about the {name}",
              "what's the warranty on the {name}?", "any deals on the {name}?"]
 
@@ -60,9 +66,13 @@ from common import bootstrap
 from common.settings import Settings
 cfg = json.loads(sys.argv[1])
 settings = Settings(_env_file=None, graph_url="falkordb://embedded", data_dir=cfg["data_dir"],
-                    graph_name=cfg["graph"], linking_vectors="graph", llm_backend="none")
+                    graph_name=cfg["graph"], linking_vectors="graph", llm_backend="none",
+                    linking_index=cfg["index"])
 app = bootstrap.build(settings, examples=None)
 engine = app.warm()  # what a gunicorn worker does before it reports ready (api/services.py)
+from nlu.linking.graph_index import round_trips
+def graph_reads():
+    return round_trips(app.linker._current().lines)
 bootstrap.settle_heap()  # and then
 ready = time.perf_counter() - t0
 t = time.perf_counter()
@@ -116,7 +126,8 @@ print(json.dumps({"ready_s": round(ready, 1), "first_ms": round(first, 1), "p50_
                   "eight_p50_ms": pct(eight, 0.5), "eight_p99_ms": pct(eight, 0.99),
                   "eight_turns_per_s": round(len(eight) / eight_s, 1),
                   "linking_accuracy": round(report.accuracy, 4), "linking_mentions": report.n,
-                  "rss_mb": rss_one, "rss_end_mb": round(psutil.Process().memory_info().rss / 2**20)}))
+                  "rss_mb": rss_one, "rss_end_mb": round(psutil.Process().memory_info().rss / 2**20),
+                  "graph_reads_per_turn": round(graph_reads() / max(1, len(turns) + 1 + len(eight)), 1)}))
 app.close()
 """
 
@@ -138,7 +149,7 @@ def one_size(products: int, tmp: Path) -> dict[str, float | int | str]:
     graph = f"scale_{products}"
     try:
         settings = Settings(_env_file=None, graph_url="falkordb://embedded", data_dir=server.data_dir,
-                            graph_name=graph, linking_vectors="graph")
+                            graph_name=graph, linking_vectors="graph", linking_index=INDEX)
         app = bootstrap.build(settings)
         store = app.graph()
         t = time.perf_counter()
@@ -147,16 +158,27 @@ def one_size(products: int, tmp: Path) -> dict[str, float | int | str]:
         t = time.perf_counter()
         embedded = app.catalog.fill_vectors()
         embed_s = time.perf_counter() - t
+        link_s = _link_index(app)
         t = time.perf_counter()
         app.catalog.import_path(data, progress=False)
         reimport_s = time.perf_counter() - t
         again = app.catalog.fill_vectors()
         app.close()
-        return {"products": products, "load_s": round(load_s, 1), "embedded": embedded, "embed_s": round(embed_s, 1),
+        return {"products": products, "index": INDEX, "load_s": round(load_s, 1), "embedded": embedded,
+                "embed_s": round(embed_s, 1), "link_index_s": link_s,
                 "reimport_s": round(reimport_s, 1), "reembedded": again, "server_rss_mb": round(_server_rss_mb(server)),
                 **run_workers(server.data_dir, graph, data / "products.csv")}
     finally:
         stop_embedded(server.data_dir)  # the graph server and the state server beside it
+
+
+def _link_index(app: bootstrap.Container) -> float | None:
+    """With LINKING_INDEX=graph: the index built in the graph (what an import does after its load), timed."""
+    if INDEX != "graph" or app.linker is None:
+        return None
+    t = time.perf_counter()
+    app.linker.sync_graph_index()
+    return round(time.perf_counter() - t, 1)
 
 
 def run_workers(data_dir: Path, graph: str, products_csv: Path) -> dict[str, float | int]:
@@ -173,7 +195,7 @@ def run_worker(data_dir: Path, graph: str, products_csv: Path, *, light: bool = 
     (`light`: start to ready, one shopper's turns and memory)."""
     names = [line.split(",")[1] for line in products_csv.read_text().splitlines()[1:41]]
     questions = [QUESTIONS[i % len(QUESTIONS)].format(name=n.lower()) for i, n in enumerate(names)]
-    cfg = {"data_dir": str(data_dir), "graph": graph, "questions": questions, "light": light}
+    cfg = {"data_dir": str(data_dir), "graph": graph, "questions": questions, "light": light, "index": INDEX}
     out = subprocess.run([sys.executable, "-c", WORKER, json.dumps(cfg)], capture_output=True, text=True,
                          env={**os.environ, "KGQA_ROOT": str(ROOT)}, check=False)
     if out.returncode != 0:
@@ -184,10 +206,14 @@ def run_worker(data_dir: Path, graph: str, products_csv: Path, *, light: bool = 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="1000,10000", help="Comma-separated catalog sizes.")
+    ap.add_argument("--index", choices=("graph", "memory"), default="graph", help=(
+        "LINKING_INDEX: the linking index in the graph (workers read what a message needs) or in each worker."))
     ap.add_argument("--worker-only", nargs=3, metavar=("DATA_DIR", "GRAPH", "PRODUCTS_CSV"), help=(
         "Only the worker's part, against a graph imported before (its data directory, graph name and the "
         "products.csv its questions are taken from); the graph server is started and stopped here."))
     args = ap.parse_args()
+    global INDEX
+    INDEX = args.index
     if args.worker_only:
         data_dir, graph, csv = args.worker_only
         server = EmbeddedFalkorDB(Path(data_dir))
@@ -195,7 +221,12 @@ def main() -> None:
         server.ensure_running()
         print(f"graph server up in {time.perf_counter() - t:.1f} s", flush=True)
         try:
-            print(json.dumps({**run_workers(Path(data_dir), graph, Path(csv)),
+            app = bootstrap.build(Settings(_env_file=None, graph_url="falkordb://embedded", data_dir=Path(data_dir),
+                                           graph_name=graph, linking_vectors="graph", linking_index=INDEX),
+                                  examples=None)
+            link_s = _link_index(app)  # a graph imported before the index was kept there: built now, timed
+            app.close()
+            print(json.dumps({"index": INDEX, "link_index_s": link_s, **run_workers(Path(data_dir), graph, Path(csv)),
                               "server_rss_mb": round(_server_rss_mb(server))}), flush=True)
         finally:
             stop_embedded(server.data_dir)
@@ -205,10 +236,10 @@ def main() -> None:
         for n in (int(x) for x in args.sizes.split(",")):
             rows.append(one_size(n, Path(tmp)))
             print(json.dumps(rows[-1]), flush=True)
-    cols = ["products", "load_s", "embedded", "embed_s", "reimport_s", "reembedded", "ready_s", "first_ms", "p50_ms",
+    cols = ["products", "index", "load_s", "embedded", "embed_s", "link_index_s", "reimport_s", "reembedded", "ready_s", "first_ms", "p50_ms",
             "p99_ms", "eight_p50_ms", "eight_p99_ms", "eight_turns_per_s", "nothing_p50_ms", "nothing_p99_ms",
             "linking_accuracy", "linking_mentions", "rss_mb", "rss_end_mb", "disk_ready_s", "disk_first_ms",
-            "disk_p50_ms", "disk_p99_ms", "disk_rss_mb", "server_rss_mb"]
+            "disk_p50_ms", "disk_p99_ms", "disk_rss_mb", "server_rss_mb", "graph_reads_per_turn"]
     print("\n| " + " | ".join(cols) + " |\n|" + " --- |" * len(cols))
     for r in rows:
         print("| " + " | ".join(str(r[c]) for c in cols) + " |")

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
@@ -199,13 +199,19 @@ def build(settings: Settings | None = None, *, store: GraphStore | None = None,
     vectors = NameVectors(embed=encoder.encode_bulk, dimension=lambda: encoder.dim, text=name_vector_text,
                           space=lambda: encoder.space) \
         if settings.linking_vectors == "graph" else None
-    catalog = CatalogService(schema_ready, settings, vectors=vectors)
+    def sync_link_index(skus: Sequence[str] | None) -> None:  # bound late: the linker is made below
+        if isinstance(entity_linker, EntityLinker) and entity_linker.in_graph:
+            entity_linker.sync_graph_index(skus=skus)
+
+    catalog = CatalogService(schema_ready, settings, vectors=vectors, link_index=sync_link_index)
     linker_config = (linker_config or LinkerConfig()).model_copy(
         update={"graph_vectors": settings.linking_vectors == "graph"})
     entity_linker = (EntityLinker(graph_store, config=linker_config, encoder=encoder,
                                   encoder_path=settings.encoder_path, currency=settings.store_currency,
                                   snapshot=(Path(settings.data_dir) / "linking" / f"{settings.graph_name}.index"
-                                            if settings.linking_snapshot else None))
+                                            if settings.linking_snapshot or settings.linking_index == "graph"
+                                            else None),
+                                  in_graph=settings.linking_index == "graph")
                      if linker is DEFAULT else linker)
     procedures = ProcedureSearch(graph_store, settings.encoder_path, threshold=settings.procedure_threshold,
                                  encoder_factory=lambda: encoder)

@@ -120,10 +120,20 @@ class Settings(BaseSettings):
             "memory: each worker embeds the catalog's names on first use (small catalogs)."
         ),
     )
+    linking_index: Literal["graph", "memory"] = Field(
+        "graph",
+        description=(
+            "Where the entity-linking index lives. graph: in the graph (kg/queries/link_index.py), kept up to "
+            "date by imports and edits (and by whichever worker first sees the catalog move), shared by every "
+            "worker and host; a worker reads the entries a message needs through bounded caches, so its memory "
+            "does not grow with the catalog. memory: each worker holds the whole index (and keeps it on disk "
+            "with LINKING_SNAPSHOT): no graph round trip per message, memory grows with the catalog."
+        ),
+    )
     linking_snapshot: bool = Field(
         True,
         description=(
-            "Keep the linking index on disk between starts (DATA_DIR/linking/<GRAPH_NAME>.index): a worker loads "
+            "With LINKING_INDEX=memory: keep the linking index on disk between starts (DATA_DIR/linking/<GRAPH_NAME>.index): a worker loads "
             "it and catches up with what changed since instead of indexing every product (a million products: "
             "seconds instead of minutes, and about half the resident memory). The directory must be as private "
             "as the data directory (the file is a pickle)."

@@ -27,6 +27,8 @@ Node properties (the contract between the loader, the named queries and entity l
 - ShopExample: id (first 12 hex of sha256 of the normalised text), text, intent, added_at, added_by,
   pos (order within one add); ShopExampleSet {key: "default"}: version (bumped by every add or
   remove that changed something), epoch, updated_at. See kg/queries/shop_examples.py.
+- LinkLine, LinkKey, LinkWord, LinkTerm, LinkValue, LinkStat, LinkProduct {k, v, n}, LinkMeta {key:
+  "link"}: the entity-linking index, derived from the products (kg/queries/link_index.py).
 - Meta {key: "catalog"}: version (int, bumped by every import or product change that changed
   something; caches such as the entity-linking index compare it), updated_at.
 
@@ -69,6 +71,15 @@ NODE_TYPES: tuple[NodeType, ...] = (
     NodeType("Meta", "key"),
     NodeType("ShopExample", "id"),
     NodeType("ShopExampleSet", "key"),
+    # The entity-linking index (kg/queries/link_index.py): entries keyed by `k`, one meta node.
+    NodeType("LinkLine", "k", indexed=("dead",)),
+    NodeType("LinkKey", "k"),
+    NodeType("LinkWord", "k"),
+    NodeType("LinkTerm", "k"),
+    NodeType("LinkValue", "k"),
+    NodeType("LinkStat", "k"),
+    NodeType("LinkProduct", "k"),
+    NodeType("LinkMeta", "key"),
 )
 NODE_BY_LABEL = {n.label: n for n in NODE_TYPES}
 

@@ -10,6 +10,7 @@ from test_import_loader import BASE, NODE_COUNTS, counts, write
 
 from import_scripts.cli import import_command
 from kg.backends.falkordb import FalkorDBStore
+from nlu.linking import graph_index
 
 
 @pytest.fixture
@@ -29,7 +30,12 @@ def test_import_prints_a_summary_and_exits_0(invoke, store, tmp_path):
     result = invoke(str(data))
     assert result.exit_code == 0, result.output
     assert "products.csv" in result.output and "Catalog version is now 1" in result.output
-    assert counts(store)[0] == NODE_COUNTS
+    nodes = counts(store)[0]
+    assert {k: v for k, v in nodes.items() if not k.startswith("Link")} == NODE_COUNTS
+    # the import brought the linking index kept in the graph up to the catalog (LINKING_INDEX=graph)
+    meta = graph_index.read_meta(store)
+    assert meta is not None and meta.complete and meta.products == NODE_COUNTS["Product"]
+    assert nodes["LinkProduct"] == 2 * NODE_COUNTS["Product"]  # its line, its fingerprint
     again = invoke(str(data))
     assert again.exit_code == 0 and "Nothing changed" in again.output
 
@@ -67,7 +73,7 @@ def test_dry_run_and_delimiter_and_graph_name(invoke, store, settings, tmp_path)
     assert counts(store) == ({}, {})  # the named graph got it, not GRAPH_NAME
     named = FalkorDBStore.from_settings(settings.model_copy(update={"graph_name": other}))
     try:
-        assert counts(named)[0] == {"Brand": 1, "Meta": 1}
+        assert counts(named)[0] == {"Brand": 1, "Meta": 1, "LinkMeta": 1}  # an index of no products
     finally:
         named.redis.execute_command("GRAPH.DELETE", other)
         named.close()

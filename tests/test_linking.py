@@ -18,6 +18,7 @@ import pytest
 from common.settings import Settings
 from import_scripts.sample_store import generate
 from kg.backends.falkordb import FalkorDBStore
+from kg.embeddings import fill_embeddings
 from kg.loader import import_path
 from kg.queries import linking as linking_queries
 from kg.queries import q
@@ -25,6 +26,8 @@ from kg.schema import ensure_schema
 from nlu.linking import EntityLinker, LinkerConfig, normalise_order_id, parse_money, snapshot
 from nlu.linking.encoder import TextEncoder
 from nlu.linking.evaluation import build_examples, evaluate_linking, examples_from_nlu_eval
+from nlu.linking.graph_index import GraphLineIndex
+from nlu.linking.index import name_vector_text
 from nlu.types import Entity, IntentScore, Understanding
 
 # Removing a product has no import-file form (the catalog route will do it); until then, a named
@@ -74,10 +77,18 @@ def shop(falkordb_server, tmp_path_factory):
     store.close()
 
 
-@pytest.fixture(scope="module")
-def linker(shop, encoder) -> EntityLinker:
-    lk = EntityLinker(shop, encoder=encoder, config=LinkerConfig(refresh_interval_s=3600))
+@pytest.fixture(scope="module", params=["memory", "graph"])
+def linker(request, shop, encoder) -> EntityLinker:
+    """Both kinds of index: held by the worker, and kept in the graph (read entry by entry, names by
+    meaning through the graph's vector index)."""
+    if request.param == "memory":
+        lk = EntityLinker(shop, encoder=encoder, config=LinkerConfig(refresh_interval_s=3600))
+    else:
+        fill_embeddings(shop, encoder.encode_bulk, encoder.dim, name_vector_text, space=encoder.space)
+        lk = EntityLinker(shop, encoder=encoder, config=LinkerConfig(refresh_interval_s=3600, graph_vectors=True),
+                          in_graph=True)
     lk.warm()
+    assert isinstance(lk._current().lines, GraphLineIndex) == (request.param == "graph")
     return lk
 
 

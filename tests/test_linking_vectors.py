@@ -108,7 +108,7 @@ def test_the_linker_searches_names_by_meaning_in_the_graph(graph_mode, tmp_path)
 
     def nearest(text: str) -> str:
         lid, _ = linker._nearest_lines(linker._current(), app.encoder.encode_query(text))[0]
-        return sorted(s for s, line in idx.line_of.items() if line == lid)[0]
+        return sorted(idx.lines[lid].skus)[0]
 
     assert nearest("battery powered screwdriver") == "VT-1"  # no word of any product name
     headphones = linker.link_mention("wireless headphones by nordic")  # the line's two colours: asked back

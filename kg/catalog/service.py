@@ -104,11 +104,14 @@ class CatalogService:
     """`graph` returns the store with its keys and indexes in place (the composition root's
     `Container.graph`)."""
 
-    def __init__(self, graph: Callable[[], GraphStore], settings: Settings, *, vectors: NameVectors | None = None
-                 ) -> None:
+    def __init__(self, graph: Callable[[], GraphStore], settings: Settings, *, vectors: NameVectors | None = None,
+                 link_index: Callable[[Sequence[str] | None], Any] | None = None) -> None:
         self._graph = graph
         self.settings = settings
         self.vectors = vectors  # product-name vectors kept in the graph (None: the linker keeps its own)
+        # Brings the entity-linking index kept in the graph up to the catalog after a write (the skus an
+        # edit touched, or None); None: no index in the graph (workers follow the catalog themselves).
+        self.link_index = link_index
 
     # -- name vectors (kg/embeddings.py) -------------------------------------------------------------
     def fill_vectors(self, *, progress: Progress | None = None, skus: Sequence[str] | None = None) -> int:
@@ -121,8 +124,11 @@ class CatalogService:
                                space=self.vectors.space(), progress=progress, skus=skus)
 
     def _after_write(self, report: ImportReport, skus: Sequence[str] | None = None) -> ImportReport:
-        if self.vectors is not None and not report.dry_run and any(f.created or f.updated for f in report.files):
-            self.fill_vectors(skus=skus)
+        if not report.dry_run and any(f.created or f.updated for f in report.files):
+            if self.vectors is not None:
+                self.fill_vectors(skus=skus)
+            if self.link_index is not None:
+                self.link_index(skus)
         return report
 
     # -- files ------------------------------------------------------------------------------------
@@ -204,6 +210,8 @@ class CatalogService:
         if audit is not None:
             audit([Change("Product", sku, "deleted", {"sku": sku, **{k: current.get(k) for k in COLUMNS}}, None)])
         rows = graph.run(BUMP_VERSION, {"now": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        if self.link_index is not None:
+            self.link_index([sku])
         return ProductChange(product=None, created=False, changed=True,
                              catalog_version=rows[0]["version"] if rows else None)
 

@@ -81,6 +81,7 @@ def _load_all() -> None:
         analytics,
         catalog,
         embeddings,
+        link_index,
         linking,
         loader,
         nlu,

@@ -253,6 +253,22 @@ def compact_ratio(qtoks: Sequence[str], alias: Sequence[str]) -> float:
 _DIGITS = re.compile(r"\d+")
 
 
+class CappedPosting(tuple):
+    """The postings of a word in more lines than an index kept in the graph reads back (a common word:
+    "wireless", "black"): its length is how many lines have it, and it lists none of them."""
+
+    def __new__(cls, n: int) -> CappedPosting:
+        obj = super().__new__(cls, ())
+        obj.n = n
+        return obj
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+
 # -- lines ---------------------------------------------------------------------------------------
 @dataclass(frozen=True, eq=False)
 class Line:
@@ -493,6 +509,9 @@ class EmbeddingTable:
 
 
 # -- the product-line index ------------------------------------------------------------------------
+_IDF_CACHE_MAX = 200_000
+
+
 def _idf(df: int, n: int) -> float:
     return math.log(1.0 + (n + 1) / (df + 0.5))
 
@@ -534,9 +553,19 @@ class LineIndex:
         if w is None:
             post = self.postings.get(token, ()) if token is not None else ()
             w = _idf(len(post), len(self.lines))
-            if post:
+            if post and len(self._idf_cache) < _IDF_CACHE_MAX:
                 self._idf_cache[token] = w
         return w
+
+    def prefetch(self, tokens: Iterable[str], keys: Iterable[str]) -> None:
+        """Read ahead what a message will look up (an index kept elsewhere); nothing to do in memory."""
+
+    def prefetch_lines(self, lids: Iterable[int]) -> None:
+        """Read ahead lines about to be scored (an index kept elsewhere); nothing to do in memory."""
+
+    def common_values_upto(self, max_lines: int) -> Iterable[tuple[tuple[str, ...], tuple[int, ...]]]:
+        """Attribute values every product of at most `max_lines` lines has, with those lines."""
+        return ((v, lids) for v, lids in self.common_values.items() if len(lids) <= max_lines)
 
     def apply(self, changes: Mapping[str, ProductRecord | None],
               fetch: Callable[[Sequence[str]], Iterable[ProductRecord]] | None = None) -> LineIndex:
@@ -546,23 +575,31 @@ class LineIndex:
         its unchanged products (the index keeps none), so an update costs the touched lines only."""
         if not changes:
             return self
-        fps = dict(self.fingerprints)
-        lines = dict(self.lines.blobs)  # lid -> packed line
-        old = self.lines
-        line_of = dict(self.line_of)
-        by_key = dict(self.by_key)
-        exact = _CowMap(self.exact)
-        line_exact = _CowMap(self.line_exact)
-        compact = _CowMap(self.compact)
-        common_values = _CowMap(self.common_values)
-        key_varies = dict(self.key_varies)
-        key_lines, key_values, key_value_lines = dict(self.key_lines), dict(self.key_values), dict(self.key_value_lines)
-        postings = _CowMap(self.postings)
-        by_title = _CowMap(self.by_title)
-        values = dict(self.values)
-        value_counts = dict(self.value_counts)
-        next_lid = self.next_lid
+        e = self._edit(changes, fetch)
+        post = e.postings.frozen()
+        vocab_list = self.vocab_list if e.postings.keys_unchanged() else tuple(t for t in post if t.isalpha())
+        return LineIndex(fingerprints=e.fps.merged(), lines=LineStore(e.lines.merged()), line_of=e.line_of.merged(),
+                         by_key=e.by_key.merged(), exact=e.exact.frozen(), compact=e.compact.frozen(), postings=post,
+                         vocab_list=vocab_list, values=e.values.merged(), value_counts=e.value_counts.merged(),
+                         by_title=e.by_title.frozen(), line_exact=e.line_exact.frozen(),
+                         common_values=e.common_values.frozen(), key_varies=e.key_varies.merged(),
+                         key_lines=e.key_lines.merged(), key_values=e.key_values.merged(),
+                         key_value_lines=e.key_value_lines.merged(), next_lid=e.next_lid)
 
+    def delta(self, changes: Mapping[str, ProductRecord | None],
+              fetch: Callable[[Sequence[str]], Iterable[ProductRecord]] | None = None) -> IndexDelta:
+        """What `apply` would change, map by map, without copying the index: for an index kept
+        elsewhere (the graph: nlu/linking/graph_index.py), whose maps are read on demand."""
+        e = self._edit(changes, fetch) if changes else None
+        if e is None:
+            return IndexDelta({}, self.next_lid)
+        return IndexDelta({name: getattr(e, name).changed() for name in _EDITED}, e.next_lid)
+
+    def _edit(self, changes: Mapping[str, ProductRecord | None],
+              fetch: Callable[[Sequence[str]], Iterable[ProductRecord]] | None) -> _Edit:
+        e = _Edit(self)
+        old = self.lines
+        line_of, by_key, lines, fps = e.line_of, e.by_key, e.lines, e.fps
         records: dict[str, ProductRecord] = {s: r for s, r in changes.items() if r is not None}
         touched: dict[tuple[str, ...], set[str]] = {}
         for sku, rec in changes.items():
@@ -571,7 +608,8 @@ class LineIndex:
                 touched.setdefault(old[lid].key, set())
             if rec is not None:
                 touched.setdefault(rec.line_key, set())
-        unchanged = [s for lk in touched if lk in by_key for s in old[by_key[lk]].skus if s not in changes]
+        unchanged = [s for lk in touched if (lid := by_key.get(lk)) is not None for s in old[lid].skus
+                     if s not in changes]
         if unchanged:
             if fetch is None:
                 raise ValueError("updating a line needs the records of its other products (fetch)")
@@ -582,62 +620,55 @@ class LineIndex:
             touched[rec.line_key].add(rec.sku)
 
         for lk, members in touched.items():
-            lid = by_key.pop(lk, None)
+            lid = by_key.pop(lk)
             if lid is not None:  # take the old line out
                 line = unpack_line(lines.pop(lid))  # not through the LRU: it is about to go
                 for k, skus in line.exact:
-                    exact.discard(k, skus)
+                    e.exact.discard(k, skus)
                 for k, skus in line.line_exact:
-                    line_exact.discard(k, skus)
+                    e.line_exact.discard(k, skus)
                 for k, skus in line.compact:
-                    compact.discard(k, skus)
+                    e.compact.discard(k, skus)
                 for _k, toks in line.common:
-                    common_values.discard(toks, (lid,))
-                _count_keys(line.varying_keys, key_varies, -1)
-                _count_shared(line.common, key_lines, key_values, key_value_lines, -1)
+                    e.common_values.discard(toks, (lid,))
+                _count_keys(line.varying_keys, e.key_varies, -1)
+                _count_shared(line.common, e.key_lines, e.key_values, e.key_value_lines, -1)
                 for t in line.tokens:
-                    postings.discard(t, (lid,))
-                by_title.discard(line.title, (lid,))
-                _count_values(line.values, values, value_counts, -1)
+                    e.postings.discard(t, (lid,))
+                e.by_title.discard(line.title, (lid,))
+                _count_values(line.values, e.values, e.value_counts, -1)
                 for s in line.skus:
                     if line_of.get(s) == lid:
-                        del line_of[s]
-                        fps.pop(s, None)
+                        line_of.pop(s)
+                        fps.pop(s)
             if not members:
                 continue
-            lid = next_lid
-            next_lid += 1
+            lid = e.next_lid
+            e.next_lid += 1
             line = make_line(lid, [records[s] for s in members])
             lines[lid] = pack_line(line)
             by_key[lk] = lid
             for k, skus in line.exact:
-                exact.add(k, skus)
+                e.exact.add(k, skus)
             for k, skus in line.line_exact:
-                line_exact.add(k, skus)
+                e.line_exact.add(k, skus)
             for k, skus in line.compact:
-                compact.add(k, skus)
+                e.compact.add(k, skus)
             for _k, toks in line.common:
-                common_values.add(toks, (lid,))
-            _count_keys(line.varying_keys, key_varies, +1)
-            _count_shared(line.common, key_lines, key_values, key_value_lines, +1)
+                e.common_values.add(toks, (lid,))
+            _count_keys(line.varying_keys, e.key_varies, +1)
+            _count_shared(line.common, e.key_lines, e.key_values, e.key_value_lines, +1)
             for t in line.tokens:
-                postings.add(t, (lid,))
-            by_title.add(line.title, (lid,))
-            _count_values(line.values, values, value_counts, +1)
+                e.postings.add(t, (lid,))
+            e.by_title.add(line.title, (lid,))
+            _count_values(line.values, e.values, e.value_counts, +1)
             for s in line.skus:
                 line_of[s] = lid
                 fps[s] = records[s].h
         for sku, rec in changes.items():
             if rec is None:
-                fps.pop(sku, None)
-
-        post = postings.frozen()
-        vocab_list = self.vocab_list if postings.keys_unchanged() else tuple(t for t in post if t.isalpha())
-        return LineIndex(fingerprints=fps, lines=LineStore(lines), line_of=line_of, by_key=by_key, exact=exact.frozen(),
-                         compact=compact.frozen(), postings=post, vocab_list=vocab_list, values=values,
-                         value_counts=value_counts, by_title=by_title.frozen(), line_exact=line_exact.frozen(),
-                         common_values=common_values.frozen(), key_varies=key_varies, key_lines=key_lines,
-                         key_values=key_values, key_value_lines=key_value_lines, next_lid=next_lid)
+                fps.pop(sku)
+        return e
 
     def exact_skus(self, key: str) -> tuple[str, ...]:
         """The skus an exact key names: a product's or title's name first, else a model line's."""
@@ -664,18 +695,17 @@ class LineIndex:
         return sorted(out)
 
 
-def _count_keys(keys: Iterable[Any], counts: dict[Any, int], step: int) -> None:
+def _count_keys(keys: Iterable[Any], counts: _Layer, step: int) -> None:
     for k in keys:
         n = counts.get(k, 0) + step
         if n > 0:
             counts[k] = n
         else:
-            counts.pop(k, None)
+            counts.pop(k)
 
 
-def _count_shared(common: Iterable[tuple[str, tuple[str, ...]]], key_lines: dict[str, int],
-                  key_values: dict[str, int], key_value_lines: dict[tuple[str, tuple[str, ...]], int],
-                  step: int) -> None:
+def _count_shared(common: Iterable[tuple[str, tuple[str, ...]]], key_lines: _Layer, key_values: _Layer,
+                  key_value_lines: _Layer, step: int) -> None:
     for k, toks in common:
         k = k.lower()
         _count_keys((k,), key_lines, step)
@@ -686,7 +716,7 @@ def _count_shared(common: Iterable[tuple[str, tuple[str, ...]]], key_lines: dict
             _count_keys((k,), key_values, 1 if after else -1)
 
 
-def _count_values(line_values: Iterable[str], values: dict, counts: dict, step: int) -> None:
+def _count_values(line_values: Iterable[str], values: _Layer, counts: _Layer, step: int) -> None:
     for v in line_values:
         toks = tuple(T.content_tokens(v))
         if not toks:
@@ -694,51 +724,130 @@ def _count_values(line_values: Iterable[str], values: dict, counts: dict, step: 
         n = counts.get(toks, 0) + step
         if n > 0:
             counts[toks] = n
-            values.setdefault(toks, v)
+            if values.get(toks) is None:
+                values[toks] = v
         else:
-            counts.pop(toks, None)
-            values.pop(toks, None)
+            counts.pop(toks)
+            values.pop(toks)
+
+
+_MISSING: Any = object()
+
+
+class _Layer:
+    """Changes to a map over an unchanged base: reads fall through to the base, writes stay here.
+    `merged()` is the new map (a copy of the base with the changes); `changed()` only the changes,
+    None for a key taken out (what an index kept elsewhere writes)."""
+
+    __slots__ = ("base", "out")
+
+    def __init__(self, base: Mapping[Any, Any]) -> None:
+        self.base = base
+        self.out: dict[Any, Any] = {}
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        v = self.out.get(key, _MISSING)
+        if v is _MISSING:
+            return self.base.get(key, default)
+        return default if v is None else v
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self.out[key] = value
+
+    def pop(self, key: Any) -> Any:
+        v = self.get(key)
+        self.out[key] = None
+        return v
+
+    def merged(self) -> dict[Any, Any]:
+        out = dict(self.base)
+        for k, v in self.out.items():
+            if v is None:
+                out.pop(k, None)
+            else:
+                out[k] = v
+        return out
+
+    def changed(self) -> dict[Any, Any]:
+        return self.out
 
 
 class _CowMap:
     """Copy-on-write map of key -> tuple of members: the first change to a key copies its members
-    into a set; `frozen()` gives back a plain dict of tuples. Keeps a full build linear in the
-    catalog size."""
+    into a set; `frozen()` gives back a plain dict of tuples (the base's copy with the changes),
+    `changed()` the changed keys alone (None: gone). Keeps a full build linear in the catalog size."""
 
     def __init__(self, base: Mapping[Any, tuple]) -> None:
         self._base = base
-        self._out: dict[Any, Any] = dict(base)
         self._dirty: dict[Any, set] = {}
         self._added_keys = False
-        self._removed_keys = False
 
     def _mutable(self, key: Any) -> set:
         s = self._dirty.get(key)
         if s is None:
-            s = set(self._out.get(key, ()))
+            s = set(self._base.get(key, ()))
             self._dirty[key] = s
         return s
 
     def add(self, key: Any, items: Iterable[Any]) -> None:
-        if key not in self._out and key not in self._dirty:
+        if key not in self._dirty and key not in self._base:
             self._added_keys = True
         self._mutable(key).update(items)
 
     def discard(self, key: Any, items: Iterable[Any]) -> None:
-        if key in self._out or key in self._dirty:
+        if key in self._dirty or key in self._base:
             self._mutable(key).difference_update(items)
 
     def keys_unchanged(self) -> bool:
         return not self._added_keys and not any(not s for s in self._dirty.values())
 
     def frozen(self) -> dict[Any, tuple]:
+        out = dict(self._base)
         for k, s in self._dirty.items():
             if s:
-                self._out[k] = tuple(s)
+                out[k] = tuple(s)
             else:
-                self._out.pop(k, None)
-        self._dirty = {}
-        return self._out
+                out.pop(k, None)
+        return out
+
+    def changed(self) -> dict[Any, tuple | None]:
+        return {k: (tuple(s) if s else None) for k, s in self._dirty.items()}
+
+
+_EDITED = ("fps", "lines", "line_of", "by_key", "exact", "line_exact", "compact", "postings", "by_title",
+           "common_values", "values", "value_counts", "key_varies", "key_lines", "key_values", "key_value_lines")
+
+
+class _Edit:
+    """One `LineIndex._edit`: a layer over each map of the index it starts from."""
+
+    def __init__(self, idx: LineIndex) -> None:
+        self.fps = _Layer(idx.fingerprints)
+        self.lines = _Layer(idx.lines.blobs)
+        self.line_of = _Layer(idx.line_of)
+        self.by_key = _Layer(idx.by_key)
+        self.exact = _CowMap(idx.exact)
+        self.line_exact = _CowMap(idx.line_exact)
+        self.compact = _CowMap(idx.compact)
+        self.postings = _CowMap(idx.postings)
+        self.by_title = _CowMap(idx.by_title)
+        self.common_values = _CowMap(idx.common_values)
+        self.values = _Layer(idx.values)
+        self.value_counts = _Layer(idx.value_counts)
+        self.key_varies = _Layer(idx.key_varies)
+        self.key_lines = _Layer(idx.key_lines)
+        self.key_values = _Layer(idx.key_values)
+        self.key_value_lines = _Layer(idx.key_value_lines)
+        self.next_lid = idx.next_lid
+
+
+@dataclass(frozen=True)
+class IndexDelta:
+    """What one change did to an index, map by map (`_EDITED`'s names): key -> new value, None
+    for a key taken out; and the next line id."""
+
+    maps: Mapping[str, Mapping[Any, Any]]
+    next_lid: int
 
 
 # -- brands and categories -----------------------------------------------------------------------

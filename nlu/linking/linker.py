@@ -59,10 +59,11 @@ from kg.queries import embeddings as EQ
 from kg.queries import linking as Q
 from kg.scan import scan
 from nlu.labels import ENTITY_TYPES, FAMILY_OF
-from nlu.linking import snapshot
+from nlu.linking import graph_index, snapshot
 from nlu.linking import text as T
 from nlu.linking.encoder import TextEncoder
 from nlu.linking.index import (
+    CappedPosting,
     EmbeddingTable,
     Line,
     LineIndex,
@@ -114,6 +115,17 @@ class LinkerConfig(BaseModel):
         "Ceiling of a match on an accessory's kind alone (\"65W USB-C Power Adapter\"), below a match on its "
         "full name, so that every accessory of that kind ties."))
     posting_cap: int = Field(2000, ge=10, description="Words in more lines than this do not drive recall.")
+    graph_cache_entries: int = Field(50_000, ge=100, description=(
+        "With the index in the graph: entries (lines, keys, postings) a worker keeps per map, read once per "
+        "index version."))
+    graph_change_chunk: int = Field(5_000, ge=1, description=(
+        "With the index in the graph: products whose change is worked out and written together (one write "
+        "per chunk of entries)."))
+    graph_write_attempts: int = Field(5, ge=1, description=(
+        "With the index in the graph: how often a process reads again after another wrote first."))
+    graph_build_stall_s: float = Field(120.0, gt=0, description=(
+        "With the index in the graph: a first build by another process that wrote nothing for this long is "
+        "taken for dead and started again."))
     use_fulltext: bool = True
     fulltext_threshold: float = Field(0.9, ge=0.0, le=1.0, description="The graph's full-text search runs when "
                                       "the in-memory lexical best is below this (it also sees products added "
@@ -181,11 +193,21 @@ def _distinctive_lines(idx: LineIndex, words: Sequence[str], max_lines: int, min
     if not words or max_lines <= 0 or any(len(w) < min_len and not any(ch.isdigit() for ch in w) for w in words):
         return []
     common: set[int] | None = None
+    capped = []  # words in too many lines for an index in the graph to list them: checked on the lines
     for w in words:
-        post = set(idx.postings.get(w, ()))
+        got = idx.postings.get(w, ())
+        if isinstance(got, CappedPosting):
+            capped.append(w)
+            continue
+        post = set(got)
         common = post if common is None else common & post
         if not common:
             return []
+    if common and capped:
+        if len(common) > 4 * max_lines:
+            return []
+        idx.prefetch_lines(common)
+        common = {lid for lid in common if all(w in idx.lines[lid].tokens for w in capped)}
     return sorted(common) if common and len(common) <= max_lines else []
 
 
@@ -202,9 +224,14 @@ class EntityLinker:
 
     def __init__(self, store: Any, *, config: LinkerConfig | None = None, encoder: Any = None,
                  encoder_path: str = "", currency: str = "USD",
-                 clock: Callable[[], float] = time.monotonic, snapshot: Path | None = None) -> None:
+                 clock: Callable[[], float] = time.monotonic, snapshot: Path | None = None,
+                 in_graph: bool = False) -> None:
         self.store = store
-        self.snapshot = snapshot  # where the index is kept between starts (nlu/linking/snapshot.py); None: never
+        # The index kept in the graph (nlu/linking/graph_index.py), shared by every worker; else in memory,
+        # kept between starts at `snapshot` (nlu/linking/snapshot.py; None: never). With the index in the
+        # graph, `snapshot` is only the lock file a host's workers take turns on at their first start.
+        self.in_graph = in_graph
+        self.snapshot = snapshot
         self.config = config or LinkerConfig()
         self.currency = currency.upper()
         if isinstance(encoder, TextEncoder) or encoder is None:
@@ -253,7 +280,8 @@ class EntityLinker:
             if state is not None and version is not None and version == state.version and not force and \
                     (state.graph_vectors or not self._graph_vectors_ready()):
                 return False
-            starting = state is None and self.snapshot is not None  # one worker of the host builds, the others load
+            # one worker of the host builds, the others load (with the index in the graph: sync_graph_index)
+            starting = state is None and self.snapshot is not None and not self.in_graph
             with snapshot.first_start(self.snapshot) if starting else contextlib.nullcontext():
                 new, changed = self._rebuild(state, version, stamp)
             self._state = new
@@ -283,6 +311,11 @@ class EntityLinker:
         what the grounding guard counts as the shop's names."""
         st = self._current()
         names = [e.node_id for e in st.brands.entries] + [e.node_id for e in st.categories.entries]
+        if self.in_graph:  # the lines are in the graph: the products' names and model lines, read page by page
+            for r in self._all_products():
+                names.append(r.line_name)
+                names.append(r.name)
+            return names
         for line in st.lines.lines.iter_lines():
             names.append(line.name)
             names.extend(line.names)
@@ -298,6 +331,8 @@ class EntityLinker:
                 "embedding_rows": len(st.line_emb), "embedding_bytes": int(st.line_emb.matrix.nbytes)}
 
     def _rebuild(self, state: _State | None, version: Any, stamp: str | None = None) -> tuple[_State, bool]:
+        if self.in_graph:
+            return self._rebuild_in_graph(state, version, stamp)
         t0 = time.perf_counter()
         cfg = self.config
         now = self._clock()
@@ -334,6 +369,13 @@ class EntityLinker:
             elif compared and len(changes) > cfg.snapshot_change_fraction * max(len(lines.fingerprints), 1):
                 threading.Thread(target=snapshot.save, args=(self.snapshot, kept), name="kgqa-linking-snapshot",
                                  daemon=True).start()
+        return self._finish(state, version, lines, len(changes), watermark, reconciled_at, t0)
+
+    def _finish(self, state: _State | None, version: Any, lines: LineIndex, changed: int, watermark: str | None,
+                reconciled_at: float, t0: float) -> tuple[_State, bool]:
+        """The state over `lines`: brands, categories, the values' vocabulary (the same for both kinds of index)."""
+        cfg = self.config
+        changes = changed
         brands = NameTable.build([brand_entry(r["name"]) for r in self.store.run(Q.BRANDS) if r.get("name")])
         cat_rows = [r for r in self.store.run(Q.CATEGORIES) if r.get("name")]
         categories = NameTable.build([category_entry(r["name"], r.get("description")) for r in cat_rows])
@@ -344,11 +386,11 @@ class EntityLinker:
         line_emb = state.line_emb if state is not None else EmbeddingTable()
         cat_emb = state.cat_emb if state is not None else EmbeddingTable()
         if cfg.use_embeddings:
-            if not cfg.graph_vectors:
-                titles = [ln.title for ln in lines.lines.iter_lines()]
+            if not cfg.graph_vectors:  # LINKING_VECTORS=memory: every line title embedded here (small catalogs)
+                titles = graph_index.titles(lines)
                 line_emb = line_emb.with_texts(titles, self.encoder.encode, cfg.embedding_dtype)
-                if len(line_emb) > 1.25 * len(lines.by_title) + 64:
-                    line_emb = line_emb.compacted(lines.by_title)
+                if len(line_emb) > 1.25 * len(set(titles)) + 64:
+                    line_emb = line_emb.compacted(titles)
             cat_texts = [t for e in categories.entries for t in (e.node_id, e.text)]
             cat_emb = cat_emb.with_texts(cat_texts, self.encoder.encode, "float32").compacted(cat_texts)
         value_keys = tuple(" ".join(k) for k in lines.values)
@@ -358,9 +400,123 @@ class EntityLinker:
                      _naming_words(lines, cfg.value_name_max_lines, cfg.value_name_diversity), watermark,
                      reconciled_at, graph_vectors)
         log.info("linking index updated", extra={
-            "catalog_version": version, "changed_products": len(changes), "products": len(lines.fingerprints),
+            "catalog_version": version, "changed_products": changes, "products": len(lines.fingerprints),
             "lines": len(lines.lines), "ms": round((time.perf_counter() - t0) * 1000, 1)})
         return new, True
+
+    # -- the index kept in the graph (nlu/linking/graph_index.py) ----------------------------------
+    def _rebuild_in_graph(self, state: _State | None, version: Any, stamp: str | None) -> tuple[_State, bool]:
+        t0 = time.perf_counter()
+        meta = self.sync_graph_index(version, stamp)
+        old = state.lines if state is not None else None
+        if isinstance(old, graph_index.GraphLineIndex) and old.meta is not None and meta is not None and \
+                old.meta.version == meta.version:
+            lines: LineIndex = old
+        elif meta is None:
+            lines = LineIndex()
+        else:  # another version: a new reading of it, with caches of its own
+            lines = graph_index.open_index(self.store, meta, cap=self.config.posting_cap,
+                                           bound=self.config.graph_cache_entries)
+        changed = 0 if lines is old else max(1, meta.products if meta is not None else 0)
+        return self._finish(state, version, lines, changed, meta.watermark if meta else None, self._clock(), t0)
+
+    def sync_graph_index(self, version: Any = None, stamp: str | None = None, *,
+                         skus: Sequence[str] | None = None) -> graph_index.Meta | None:
+        """Bring the index in the graph up to the catalog (`version`, `stamp`: the catalog's, read now when
+        None) and return where it stands. Any process may: writes only land on the version they read, so
+        two that saw the same change write it once. A host's workers starting together take turns (the
+        lock beside `snapshot`), so one builds and the others find it built. `skus`: the products the
+        write that moved the catalog one version touched (an edit, a removal): when the index is at the
+        version before, only they are compared."""
+        if version is None:
+            rows = self.store.run(Q.CATALOG_VERSION)
+            version = rows[0]["version"] if rows else None
+            stamp = rows[0].get("updated_at") if rows else None
+        with snapshot.first_start(self.snapshot) if self.snapshot is not None else contextlib.nullcontext():
+            for _ in range(self.config.graph_write_attempts):
+                meta = graph_index.read_meta(self.store)
+                if meta is not None and meta.complete and (meta.catalog, meta.stamp) == (version, stamp):
+                    return meta
+                if meta is None or not meta.complete:
+                    if meta is not None and self._wait_for_build(meta):
+                        continue
+                    self._build_graph_index(version, stamp)
+                else:
+                    self._catch_up_graph_index(meta, version, stamp, skus)
+            return graph_index.read_meta(self.store)
+
+    def _wait_for_build(self, meta: graph_index.Meta) -> bool:
+        """Another process is writing a first build (its version moves): wait for it. False when it
+        stopped moving for `graph_build_stall_s` (a build that died: this one starts again)."""
+        seen, since = meta.version, time.monotonic()
+        while time.monotonic() - since < self.config.graph_build_stall_s:
+            time.sleep(0.5)
+            now = graph_index.read_meta(self.store)
+            if now is None or now.complete:
+                return True
+            if now.version != seen:
+                seen, since = now.version, time.monotonic()
+        return False
+
+    def _build_graph_index(self, version: Any, stamp: str | None) -> None:
+        t0 = time.perf_counter()
+        records = {r.sku: r for r in self._all_products()}
+        watermark = _latest(r.updated_at for r in records.values())
+        built = LineIndex().apply(records)
+        del records
+        graph_index.clear(self.store)
+        meta = graph_index.start(self.store)
+        done = graph_index.write_delta(self.store, meta.version, graph_index.full_delta(built), None,
+                                       catalog=version, stamp=stamp, watermark=watermark)
+        graph_index.purge_dead(self.store)
+        log.info("linking index built in the graph", extra={
+            "products": len(built.fingerprints), "lines": len(built.lines), "written": done is not None,
+            "ms": round((time.perf_counter() - t0) * 1000, 1)})
+
+    def _catch_up_graph_index(self, meta: graph_index.Meta, version: Any, stamp: str | None,
+                              skus: Sequence[str] | None = None) -> None:
+        t0 = time.perf_counter()
+        base = graph_index.open_index(self.store, meta, cap=None, bound=None)
+        if skus is not None and isinstance(version, int) and meta.catalog == version - 1:
+            found = {r.sku: r for r in self._products_by_skus(list(skus))}
+            changes: dict[str, ProductRecord | None] = {s: found.get(s) for s in skus}
+            watermark = _latest([meta.watermark, *(r.updated_at for r in found.values())])
+        else:
+            changes, watermark = self._graph_changes(base, meta, stamp)
+        items = list(changes.items())
+        at: int | None = meta.version
+        step = self.config.graph_change_chunk
+        for i in range(0, max(len(items), 1), step):
+            part = dict(items[i:i + step])
+            last = i + step >= len(items)
+            delta = base.delta(part, self._products_by_skus)
+            at = graph_index.write_delta(self.store, at, delta, base, catalog=version if last else meta.catalog,
+                                         stamp=stamp if last else meta.stamp,
+                                         watermark=watermark if last else meta.watermark, final=last)
+            if at is None:
+                return  # another process wrote first: read again
+            base = graph_index.absorb(base, delta)
+        if any(v is None for v in changes.values()) or len(changes) > 0:
+            graph_index.purge_dead(self.store)
+        log.info("linking index in the graph updated", extra={
+            "catalog_version": version, "changed_products": len(changes),
+            "ms": round((time.perf_counter() - t0) * 1000, 1)})
+
+    def _graph_changes(self, base: LineIndex, meta: graph_index.Meta,
+                       stamp: str | None) -> tuple[dict[str, ProductRecord | None], str | None]:
+        """What changed since the index in the graph was written: the products stamped after its
+        watermark when the count adds up, else every fingerprint compared."""
+        limit = max(1000, int(self.config.full_reload_fraction * max(meta.products, 1)))
+        if meta.watermark is not None and stamp is not None and str(stamp) > meta.watermark:
+            rows = self.store.run(Q.PRODUCTS_CHANGED_SINCE, {"since": meta.watermark, "limit": limit + 1})
+            if len(rows) <= limit:
+                recs = [ProductRecord.from_row(r) for r in rows if r.get("sku")]
+                old = graph_index.fingerprints_of(base, [r.sku for r in recs])
+                changes: dict[str, ProductRecord | None] = {r.sku: r for r in recs if old.get(r.sku) != r.h}
+                expected = meta.products + sum(1 for r in recs if r.sku not in old)
+                if self.store.run(Q.PRODUCT_COUNT)[0]["products"] == expected:
+                    return changes, _latest([meta.watermark, *(r.updated_at for r in recs)])
+        return self._reconcile(base)
 
     def _load_snapshot(self) -> snapshot.Snapshot | None:
         if self.snapshot is None:
@@ -406,9 +562,11 @@ class EntityLinker:
         for rows in scan(self.store, Q.PRODUCT_FINGERPRINTS, limit=self.config.page_size):
             fps.update((str(r["sku"]), str(r["h"] or "")) for r in rows if r.get("sku"))
             stamps.extend(r.get("updated_at") for r in rows)
-        old = base.fingerprints
+        old = graph_index.fingerprints_of(base, list(fps))
         changed = [s for s, h in fps.items() if old.get(s) != h]
-        changes: dict[str, ProductRecord | None] = dict.fromkeys((s for s in old if s not in fps), None)
+        gone = len(old) != len(base.fingerprints)  # the index holds products the catalog no longer has
+        changes: dict[str, ProductRecord | None] = dict.fromkeys(
+            (s for s in graph_index.indexed_skus(base) if s not in fps) if gone else (), None)
         if len(changed) > self.config.full_reload_fraction * max(len(fps), 1):
             wanted = set(changed)
             changes.update((r.sku, r) for r in self._all_products() if r.sku in wanted)
@@ -428,6 +586,7 @@ class EntityLinker:
         """The dialogue's entry point: every entity of the understanding linked (or left as it was
         when it already carries a node or came from the conversation)."""
         text = understanding.text
+        self._prefetch(text)
         entities = self._join_cut_names(self.link_entities(understanding.entities, text), text)
         tagged = bool(entities)
         if not entities and self.config.fallback_link_text and text.strip():
@@ -444,6 +603,17 @@ class EntityLinker:
                 (family in _PRODUCT_FAMILIES or understanding.intent.name == "out_of_scope"):
             entities = self._kind_products(entities, text)
         return understanding.model_copy(update={"entities": entities})
+
+    def _prefetch(self, text: str) -> None:
+        """With the index in the graph: its entries a message will ask for, in one round trip (the postings
+        of its words, its word groups as exact and glued keys)."""
+        if not self.in_graph or not text.strip():
+            return
+        st = self._current()
+        seqs = [T.tokens(text), T.content_tokens(text)]
+        keys = {(" " if glue == " " else "").join(seq[i:i + n]) for seq in seqs for n in range(1, 7)
+                for i in range(len(seq) - n + 1) for glue in (" ", "")}
+        st.lines.prefetch(dict.fromkeys(t for seq in seqs for t in seq), keys)
 
     def _join_cut_names(self, entities: list[Entity], text: str) -> list[Entity]:
         """One product name the model cut in two ("Kestrel Slate 14 with | 16 GB RAM", the second
@@ -1190,8 +1360,8 @@ def _naming_words(idx: LineIndex, max_lines: int, diversity: float = 0.5) -> dic
     out: dict[str, list[tuple[str, ...]]] = {}
     if max_lines <= 0:
         return {}
-    for value, lids in idx.common_values.items():
-        if len(lids) > max_lines or not any(ch.isalpha() for t in value for ch in t):
+    for value, _lids in idx.common_values_upto(max_lines):
+        if not any(ch.isalpha() for t in value for ch in t):
             continue
         if idx.named_by_value(value, diversity):
             for w in dict.fromkeys(value):
