@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -173,24 +174,27 @@ class GraphMap(Mapping[Any, Any]):
         self.size = size
         self.bound = bound
         self.memo: OrderedDict[Any, Any] = OrderedDict()
+        self._lock = threading.Lock()  # a worker's threads share the index
 
     def _remember(self, key: Any, value: Any) -> None:
-        self.memo[key] = value
-        if self.bound is not None and len(self.memo) > self.bound:
-            self.memo.popitem(last=False)
+        with self._lock:
+            self.memo[key] = value
+            if self.bound is not None and len(self.memo) > self.bound:
+                self.memo.popitem(last=False)
 
     def prefetch(self, keys: Iterable[Any]) -> list[tuple[str, Any]]:
         """The (map, key) pairs of `keys` not known yet (for `GraphLineIndex.prefetch`)."""
         return [(self.name, k) for k in dict.fromkeys(keys) if k not in self.memo]
 
     def get(self, key: Any, default: Any = None) -> Any:
-        v = self.memo.get(key, _MISSING)
+        with self._lock:
+            v = self.memo.get(key, _MISSING)
+            if v is not _MISSING and self.bound is not None:
+                self.memo.move_to_end(key)
         if v is _MISSING:
             got = self.reader.read([(self.name, key)])
             v = got.get((self.name, key))
             self._remember(key, v)
-        elif self.bound is not None:
-            self.memo.move_to_end(key)
         return default if v is None else v
 
     def __getitem__(self, key: Any) -> Any:
@@ -252,13 +256,19 @@ class GraphLineIndex(LineIndex):
         for name, key in wanted:
             self.maps[name]._remember(key, got.get((name, key)))
 
-    def prefetch_lines(self, lids: Iterable[int]) -> None:
+    def prefetch_map(self, name: str, keys: Iterable[Any]) -> None:
         assert self.reader is not None
-        wanted = self.maps["lines"].prefetch(lids)
+        wanted = self.maps[name].prefetch(keys)
         if wanted:
             got = self.reader.read(wanted)
-            for name, key in wanted:
-                self.maps[name]._remember(key, got.get((name, key)))
+            for n, key in wanted:
+                self.maps[n]._remember(key, got.get((n, key)))
+
+    def prefetch_lines(self, lids: Iterable[int]) -> None:
+        """The lines, then the postings of their words (what scoring them weighs them by): two round trips."""
+        lids = list(lids)
+        self.prefetch_map("lines", lids)
+        self.prefetch_map("postings", {t for lid in lids if lid in self.lines for t in self.lines[lid].tokens})
 
     def common_values_upto(self, max_lines: int) -> Iterable[tuple[tuple[str, ...], tuple[int, ...]]]:
         for r in self.store.run(Q.NAMING_VALUES, {"max_lines": max_lines}):

@@ -563,6 +563,9 @@ class LineIndex:
     def prefetch_lines(self, lids: Iterable[int]) -> None:
         """Read ahead lines about to be scored (an index kept elsewhere); nothing to do in memory."""
 
+    def prefetch_map(self, name: str, keys: Iterable[Any]) -> None:
+        """Read ahead entries of one map (an index kept elsewhere); nothing to do in memory."""
+
     def common_values_upto(self, max_lines: int) -> Iterable[tuple[tuple[str, ...], tuple[int, ...]]]:
         """Attribute values every product of at most `max_lines` lines has, with those lines."""
         return ((v, lids) for v, lids in self.common_values.items() if len(lids) <= max_lines)

@@ -115,7 +115,7 @@ class LinkerConfig(BaseModel):
         "Ceiling of a match on an accessory's kind alone (\"65W USB-C Power Adapter\"), below a match on its "
         "full name, so that every accessory of that kind ties."))
     posting_cap: int = Field(2000, ge=10, description="Words in more lines than this do not drive recall.")
-    graph_cache_entries: int = Field(50_000, ge=100, description=(
+    graph_cache_entries: int = Field(20_000, ge=100, description=(
         "With the index in the graph: entries (lines, keys, postings) a worker keeps per map, read once per "
         "index version."))
     graph_change_chunk: int = Field(5_000, ge=1, description=(
@@ -611,9 +611,10 @@ class EntityLinker:
             return
         st = self._current()
         seqs = [T.tokens(text), T.content_tokens(text)]
-        keys = {(" " if glue == " " else "").join(seq[i:i + n]) for seq in seqs for n in range(1, 7)
-                for i in range(len(seq) - n + 1) for glue in (" ", "")}
-        st.lines.prefetch(dict.fromkeys(t for seq in seqs for t in seq), keys)
+        spans = [seq[i:i + n] for seq in seqs for n in range(1, len(seq) + 1) for i in range(len(seq) - n + 1)]
+        keys = {" ".join(span) for span in spans} | {"".join(span) for span in spans if len(span) <= 6}
+        words = {t for seq in seqs for t in seq} | {"".join(span) for span in spans if len(span) in (2, 3)}
+        st.lines.prefetch(words, keys)
 
     def _join_cut_names(self, entities: list[Entity], text: str) -> list[Entity]:
         """One product name the model cut in two ("Kestrel Slate 14 with | 16 GB RAM", the second
@@ -752,6 +753,7 @@ class EntityLinker:
                 said[v] = max(said.get(v, 0.0), sim)
         weight = _recall_lines(idx, sims, [words[i] for i in pos], cfg.posting_cap)
         found: list[tuple[float, int, int, tuple[int, ...]]] = []
+        idx.prefetch_lines(sorted(weight, key=lambda x: -weight[x])[:cfg.spot_lines])
         for lid in sorted(weight, key=lambda x: -weight[x])[:cfg.spot_lines]:
             line = idx.lines[lid]
             for alias in line.aliases:
@@ -907,6 +909,7 @@ class EntityLinker:
             posting = st.lines.postings.get(w, ())
             if not posting or len(posting) > cfg.posting_cap:
                 continue
+            st.lines.prefetch_map("lines", posting)
             lids = [lid for lid in posting if st.lines.lines[lid].head == w]
             if not lids or len(lids) > cfg.kind_max_lines:
                 continue
@@ -1062,6 +1065,8 @@ class EntityLinker:
         for form in ([qtoks, stripped] if stripped and stripped != qtoks else [qtoks]):
             skus = idx.exact_skus(" ".join(form)) or idx.compact.get("".join(form))
             if skus:
+                idx.prefetch_map("line_of", skus)
+                idx.prefetch_lines({lid for s in skus if (lid := idx.line_of.get(s)) is not None})
                 for s in skus:
                     lid = idx.line_of[s]
                     cur = scored.get(lid)
@@ -1075,7 +1080,9 @@ class EntityLinker:
             sims = ({t: dict(known_sims[t]) for t in words} if known_sims is not None and words <= known_sims.keys()
                     else _line_sims(st, words))
             recall = _recall_lines(idx, sims, qtoks, cfg.posting_cap)
-            lines = [idx.lines[lid] for lid in sorted(recall, key=lambda x: -recall[x])[:cfg.recall_lines]]
+            top = sorted(recall, key=lambda x: -recall[x])[:cfg.recall_lines]
+            idx.prefetch_lines(top)
+            lines = [idx.lines[lid] for lid in top]
 
             def score_lines(lines: Iterable[Line]) -> None:
                 for ln in lines:
@@ -1098,7 +1105,9 @@ class EntityLinker:
             if cfg.use_embeddings and not lexical_only and best_lex < cfg.embedding_threshold and \
                     (len(st.line_emb) or st.graph_vectors):
                 vec = self.encoder.encode_query(T.fold(mention).strip())
-                for lid, cos in self._nearest_lines(st, vec):
+                nearest = self._nearest_lines(st, vec)
+                idx.prefetch_lines(lid for lid, _ in nearest)
+                for lid, cos in nearest:
                     e = self._emb_score(cos)
                     if e <= 0:
                         continue
@@ -1130,6 +1139,7 @@ class EntityLinker:
         if not st.graph_vectors:
             return [(lid, cos) for title, cos in st.line_emb.search(vec, k) for lid in idx.by_title.get(title, ())]
         rows = self.store.run(EQ.SIMILAR, {"k": 3 * k, "fetch": 9 * k + 10, "vector": [float(x) for x in vec]})
+        idx.prefetch_map("line_of", [r["sku"] for r in rows])
         best: dict[int, float] = {}
         for r in rows:
             lid = idx.line_of.get(r["sku"])
@@ -1170,6 +1180,8 @@ class EntityLinker:
             return []
         rows = self.store.run(Q.FULLTEXT_PRODUCTS, {"terms": terms, "limit": self.config.fulltext_limit})
         idx = st.lines
+        idx.prefetch_map("line_of", [str(r["sku"]) for r in rows])
+        idx.prefetch_lines({lid for r in rows if (lid := idx.line_of.get(str(r["sku"]))) is not None} - have)
         out: list[Line] = []
         unknown: list[str] = []
         for r in rows:
@@ -1257,6 +1269,8 @@ def _recall_lines(idx: LineIndex, sims: Mapping[str, Mapping[str, float]], said:
     """Lines by the IDF-weighted similarity of the words said to their name words (token postings;
     a word in more than `posting_cap` lines says too little to count)."""
     weight: dict[int, float] = {}
+    said = list(said)
+    idx.prefetch_map("postings", {v for word in said for v in sims.get(word, {})})
     for word in said:
         for v, sim in sims.get(word, {}).items():
             post = idx.postings.get(v, ())
