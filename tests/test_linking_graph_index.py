@@ -146,9 +146,9 @@ def test_two_workers_share_one_index_that_follows_the_catalog(shop, encoder, set
     reads_a, reads_b = _Reads(shop), _Reads(shop)
     a, b = _worker(reads_a, encoder, clock, tmp_path), _worker(reads_b, encoder, clock, tmp_path)
     a.warm()
-    assert "link_index.write" in reads_a.names  # the first one builds it
+    assert "link_index.create" in reads_a.names  # the first one builds it
     b.warm()
-    assert "link_index.write" not in reads_b.names and "linking.products_page" not in reads_b.names  # the next reads it
+    assert not {"link_index.create", "link_index.write", "linking.products_page"} & set(reads_b.names)  # the next reads it
     assert b.link_mention("aurora x2 silver", "PRODUCT").node_id == "NA-2"
     assert a.stats()["products"] == b.stats()["products"] == 3
 

@@ -340,3 +340,29 @@ def test_falkordb_bolt_picks_the_graph_from_the_first_extra_key(neo, bolt):
         s.run("CREATE (:Probe)").consume()
     assert bolt.graphs() == {"db", "mode", "falkordb"}
     bolt._delete("falkordb")
+
+
+def test_the_linking_index_queries_write_and_read_through_the_driver(neo, bolt):
+    """kg/queries/link_index.py through the official driver (small entries: this listener dies on a parameter
+    over ~4 KiB): a first build's meta, one change written on the version read, one refused on an older
+    version, entries read back per label with a long list read as its length."""
+    from kg.queries import link_index
+    from nlu.linking import graph_index as G
+    from nlu.linking.index import CappedPosting, IndexDelta
+
+    assert neo.run(link_index.START) == [{"version": 0}]
+    bolt.publish()  # (this listener writes and reads different graphs: `publish` copies one to the other)
+    meta = G.read_meta(neo)
+    assert meta is not None and (meta.version, meta.complete) == (0, False)
+    delta = IndexDelta({"exact": {"aurora x2": ("NA-1", "NA-2")}, "postings": {"aurora": (0,), "x2": (0, 1, 2)},
+                        "fps": {"NA-1": "h1"}}, next_lid=3)
+    assert G.write_delta(neo, 0, delta, None, catalog=1, stamp="2026-12-07T00:00:00Z", watermark=None) == 1
+    assert G.write_delta(neo, 0, delta, None, catalog=2, stamp=None, watermark=None) is None  # read version 0: moved
+    bolt.publish()
+    meta = G.read_meta(neo)
+    assert (meta.version, meta.catalog, meta.products, meta.next_lid, meta.complete) == (1, 1, 1, 3, True)
+    got = G._Reader(neo, cap=2).read([("exact", "aurora x2"), ("postings", "aurora"), ("postings", "x2"),
+                                      ("fps", "NA-1"), ("line_of", "NA-1")])
+    assert got[("exact", "aurora x2")] == ("NA-1", "NA-2") and got[("postings", "aurora")] == (0,)
+    assert isinstance(got[("postings", "x2")], CappedPosting) and len(got[("postings", "x2")]) == 3
+    assert got[("fps", "NA-1")] == "h1" and ("line_of", "NA-1") not in got

@@ -49,12 +49,14 @@ START = q(
     description="Create the index's meta node when there is none (a first build).",
 )
 
-_SET = "FOREACH (r IN $set_{label} | MERGE (e:{label} {{k: r.k}}) SET e.v = r.v, e.n = r.n, e.dead = null)"
+# An entry travels as a list [key, value, length], not as a map: the FalkorDB client writes a parameter
+# holding a map through its slow recursive encoder (kg/backends/falkordb.py `_params_header`); and not as
+# parallel lists indexed by position, which FalkorDB copies for every element (quadratic).
+_SET = ("FOREACH (r IN $set_{label} | MERGE (e:{label} {{k: r[0]}}) "
+        "SET e.v = r[1], e.n = r[2], e.dead = null)")
 _GONE = "FOREACH (k IN $gone_{label} | MERGE (e:{label} {{k: k}}) DELETE e)"
 
-WRITE = q(
-    "link_index.write",
-    """
+_HEAD = """
     MATCH (m:LinkMeta {key: 'link'})
     WHERE m.version = $version
     SET m.version = $version + 1, m.next_lid = $next_lid, m.lines = m.lines + $lines,
@@ -64,13 +66,28 @@ WRITE = q(
         m.watermark = CASE WHEN $last THEN $watermark ELSE m.watermark END,
         m.complete = CASE WHEN $last THEN true ELSE m.complete END
     FOREACH (k IN $dead | MERGE (e:LinkLine {k: k}) SET e.dead = $now)
-    """ + "\n".join(_SET.format(label=lb) + "\n" + (_GONE.format(label=lb) if lb != "LinkLine" else "")
-                    for lb in LABELS) + """
+"""
+
+WRITE = q(
+    "link_index.write",
+    _HEAD + "\n".join(_SET.format(label=lb) + "\n" + (_GONE.format(label=lb) if lb != "LinkLine" else "")
+                       for lb in LABELS) + """
     RETURN m.version AS version
     """,
     read_only=False,
     description="One change to the index (entries set, entries removed, lines marked dead), applied only when "
                 "the index is still at $version; returns the new version, or nothing when another writer came first.",
+)
+
+CREATE = q(
+    "link_index.create",
+    _HEAD + "\n".join(f"FOREACH (r IN $set_{lb} | CREATE (:{lb} {{k: r[0], v: r[1], n: r[2]}}))" for lb in LABELS)
+    + """
+    RETURN m.version AS version
+    """,
+    read_only=False,
+    description="Entries of a first build written into an empty index (no key to look up first), on $version as "
+                "`WRITE`.",
 )
 
 READ = q(

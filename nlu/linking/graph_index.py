@@ -32,7 +32,8 @@ from nlu.linking.index import CappedPosting, IndexDelta, Line, LineIndex, LineSt
 
 log = logging.getLogger(__name__)
 
-CHUNK = 20_000  # entries per write (one query, one transaction)
+CHUNK = 20_000  # entries per write (one query, one transaction) ...
+CHUNK_BYTES = 4 << 20  # ... or about this much text (FalkorDB parses the parameters with the query)
 DEAD_KEPT_S = 600.0  # a line taken out stays readable this long for readers of older postings
 
 
@@ -302,12 +303,13 @@ def open_index(store: Any, meta: Meta, *, cap: int | None, bound: int | None) ->
 # -- writing ---------------------------------------------------------------------------------------
 @dataclass
 class _Batch:
-    sets: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {lb: [] for lb in Q.LABELS})
+    sets: dict[str, list[list[Any]]] = field(default_factory=lambda: {lb: [] for lb in Q.LABELS})
     gones: dict[str, list[str]] = field(default_factory=lambda: {lb: [] for lb in Q.LABELS})
     dead: list[str] = field(default_factory=list)
     lines: int = 0
     products: int = 0
     size: int = 0
+    bytes: int = 0
 
 
 def _entries(delta: IndexDelta, base: LineIndex | None) -> Iterator[tuple[str, str, Any, str, int, int]]:
@@ -329,8 +331,9 @@ def _entries(delta: IndexDelta, base: LineIndex | None) -> Iterator[tuple[str, s
 def write_delta(store: Any, version: int, delta: IndexDelta, base: LineIndex | None, *, catalog: Any,
                 stamp: str | None, watermark: str | None, final: bool = True,
                 clock: Callable[[], float] = time.time) -> int | None:
-    """Write `delta` (worked out from `base` at index `version`; None: from nothing) in chunks of
-    `CHUNK` entries, the catalog it reflects recorded with the last chunk of the `final` delta.
+    """Write `delta` (worked out from `base` at index `version`; None: from nothing, into an empty index:
+    entries are created without looking them up) in chunks of
+    `CHUNK` entries or `CHUNK_BYTES`, the catalog it reflects recorded with the last chunk of the `final` delta.
     Returns the index's new version, or None when another writer wrote first (nothing of the chunk
     was written; of a delta of several chunks, those before it were: what is left is found again by
     the next comparison, the products' own entries going last)."""
@@ -344,7 +347,7 @@ def write_delta(store: Any, version: int, delta: IndexDelta, base: LineIndex | N
         params.update(version=at, next_lid=delta.next_lid, lines=batch.lines, products=batch.products,
                       catalog=catalog, stamp=stamp, watermark=watermark, last=last and final, dead=batch.dead,
                       now=clock())
-        rows = store.run(Q.WRITE, params)
+        rows = store.run(Q.WRITE if base is not None else Q.CREATE, params)
         if not rows:
             at = None
             return False
@@ -357,19 +360,24 @@ def write_delta(store: Any, version: int, delta: IndexDelta, base: LineIndex | N
             if stored is None:
                 batch.dead.append(ek)
             else:
-                batch.sets[label].append({"k": ek, "v": stored, "n": None})
+                _put(batch.sets[label], ek, stored, None)
             batch.lines += grow
         elif stored is None:
             batch.gones[label].append(ek)
         else:
-            batch.sets[label].append({"k": ek, "v": stored, "n": n if isinstance(stored, list) else None})
+            _put(batch.sets[label], ek, stored, n if isinstance(stored, list) else None)
         if name == "fps":
             batch.products += grow
         batch.size += 1
-        if batch.size >= CHUNK and not flush(False):
+        batch.bytes += len(ek) + (len(stored) if isinstance(stored, str) else 8 * n + 8)
+        if (batch.size >= CHUNK or batch.bytes >= CHUNK_BYTES) and not flush(False):
             return None
     flush(True)
     return at
+
+
+def _put(rows: list[list[Any]], key: str, value: Any, n: int | None) -> None:
+    rows.append([key, value, n])
 
 
 def absorb(base: LineIndex, delta: IndexDelta) -> LineIndex:

@@ -371,11 +371,11 @@ class EntityLinker:
                                  daemon=True).start()
         return self._finish(state, version, lines, len(changes), watermark, reconciled_at, t0)
 
-    def _finish(self, state: _State | None, version: Any, lines: LineIndex, changed: int, watermark: str | None,
+    def _finish(self, state: _State | None, version: Any, lines: LineIndex, changes: int, watermark: str | None,
                 reconciled_at: float, t0: float) -> tuple[_State, bool]:
-        """The state over `lines`: brands, categories, the values' vocabulary (the same for both kinds of index)."""
+        """The state over `lines` (`changes`: how many products changed in it): brands, categories, the
+        values' vocabulary, the same for both kinds of index."""
         cfg = self.config
-        changes = changed
         brands = NameTable.build([brand_entry(r["name"]) for r in self.store.run(Q.BRANDS) if r.get("name")])
         cat_rows = [r for r in self.store.run(Q.CATEGORIES) if r.get("name")]
         categories = NameTable.build([category_entry(r["name"], r.get("description")) for r in cat_rows])
@@ -496,7 +496,7 @@ class EntityLinker:
             if at is None:
                 return  # another process wrote first: read again
             base = graph_index.absorb(base, delta)
-        if any(v is None for v in changes.values()) or len(changes) > 0:
+        if changes:
             graph_index.purge_dead(self.store)
         log.info("linking index in the graph updated", extra={
             "catalog_version": version, "changed_products": len(changes),
@@ -611,7 +611,8 @@ class EntityLinker:
             return
         st = self._current()
         seqs = [T.tokens(text), T.content_tokens(text)]
-        spans = [seq[i:i + n] for seq in seqs for n in range(1, len(seq) + 1) for i in range(len(seq) - n + 1)]
+        spans = [seq[i:i + n] for seq in seqs for n in range(1, min(len(seq), _PREFETCH_SPAN) + 1)
+                 for i in range(len(seq) - n + 1)]
         keys = {" ".join(span) for span in spans} | {"".join(span) for span in spans if len(span) <= 6}
         words = {t for seq in seqs for t in seq} | {"".join(span) for span in spans if len(span) in (2, 3)}
         st.lines.prefetch(words, keys)
@@ -956,6 +957,7 @@ class EntityLinker:
                                           "score": 1.0 if money else None})
         st = self._current()
         if type == "PRODUCT":
+            self._prefetch(mention)  # nothing to read when the message's read-ahead had it all
             cands = self._product_candidates(st, mention, ctx)
         elif type == "BRAND":
             cands = self._name_candidates(st.brands, mention, None)
@@ -1262,6 +1264,7 @@ _POINTS_BACK = frozenset({"it", "its", "they", "them", "their", "this", "these",
 
 
 _WORD_SIMS_MAX = 50_000
+_PREFETCH_SPAN = 12  # the longest word group read ahead as a key (a long product name said whole)
 
 
 def _recall_lines(idx: LineIndex, sims: Mapping[str, Mapping[str, float]], said: Iterable[str],
