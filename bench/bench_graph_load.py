@@ -5,6 +5,7 @@ as it is); prints figures, asserts nothing.
 
     .venv/bin/python bench/bench_graph_load.py DATA_DIR GRAPH                 # as it is, then without the vector index
     .venv/bin/python bench/bench_graph_load.py DATA_DIR GRAPH --ef 64         # and with efConstruction 64
+    .venv/bin/python bench/bench_graph_load.py DATA_DIR GRAPH --load-only     # one load as it is
 
 Each case: the server started on the copy and timed until it answers; then the change (the vector
 index dropped, or made again with the given efConstruction and timed until searchable), the
@@ -78,6 +79,17 @@ def _case(source: Path, graph: str, ef: int | None, dimension: int) -> dict[str,
             stop_embedded(data)
 
 
+def _load_only(source: Path) -> dict[str, float | str]:
+    with tempfile.TemporaryDirectory(prefix="kgqa-load-") as tmp:
+        data = Path(tmp) / "data"
+        shutil.copytree(source, data, ignore=shutil.ignore_patterns("server.json", ".server.lock", "linking", "state"))
+        try:
+            first, _ = _start(data)
+            return {"case": "as it is", "load_s": round(first, 1)}
+        finally:
+            stop_embedded(data)
+
+
 def _rewritten_only(source: Path) -> dict[str, float | str]:
     with tempfile.TemporaryDirectory(prefix="kgqa-load-") as tmp:
         data = Path(tmp) / "data"
@@ -98,7 +110,11 @@ def main() -> None:
     ap.add_argument("graph", help="The graph name in it.")
     ap.add_argument("--ef", type=int, default=None, help="Also rebuild the vector index with this efConstruction.")
     ap.add_argument("--dimension", type=int, default=384, help="The name vectors' length.")
+    ap.add_argument("--load-only", action="store_true", help="Only time one load of the directory as it is.")
     args = ap.parse_args()
+    if args.load_only:
+        print(_load_only(args.data_dir), flush=True)
+        return
     print(_rewritten_only(args.data_dir), flush=True)
     print(_case(args.data_dir, args.graph, None, args.dimension), flush=True)
     if args.ef is not None:

@@ -421,9 +421,16 @@ def build_catalog(attribute_keys: dict[str, int], values: dict[tuple[str, ...], 
                         vocab=sorted(w for w in lexicon if len(w) >= 5), lexicon=frozenset(lexicon))
 
 
+# Keys whose values name one product or model line ("Aurora X2"), not a property products share: not
+# values a question asks about ("is it in English?"), and as many as the catalog has lines (a million
+# products: about 350,000 of them, 220 MB in every worker).
+_NAMING_KEYS = frozenset({"model_line", "model", "model_name", "sku", "name"})
+
+
 def scan_attributes(rows: Iterable[dict[str, Any]], keys: dict[str, int], values: dict[tuple[str, ...], set[str]]
                     ) -> None:
-    """Adds one page of products' attribute objects to the key counts and the value index."""
+    """Adds one page of products' attribute objects to the key counts and the value index (values of
+    keys that name products left out)."""
     for r in rows:
         raw = r.get("attributes")
         try:
@@ -436,7 +443,8 @@ def scan_attributes(rows: Iterable[dict[str, Any]], keys: dict[str, int], values
             if not isinstance(k, str) or v in (None, ""):
                 continue
             keys[k] = keys.get(k, 0) + 1
-            if isinstance(v, str) and not re.fullmatch(r"[\d\s.,\-/]+", v) and len(v) <= 60:
+            if isinstance(v, str) and k.lower() not in _NAMING_KEYS and not re.fullmatch(r"[\d\s.,\-/]+", v) \
+                    and len(v) <= 60:
                 st = _stems(v)
                 if st and len(st) <= 5:
                     values.setdefault(st, set()).add(k)

@@ -27,7 +27,7 @@ from nlu.linking import EntityLinker, LinkerConfig, normalise_order_id, parse_mo
 from nlu.linking.encoder import TextEncoder
 from nlu.linking.evaluation import build_examples, evaluate_linking, examples_from_nlu_eval
 from nlu.linking.graph_index import GraphLineIndex
-from nlu.linking.index import name_vector_text
+from nlu.linking.index import CappedPosting, name_vector_text
 from nlu.types import Entity, IntentScore, Understanding
 
 # Removing a product has no import-file form (the catalog route will do it); until then, a named
@@ -512,3 +512,21 @@ def test_a_product_tagged_as_something_else_is_linked_as_a_product(other_linker)
     out = other_linker.link(understanding("product_availability", ("galaxy explorer", "PRODUCT"), ("3M", "BRAND"),
                                           text=text))
     assert [(e.type, e.node_id) for e in out.entities] == [("PRODUCT", "LEGO-10497"), ("BRAND", "3M")]
+
+
+def test_an_index_in_the_graph_links_as_one_in_memory_with_common_words_capped(shop, encoder):
+    """Postings of a word in more lines than `posting_cap` come back from the graph as their length alone
+    (`CappedPosting`); linking must not change for it: held-out mentions linked both ways, same answers."""
+    config = LinkerConfig(refresh_interval_s=3600, posting_cap=10, use_embeddings=False)
+    memory = EntityLinker(shop, encoder=encoder, config=config)
+    graph = EntityLinker(shop, encoder=encoder, config=config, in_graph=True)
+    graph.warm()
+    capped = [w for w in ("wireless", "headphones", "black", "usb") if
+              isinstance(graph._current().lines.postings.get(w), CappedPosting)]
+    assert capped  # the sample store has words in more than 10 lines
+    records, brands, categories = memory.indexed()
+    examples = build_examples(records, brands=brands, categories=categories, per_product=1)[:300]
+    for ex in examples:
+        a, b = memory.link_mention(ex.mention, ex.type), graph.link_mention(ex.mention, ex.type)
+        assert (a.node_id, a.ambiguous, [c.node_id for c in a.candidates]) == \
+            (b.node_id, b.ambiguous, [c.node_id for c in b.candidates]), ex.mention

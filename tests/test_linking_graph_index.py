@@ -5,48 +5,25 @@ older version. Real embedded FalkorDB, real encoder."""
 
 from __future__ import annotations
 
-import csv
 import json
 import time
 from pathlib import Path
 
 import pytest
+from test_linking import _BUMP, _DELETE, _Clock, _import, _Reads
 
 from common.settings import Settings
-from kg.loader import import_path
 from kg.queries import q
 from nlu.linking import EntityLinker, LinkerConfig
 from nlu.linking import graph_index as G
 from nlu.linking.encoder import TextEncoder
 from nlu.linking.index import LineIndex, ProductRecord, unpack_line
 
-_DELETE = q("test_graph_index.delete_products", "UNWIND $skus AS s MATCH (p:Product {sku: s}) DETACH DELETE p",
-            read_only=False)
-_BUMP = q("test_graph_index.bump_catalog_version",
-          "MERGE (m:Meta {key: 'catalog'}) SET m.version = coalesce(m.version, 0) + 1", read_only=False)
 _ENTRIES = q("test_graph_index.entries",
              "MATCH (e) WHERE e:LinkKey OR e:LinkValue OR e:LinkStat OR e:LinkWord OR e:LinkTerm OR e:LinkProduct "
              "RETURN labels(e)[0] AS label, e.k AS k, e.v AS v")
 _LINES = q("test_graph_index.lines", "MATCH (e:LinkLine) RETURN e.k AS k, e.v AS v, e.dead AS dead")
 _ALL = q("test_graph_index.all_products", "MATCH (p:Product) RETURN p.sku AS sku")
-
-
-def _import(store, settings: Settings, directory: Path, products: list[dict]) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    files = {"products": products}
-    if directory.name == "v1":
-        files = {
-            "categories": [{"name": "Headphones", "parent": "", "description": "Headphones and earbuds."}],
-            "brands": [{"name": "Nordic Audio", "country": "Sweden"}, {"name": "Pulsewave", "country": "USA"}],
-            "products": products,
-        }
-    for name, rows in files.items():
-        with (directory / f"{name}.csv").open("w", encoding="utf-8", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-    report = import_path(store, directory, settings=settings, progress=False)
-    assert report.ok, report.errors[:5]
 
 
 def _product(sku: str, name: str, brand: str, attrs: dict) -> dict:
@@ -71,30 +48,10 @@ def encoder() -> TextEncoder:
 
 @pytest.fixture
 def shop(store, settings, tmp_path):
-    _import(store, settings, tmp_path / "v1", V1)
+    _import(store, settings, tmp_path / "v1", products=V1,
+            categories=[{"name": "Headphones", "parent": "", "description": "Headphones and earbuds."}],
+            brands=[{"name": "Nordic Audio", "country": "Sweden"}, {"name": "Pulsewave", "country": "USA"}])
     return store
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
-class _Reads:
-    """The real store, noting the name of every query run through it."""
-
-    def __init__(self, store) -> None:
-        self.store, self.names = store, []
-
-    def __getattr__(self, name):
-        return getattr(self.store, name)
-
-    def run(self, query, *args, **kwargs):
-        self.names.append(query.name)
-        return self.store.run(query, *args, **kwargs)
 
 
 def _worker(store, encoder, clock, tmp_path: Path, **config) -> EntityLinker:
@@ -152,7 +109,7 @@ def test_two_workers_share_one_index_that_follows_the_catalog(shop, encoder, set
     assert b.link_mention("aurora x2 silver", "PRODUCT").node_id == "NA-2"
     assert a.stats()["products"] == b.stats()["products"] == 3
 
-    _import(shop, settings, tmp_path / "v2", [
+    _import(shop, settings, tmp_path / "v2", products=[
         _product("NA-9", "Nordic Audio Zephyr Q9 Sport Earbuds, Black", "Nordic Audio",
                  {"model_line": "Zephyr Q9", "colour": "Black", "maker": "Nordic Works"})])
     clock.t = 6  # both check the catalog: one writes the change, the other finds it written
@@ -171,7 +128,7 @@ def test_after_any_changes_the_index_equals_one_built_from_nothing(shop, encoder
     lk.warm()
     assert _graph_entries(shop) == _built_entries(shop, lk)
     # a rename that moves a product to another line, a new variant, a changed attribute, a removal
-    _import(shop, settings, tmp_path / "v2", [
+    _import(shop, settings, tmp_path / "v2", products=[
         _product("PW-1", "Pulsewave Tempest 7 Wireless Headphones, Black", "Pulsewave",
                  {"model_line": "Tempest 7", "colour": "Black", "maker": "Wave Labs"}),
         _product("NA-3", "Nordic Audio Aurora X2 Wireless Headphones, Sand", "Nordic Audio",

@@ -90,14 +90,17 @@ CREATE = q(
                 "`WRITE`.",
 )
 
+_POSTINGS = ("LinkWord", "LinkTerm")
+
 READ = q(
     "link_index.read",
     "\nUNION ALL\n".join(
         f"UNWIND ${lb} AS key MATCH (e:{lb} {{k: key}}) "
-        f"RETURN e.k AS k, CASE WHEN e.n > $cap THEN null ELSE e.v END AS v, e.n AS n"
+        + ("RETURN e.k AS k, CASE WHEN e.n > $cap THEN null ELSE e.v END AS v, e.n AS n" if lb in _POSTINGS
+           else "RETURN e.k AS k, e.v AS v, e.n AS n")
         for lb in LABELS),
-    description="Entries by key, one list of keys per label; a list longer than $cap comes back as its length "
-                "alone (a common word's postings).",
+    description="Entries by key, one list of keys per label; postings longer than $cap come back as their "
+                "length alone (a common word's).",
 )
 
 WORDS = q(
