@@ -195,3 +195,41 @@ def test_a_build_cut_short_is_started_again(shop, encoder, tmp_path):
     now = G.read_meta(shop)
     assert now.complete and now.products == 3
     assert lk.link_mention("drift 2", "PRODUCT").node_id == "PW-1"
+
+
+class _DiesOnWrite:
+    """The real store, failing the `n`th write of the index (a process killed half-way through a change)."""
+
+    def __init__(self, store, n: int) -> None:
+        self.store, self.n = store, n
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+    def run(self, query, *args, **kwargs):
+        if query.name in ("link_index.write", "link_index.create"):
+            self.n -= 1
+            if self.n == 0:
+                raise ConnectionError("killed")
+        return self.store.run(query, *args, **kwargs)
+
+
+def test_a_change_cut_short_is_never_read_half_written(shop, encoder, settings, tmp_path, monkeypatch):
+    """A change written in several chunks marks the index incomplete until its last: a writer that dies
+    half-way leaves it so, and the next process rebuilds it from nothing instead of reading half a change."""
+    lk = _worker(shop, encoder, _Clock(), tmp_path)
+    lk.warm()
+    _import(shop, settings, tmp_path / "v2", products=[
+        _product("PW-1", "Pulsewave Tempest 7 Wireless Headphones, Black", "Pulsewave",
+                 {"model_line": "Tempest 7", "colour": "Black", "maker": "Wave Labs"}),
+        _product("NA-3", "Nordic Audio Aurora X2 Wireless Headphones, Sand", "Nordic Audio",
+                 {"model_line": "Aurora X2", "colour": "Sand", "maker": "Nordic Works"})])
+    monkeypatch.setattr(G, "CHUNK", 4)  # this change takes several writes
+    dying = _worker(_DiesOnWrite(shop, 3), encoder, _Clock(), tmp_path)
+    with pytest.raises(ConnectionError):
+        dying.sync_graph_index()
+    assert not G.read_meta(shop).complete  # two chunks of the change landed, the rest did not
+    fresh = _worker(shop, encoder, _Clock(), tmp_path, graph_build_stall_s=0.6)
+    fresh.warm()
+    assert G.read_meta(shop).complete and _graph_entries(shop) == _built_entries(shop, fresh)
+    assert fresh.link_mention("pulsewave tempest 7", "PRODUCT").node_id == "PW-1"

@@ -19,7 +19,9 @@ and, for lists, their length in `n`:
 
 Every write is one `WRITE` (atomic on both backends) that only applies when `version` is still the
 one its writer read: two workers that both saw the catalog move compute the same change, one writes
-it, the other finds the version moved and reads again.
+it, the other finds the version moved and reads again. A change too large for one write leaves
+`complete` false until its last chunk: a reader that finds it so waits while `version` moves, and
+rebuilds the index from nothing when it stops moving (a writer that died half-way).
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ _HEAD = """
         m.catalog = CASE WHEN $last THEN $catalog ELSE m.catalog END,
         m.stamp = CASE WHEN $last THEN $stamp ELSE m.stamp END,
         m.watermark = CASE WHEN $last THEN $watermark ELSE m.watermark END,
-        m.complete = CASE WHEN $last THEN true ELSE m.complete END
+        m.complete = $last
     FOREACH (k IN $dead | MERGE (e:LinkLine {k: k}) SET e.dead = $now)
 """
 

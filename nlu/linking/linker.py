@@ -124,8 +124,8 @@ class LinkerConfig(BaseModel):
     graph_write_attempts: int = Field(5, ge=1, description=(
         "With the index in the graph: how often a process reads again after another wrote first."))
     graph_build_stall_s: float = Field(120.0, gt=0, description=(
-        "With the index in the graph: a first build by another process that wrote nothing for this long is "
-        "taken for dead and started again."))
+        "With the index in the graph: a first build or a change of several writes by another process that "
+        "wrote nothing for this long is taken for dead, and the index is built again from nothing."))
     use_fulltext: bool = True
     fulltext_threshold: float = Field(0.9, ge=0.0, le=1.0, description="The graph's full-text search runs when "
                                       "the in-memory lexical best is below this (it also sees products added "
@@ -446,8 +446,9 @@ class EntityLinker:
             return graph_index.read_meta(self.store)
 
     def _wait_for_build(self, meta: graph_index.Meta) -> bool:
-        """Another process is writing a first build (its version moves): wait for it. False when it
-        stopped moving for `graph_build_stall_s` (a build that died: this one starts again)."""
+        """Another process is writing a first build or a change of several chunks (its version moves):
+        wait for it. False when it stopped moving for `graph_build_stall_s` (a writer that died half-way:
+        this one builds the index again from nothing)."""
         seen, since = meta.version, time.monotonic()
         while time.monotonic() - since < self.config.graph_build_stall_s:
             time.sleep(0.5)
