@@ -12,8 +12,11 @@ matched against: the name words made of letters, the attribute values, and the p
 
 Writing: `LineIndex.delta` works out what a change does to each map (reading the old entries
 through the same `GraphMap`s) and `write_delta` writes it, in one atomic query per chunk that only
-applies if nobody wrote since it read (`link_index.write`). A first build indexes every product in
-memory (`LineIndex.apply`) and writes every entry.
+applies if nobody wrote since it read (`link_index.write`); a change of several chunks leaves the
+index marked incomplete until its last one lands (a reader that finds it so waits for the writer, or
+rebuilds the index when the writer died). A first build indexes every product in memory
+(`LineIndex.apply`) and creates every entry (`link_index.create`). The linker decides when
+(`EntityLinker.sync_graph_index`).
 """
 
 from __future__ import annotations
