@@ -29,6 +29,8 @@ Node properties (the contract between the loader, the named queries and entity l
   remove that changed something), epoch, updated_at. See kg/queries/shop_examples.py.
 - LinkLine, LinkKey, LinkWord, LinkTerm, LinkValue, LinkStat, LinkProduct {k, v, n}, LinkMeta {key:
   "link"}: the entity-linking index, derived from the products (kg/queries/link_index.py).
+- FieldSummary {key: "fields"}: stamp, keys, values (JSON texts): the shop's attribute keys and values
+  as the last scan of every product found them (qa/fields.py).
 - Meta {key: "catalog"}: version (int, bumped by every import or product change that changed
   something; caches such as the entity-linking index compare it), updated_at.
 
@@ -80,6 +82,7 @@ NODE_TYPES: tuple[NodeType, ...] = (
     NodeType("LinkStat", "k"),
     NodeType("LinkProduct", "k"),
     NodeType("LinkMeta", "key"),
+    NodeType("FieldSummary", "key"),  # the shop's attribute keys and values (qa/fields.py), per catalog stamp
 )
 NODE_BY_LABEL = {n.label: n for n in NODE_TYPES}
 

@@ -309,3 +309,34 @@ def test_replies_have_no_doubled_words_and_suggestions_fit():
         field="supplier", label="supplier", kind="supplier"), facts=[
         ProductFact(sku="E1", name="Wireless Earbuds"), SupplierFact(name="Northgate", country="UK")])
     assert render(supplied) == "Wireless Earbuds are supplied by Northgate (UK)."
+
+
+def test_the_shops_attributes_are_scanned_once_per_catalog_change_not_by_every_worker(hardware):
+    """The keys and values a scan of every product's attributes found are kept in the graph with the catalog
+    stamp they belong to: a second worker reads them instead of scanning; a stamp that does not match is
+    scanned again (and kept)."""
+    from kg.queries import get
+
+    class Reads:
+        def __init__(self, store) -> None:
+            self.store, self.names = store, []
+
+        def __getattr__(self, name):
+            return getattr(self.store, name)
+
+        def run(self, query, *args, **kwargs):
+            self.names.append(query.name)
+            return self.store.run(query, *args, **kwargs)
+
+    _, store = hardware
+    first = FieldResolver(store).catalog()
+    reads = Reads(store)
+    second = FieldResolver(reads).catalog()
+    assert "products.attribute_page" not in reads.names
+    assert (second.keys, second.values) == (first.keys, first.values)
+    store.run(get("products.save_field_summary"), {"stamp": "another catalog", "keys": "{}", "values": "[]"})
+    reads.names.clear()
+    third = FieldResolver(reads).catalog()
+    assert "products.attribute_page" in reads.names and (third.keys, third.values) == (first.keys, first.values)
+    reads.names.clear()
+    assert FieldResolver(reads).catalog().keys == first.keys and "products.attribute_page" not in reads.names

@@ -222,6 +222,27 @@ ATTRIBUTE_PAGE = product_scan(
                 "values, which field questions are matched against.",
 )
 
+FIELD_SUMMARY = q(
+    "products.field_summary",
+    """
+    OPTIONAL MATCH (s:FieldSummary {key: 'fields'})
+    RETURN s.stamp AS stamp, s.keys AS keys, s.values AS values
+    """,
+    description="The shop's attribute keys and values as the last scan found them (qa/fields.py), and the catalog "
+                "stamp they belong to: one process scans per catalog change, every other worker reads this.",
+)
+
+SAVE_FIELD_SUMMARY = q(
+    "products.save_field_summary",
+    """
+    MERGE (s:FieldSummary {key: 'fields'})
+    SET s.stamp = $stamp, s.keys = $keys, s.values = $values
+    RETURN s.stamp AS stamp
+    """,
+    read_only=False,
+    description="Keep what a scan of every product's attributes found (JSON texts), for the catalog stamp it scanned.",
+)
+
 CURRENCIES = q(
     "products.currencies",
     """
