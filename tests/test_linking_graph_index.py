@@ -104,6 +104,7 @@ def test_two_workers_share_one_index_that_follows_the_catalog(shop, encoder, set
     a, b = _worker(reads_a, encoder, clock, tmp_path), _worker(reads_b, encoder, clock, tmp_path)
     a.warm()
     assert "link_index.create" in reads_a.names  # the first one builds it
+    assert "link_index.indexes_building" in reads_a.names and G.wait_for_indexes(shop, 5.0)  # after its graph indexes
     b.warm()
     assert not {"link_index.create", "link_index.write", "linking.products_page"} & set(reads_b.names)  # the next reads it
     assert b.link_mention("aurora x2 silver", "PRODUCT").node_id == "NA-2"

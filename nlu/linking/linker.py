@@ -121,6 +121,9 @@ class LinkerConfig(BaseModel):
     graph_change_chunk: int = Field(5_000, ge=1, description=(
         "With the index in the graph: products whose change is worked out and written together (one write "
         "per chunk of entries)."))
+    graph_index_wait_s: float = Field(900.0, ge=0, description=(
+        "With the index in the graph: how long a worker's start waits for the graph server to finish building "
+        "the index's own graph indexes (after the server loads its data) before going on without them."))
     graph_write_attempts: int = Field(5, ge=1, description=(
         "With the index in the graph: how often a process reads again after another wrote first."))
     graph_build_stall_s: float = Field(120.0, gt=0, description=(
@@ -407,6 +410,8 @@ class EntityLinker:
     # -- the index kept in the graph (nlu/linking/graph_index.py) ----------------------------------
     def _rebuild_in_graph(self, state: _State | None, version: Any, stamp: str | None) -> tuple[_State, bool]:
         t0 = time.perf_counter()
+        if state is None:  # a start: ready only once the graph answers the index's look-ups by its own indexes
+            graph_index.wait_for_indexes(self.store, self.config.graph_index_wait_s)
         meta = self.sync_graph_index(version, stamp)
         old = state.lines if state is not None else None
         if isinstance(old, graph_index.GraphLineIndex) and old.meta is not None and meta is not None and \
