@@ -315,22 +315,13 @@ def test_the_shops_attributes_are_scanned_once_per_catalog_change_not_by_every_w
     """The keys and values a scan of every product's attributes found are kept in the graph with the catalog
     stamp they belong to: a second worker reads them instead of scanning; a stamp that does not match is
     scanned again (and kept)."""
+    from test_linking import _Reads
+
     from kg.queries import get
-
-    class Reads:
-        def __init__(self, store) -> None:
-            self.store, self.names = store, []
-
-        def __getattr__(self, name):
-            return getattr(self.store, name)
-
-        def run(self, query, *args, **kwargs):
-            self.names.append(query.name)
-            return self.store.run(query, *args, **kwargs)
 
     _, store = hardware
     first = FieldResolver(store).catalog()
-    reads = Reads(store)
+    reads = _Reads(store)
     second = FieldResolver(reads).catalog()
     assert "products.attribute_page" not in reads.names
     assert (second.keys, second.values) == (first.keys, first.values)
