@@ -250,23 +250,21 @@ class GraphLineIndex(LineIndex):
     def prefetch(self, tokens: Iterable[str], keys: Iterable[str]) -> None:
         """Read what a message will ask for in one round trip: the postings of its words, and its word
         groups (and their glued forms) as exact, model-line and glued keys."""
-        assert self.reader is not None
         keys = list(dict.fromkeys(keys))
-        wanted = [*self.maps["postings"].prefetch(tokens), *self.maps["exact"].prefetch(keys),
-                  *self.maps["line_exact"].prefetch(keys), *self.maps["compact"].prefetch(keys)]
+        self._fill([*self.maps["postings"].prefetch(tokens), *self.maps["exact"].prefetch(keys),
+                    *self.maps["line_exact"].prefetch(keys), *self.maps["compact"].prefetch(keys)])
+
+    def prefetch_map(self, name: str, keys: Iterable[Any]) -> None:
+        self._fill(self.maps[name].prefetch(keys))
+
+    def _fill(self, wanted: list[tuple[str, Any]]) -> None:
+        """Read the (map, key) pairs not known yet in one round trip into their maps' caches (absent ones too)."""
         if not wanted:
             return
+        assert self.reader is not None
         got = self.reader.read(wanted)
         for name, key in wanted:
             self.maps[name]._remember(key, got.get((name, key)))
-
-    def prefetch_map(self, name: str, keys: Iterable[Any]) -> None:
-        assert self.reader is not None
-        wanted = self.maps[name].prefetch(keys)
-        if wanted:
-            got = self.reader.read(wanted)
-            for n, key in wanted:
-                self.maps[n]._remember(key, got.get((n, key)))
 
     def prefetch_lines(self, lids: Iterable[int]) -> None:
         """The lines, then the postings of their words (what scoring them weighs them by): two round trips."""

@@ -262,9 +262,6 @@ class CappedPosting(tuple):
         obj.n = n
         return obj
 
-    def __init__(self, n: int) -> None:
-        self.n = n
-
     def __len__(self) -> int:
         return self.n
 
