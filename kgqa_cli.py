@@ -90,6 +90,7 @@ def up(data_dir: Path | None, empty: bool, products: int, serve: bool, host: str
         app.linker.warm()
         console.print(f"Linking index of {app.linker.stats()['products']} products kept in {app.linker.snapshot} "
                       f"({time.perf_counter() - started:.1f} s)")
+    store.compact()  # what was written above, read in one piece at the graph server's next start
     _print_stats(store)
     info = store.embedded.current() if getattr(store, "embedded", None) else None
     if info:
@@ -190,6 +191,7 @@ def graph_embed() -> None:
     app = _container(settings)
     try:
         _fill_vectors(app)
+        app.graph().compact()
     finally:
         app.close()
 
@@ -218,6 +220,7 @@ def graph_link_index(rebuild: bool) -> None:
             raise click.ClickException("the index could not be written (another process kept writing first)")
         console.print(f"Linking index of {meta.products} products and {meta.lines} lines in the graph, version "
                       f"{meta.version}, catalog version {meta.catalog} ({time.perf_counter() - started:.1f} s)")
+        app.graph().compact()
     finally:
         app.close()
 

@@ -20,6 +20,7 @@ from api.handoffs import HandoffList, HandoffRecord, HandoffReleased, summary_of
 from api.openapi import doc, qparam
 from common.errors import KGQAError
 from kg.audit import CURSOR_PATTERN, parse_since
+from kg.queries.embeddings import VECTOR_LABEL
 from kg.queries.system import SAMPLE_CUSTOMERS
 
 log = logging.getLogger("kgqa.api")
@@ -43,7 +44,7 @@ def healthz():
 
 @bp.get("/readyz")
 @bp.get("/api/v1/readyz")
-@doc(summary="Readiness: graph and state store reachable, models loaded, linking index built, product names embedded (LINKING_VECTORS=graph)", tag="ops",
+@doc(summary="Readiness: graph and state store reachable, the graph's indexes built, models loaded, linking index built, product names embedded (LINKING_VECTORS=graph)", tag="ops",
      reply=S.ReadyResponse, extra_replies={503: S.ReadyResponse}, public=True)
 def readyz():
     services = _services()
@@ -64,6 +65,12 @@ def readyz():
     if not services.engine_loaded and services.settings.api_preload_engine:
         services.warm_async()
     checks["models"] = {"ok": services.engine_loaded, "error": services.engine_error is not None}
+    try:  # what the graph server is still building after loading its data, and whether readiness waits for it
+        building = services.indexes_building()
+        waited = {k for k in building if not (k == VECTOR_LABEL and services.settings.ready_before_vector_index)}
+        checks["indexes"] = {"ok": not waited, **({"building": building} if building else {})}
+    except Exception:  # noqa: BLE001 - readiness reports, never raises
+        checks["indexes"] = {"ok": False}
     if services.settings.linking_vectors == "graph":
         try:
             missing = services.vectors_to_embed()

@@ -71,6 +71,7 @@ class Services:
         self._engine_failed_at = 0.0
         self._warming = False
         self._vectors_checked: tuple[float, int] | None = None  # (when, products without a vector)
+        self._indexes_checked: tuple[float, dict[str, str]] | None = None  # (when, indexes being built)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
@@ -172,8 +173,20 @@ class Services:
         if last is None or now - last[0] > (5.0 if last[1] else 30.0):
             from kg.embeddings import stale_count
 
-            self._vectors_checked = (now, stale_count(self.container.graph(), self.container.encoder.space))
+            # the store, not container.graph(): that waits for the graph's indexes, and readiness reports
+            self._vectors_checked = (now, stale_count(self.store, self.container.encoder.space))
         return self._vectors_checked[1]
+
+    def indexes_building(self) -> dict[str, str]:
+        """The graph's indexes still being built ({label: progress}), read at most every 5 s: a server
+        that has just loaded its data builds them in the background (kg/schema.py)."""
+        now = time.monotonic()
+        last = self._indexes_checked
+        if last is None or now - last[0] > 5.0:
+            from kg.schema import indexes_building
+
+            self._indexes_checked = (now, indexes_building(self.store))
+        return self._indexes_checked[1]
 
     def warm_async(self) -> None:
         """Start building the engine on a background thread (once); readiness turns green after."""

@@ -118,13 +118,19 @@ class Container:
     _schema: _SchemaOnce = field(default_factory=_SchemaOnce, repr=False, compare=False)
 
     def graph(self) -> GraphStore:
-        """The store, with keys and indexes in place (which also makes an empty graph queryable)."""
+        """The store, with keys and indexes in place (which also makes an empty graph queryable) and
+        built: a server that has just loaded its data builds their entries in the background, and
+        look-ups meanwhile scan every node (waited for up to GRAPH_INDEX_WAIT_S; the name-vector index
+        too unless READY_BEFORE_VECTOR_INDEX)."""
         if not self._schema.done:
             with self._schema.lock:
                 if not self._schema.done:
-                    from kg.schema import ensure_schema
+                    from kg.queries.embeddings import VECTOR_LABEL
+                    from kg.schema import ensure_schema, wait_for_indexes
 
                     ensure_schema(self.store)
+                    wait_for_indexes(self.store, self.settings.graph_index_wait_s,
+                                     ignore=(VECTOR_LABEL,) if self.settings.ready_before_vector_index else ())
                     self._schema.done = True
         return self.store
 
@@ -205,7 +211,7 @@ def build(settings: Settings | None = None, *, store: GraphStore | None = None,
 
     catalog = CatalogService(schema_ready, settings, vectors=vectors, link_index=sync_link_index)
     linker_config = (linker_config or LinkerConfig()).model_copy(
-        update={"graph_vectors": settings.linking_vectors == "graph"})
+        update={"graph_vectors": settings.linking_vectors == "graph", "graph_index_wait_s": settings.graph_index_wait_s})
     entity_linker = (EntityLinker(graph_store, config=linker_config, encoder=encoder,
                                   encoder_path=settings.encoder_path, currency=settings.store_currency,
                                   snapshot=(Path(settings.data_dir) / "linking" / f"{settings.graph_name}.index"

@@ -61,6 +61,25 @@ class Settings(BaseSettings):
             "result included) is stopped with an error instead of growing the server; 0: no cap."
         ),
     )
+    graph_index_wait_s: float = Field(
+        900.0, ge=0,
+        description=(
+            "How long a process using the graph (a worker's start, an import, `kgqa up`) waits for the graph "
+            "server to finish building its indexes after loading its data (the embedded FalkorDB answers as soon "
+            "as its data is read and builds them in the background: minutes at a million products) before going "
+            "on without them; /readyz reports their progress meanwhile."
+        ),
+    )
+    ready_before_vector_index: bool = Field(
+        True,
+        description=(
+            "Whether a worker is ready before the graph server has built its name-vector index (after loading "
+            "its data FalkorDB builds it last, in the background: minutes at a million products). On: ready once "
+            "the look-up indexes are built, linking names by their words, keys and spelling, and by meaning too "
+            "once the vector index is built (/readyz lists it under `indexes.building` meanwhile). Off: ready "
+            "only once every index is built."
+        ),
+    )
     graph_password: SecretStr | None = None
     neo4j_user: str = "neo4j"
     neo4j_password: SecretStr | None = None

@@ -44,9 +44,17 @@ crashes on temporal results.
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Collection
 from dataclasses import dataclass
 
+from kg.queries import system as SQ
 from kg.store import GraphStore
+
+log = logging.getLogger(__name__)
+
+INDEX_LISTING_TIMEOUT_MS = 60_000
 
 
 @dataclass(frozen=True)
@@ -136,3 +144,39 @@ def ensure_schema(store: GraphStore) -> None:
             store.create_unique_constraint(n.label, n.key)  # type: ignore[attr-defined]
     else:
         store.execute_schema(neo4j_statements())
+
+
+def indexes_building(store: GraphStore) -> dict[str, str]:
+    """The graph's indexes that do not answer look-ups yet: {label: the server's word on its progress}
+    (empty when all do). A server builds the indexes of the data it loads in the background (the
+    embedded FalkorDB is started with DELAY_INDEXING, kg/backends/embedded.py; Neo4j populates a new
+    index in the background too), and a look-up meanwhile scans every node of its label."""
+    rows = store.run(SQ.INDEXES_BUILDING, timeout_ms=INDEX_LISTING_TIMEOUT_MS)
+    out: dict[str, str] = {}
+    for r in rows:
+        label = str(r.get("label") or "")
+        out[label] = "; ".join(x for x in (out.get(label), str(r.get("status") or "")) if x)
+    return out
+
+
+def wait_for_indexes(store: GraphStore, timeout_s: float, *, ignore: Collection[str] = (),
+                     poll_s: float = 0.5, report_s: float = 15.0) -> dict[str, str]:
+    """Wait until the graph's indexes answer look-ups, logging their progress every `report_s`; those
+    of the labels in `ignore` are not waited for. Returns what was still being built when `timeout_s`
+    passed (empty: all built)."""
+    started = time.monotonic()
+    reported = started
+    while True:
+        building = {k: v for k, v in indexes_building(store).items() if k not in ignore}
+        now = time.monotonic()
+        if not building:
+            if now - started >= report_s:
+                log.info("graph indexes built", extra={"waited_s": round(now - started, 1)})
+            return {}
+        if now - started >= timeout_s:
+            log.warning("graph indexes still being built; going on without them", extra={"building": building})
+            return building
+        if now - reported >= report_s:
+            log.info("waiting for the graph's indexes", extra={"building": building})
+            reported = now
+        time.sleep(poll_s)

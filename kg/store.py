@@ -71,6 +71,10 @@ class GraphStore(Protocol):
 
     def health(self) -> Health: ...
 
+    def compact(self) -> bool:
+        """After a bulk write (an import, the linking index's build): make the server's next start read
+        its data in one piece rather than replay the writes; whether anything was started."""
+
     def close(self) -> None: ...
 
 

@@ -132,6 +132,7 @@ def test_health_ready_metrics(api):
     r = api.client.get("/readyz")
     body = r.get_json()
     assert body["checks"]["graph"]["ok"] is True and body["checks"]["state"]["ok"] is True
+    assert body["checks"]["indexes"] == {"ok": True}  # the graph's indexes are built (none listed as building)
     # no models are loaded in this app (preload off, no chat yet): not ready, and it says why
     assert r.status_code == 503 and body["status"] == "not_ready" and body["checks"]["models"]["ok"] is False
     error_shape(api.client.get("/metrics"), 401)

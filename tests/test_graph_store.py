@@ -3,13 +3,15 @@ parameters that look like Cypher, and restart after SIGKILL."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from common.errors import QueryError, ReadOnlyViolation
 from common.settings import Settings
 from kg.backends.falkordb import FalkorDBStore
 from kg.queries import Query, get
-from kg.schema import NODE_TYPES, ensure_schema
+from kg.schema import NODE_TYPES, ensure_schema, indexes_building, wait_for_indexes
 
 WRITE = Query("test.write", "CREATE (n:Meta {key: $key, value: $value}) RETURN n.key AS key", read_only=False)
 READ = Query("test.read", "MATCH (n:Meta {key: $key}) RETURN n.value AS value")
@@ -131,6 +133,35 @@ def test_store_restarts_a_killed_embedded_server(make_server):
     new = server.current()
     assert new is not None and new.pid != old.pid and new.port == old.port
     assert s.health().ok
+    s.close()
+
+
+def test_a_compacted_data_directory_loads_whole_and_its_indexes_are_built_after_the_server_answers(make_server):
+    """The embedded server reads its data and answers, then builds the indexes in the background
+    (DELAY_INDEXING); whoever needs them waits (`wait_for_indexes`). A compaction after a bulk write
+    leaves one base file, so the next start replays nothing."""
+    server = make_server(appendfsync="always")
+    s = FalkorDBStore.from_settings(
+        Settings(_env_file=None, data_dir=server.data_dir, graph_name="compact", falkordb_appendfsync="always"))
+    ensure_schema(s)
+    s.run(Query("test.bulk", "UNWIND range(1, $n) AS i CREATE (:Meta {key: 'k' + toString(i), value: toString(i)})",
+                read_only=False), {"n": 5000})
+    assert s.compact() is False  # a tail below the threshold (32 MB): left to Redis's own rewrites
+    assert server.compact(s.redis, min_tail_mb=0) is True
+    while s.redis.info("persistence")["aof_rewrite_in_progress"]:
+        time.sleep(0.05)
+    files = {p.name: p.stat().st_size for p in (server.data_dir / "appendonly").iterdir()}
+    assert any(n.endswith(".base.rdb") for n in files)  # the graph, schema included, in one base file
+    assert all(size == 0 for n, size in files.items() if n.endswith(".incr.aof"))  # and nothing to replay
+    assert s.redis.execute_command("GRAPH.CONFIG", "GET", "DELAY_INDEXING") == ["DELAY_INDEXING", 1]
+    s.close()
+    server.stop()
+    server.ensure_running()
+    assert "Indexes are constructed in the background" in server.log_path.read_text().rsplit("Server initialized", 1)[-1]
+    assert wait_for_indexes(s, 60.0) == {} and indexes_building(s) == {}
+    assert s.run(READ, {"key": "k4321"}) == [{"value": "4321"}]
+    plan = s.redis.execute_command("GRAPH.EXPLAIN", "compact", "MATCH (n:Meta {key: 'k1'}) RETURN n")
+    assert any("Node By Index Scan" in str(step) for step in plan)
     s.close()
 
 

@@ -149,6 +149,24 @@ class EmbeddedFalkorDB:
                 self._reap()
                 time.sleep(0.02)
 
+    def compact(self, client: redis.Redis, *, min_tail_mb: float = 32.0) -> bool:
+        """Rewrite the append-only file into one base file when the writes appended since the last
+        rewrite exceed `min_tail_mb` (Redis rewrites by itself only once they exceed the base): a
+        server started later reads a base file in seconds, where it would replay a bulk import's or
+        the linking index's writes query by query (76 s for the linking index of a million products).
+        Returns whether a rewrite was started; it runs in a forked child, writes go on meanwhile,
+        and a crash during it leaves the previous files in place."""
+        info = client.info("persistence")
+        if not info.get("aof_enabled") or info.get("aof_rewrite_in_progress") or info.get("aof_rewrite_scheduled"):
+            return False
+        tail = int(info.get("aof_current_size", 0)) - int(info.get("aof_base_size", 0))
+        if tail < min_tail_mb * 2**20:
+            return False
+        client.execute_command("BGREWRITEAOF")
+        log.info("compacting the embedded graph server's append-only file",
+                 extra={"tail_mb": round(tail / 2**20, 1), "data_dir": str(self.data_dir)})
+        return True
+
     def current(self) -> ServerInfo | None:
         info = self._read_info()
         return info if info and self._alive(info) else None
@@ -227,8 +245,9 @@ class EmbeddedFalkorDB:
             umask=0o077,  # the append-only files hold customers, transcripts and key hashes: owner only
         )
         info = ServerInfo(pid=self._proc.pid, port=port, password=password, bolt_port=self.bolt_port)
-        # A server loading a large data directory does not answer (FalkorDB builds its indexes on the
-        # main thread: a million products take minutes): it is waited for as long as it keeps working.
+        # A server loading a large data directory answers LOADING until it has read it (seconds for a
+        # million products once the append-only file is compacted, see `compact`; replaying a long
+        # tail of writes takes longer): it is waited for as long as it keeps working.
         deadline = time.monotonic() + START_TIMEOUT_S
         give_up = time.monotonic() + LOAD_TIMEOUT_S
         worked = _cpu_ticks(self._proc.pid)
@@ -265,8 +284,15 @@ class EmbeddedFalkorDB:
         return info
 
     def _module_line(self, module: Path) -> str:
-        """The config line that loads FalkorDB, with its arguments (empty: a plain Redis)."""
-        line = f"loadmodule {module}"
+        """The config line that loads FalkorDB, with its arguments (empty: a plain Redis).
+
+        DELAY_INDEXING: the server answers as soon as it has read its data and builds the indexes of
+        that data in the background, as it always does for an index created on a running graph.
+        Without it, a million products' indexes (the name vectors' HNSW graph most of all) are built
+        on the loading thread and the server answers nothing (LOADING) for minutes. Whoever needs the
+        indexes waits for them (kg/schema.py `wait_for_indexes`: a worker's start, an import) and
+        /readyz shows their progress."""
+        line = f"loadmodule {module} DELAY_INDEXING yes"
         if self.timeout_max_ms > 0:
             line += f" TIMEOUT_MAX {int(self.timeout_max_ms)}"
         if self.query_mem_capacity > 0:

@@ -250,6 +250,14 @@ class FalkorDBStore:
         except GraphUnavailable as exc:
             return Health(False, self.backend, detail=exc.message)
 
+    def compact(self) -> bool:
+        """After a bulk write: the embedded server rewrites its append-only file so that its next
+        start reads one base file instead of replaying the writes (kg/backends/embedded.py
+        `compact`). A server run by someone else keeps its own persistence settings."""
+        if self.embedded is None:
+            return False
+        return self.embedded.compact(self.redis)
+
     def close(self) -> None:
         self._drop_connection()
 

@@ -303,6 +303,10 @@ class Neo4jStore:
             return Health(False, self.backend, detail=exc.message)
         return Health(True, self.backend, extra={"database": self.database or "(server default)", "server": agent})
 
+    def compact(self) -> bool:
+        """Nothing to do: Neo4j's store files need no rewrite for a fast start."""
+        return False
+
     def close(self) -> None:
         with self._lock:
             driver, self._driver_obj = self._driver_obj, None

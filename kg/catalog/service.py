@@ -37,6 +37,7 @@ from kg.embeddings import Embed, Progress, TextOf, fill_embeddings
 from kg.loader import ImportReport, RowError, import_files, import_path
 from kg.queries.catalog import PRODUCT_BY_SKU, PRODUCT_HARD_DELETE, PRODUCT_ORDER_COUNT
 from kg.queries.loader import BUMP_VERSION
+from kg.schema import wait_for_indexes
 from kg.store import GraphStore
 
 # The columns of a product row (DESIGN section 3), as a replace, patch or discontinue writes them.
@@ -120,6 +121,8 @@ class CatalogService:
         texts were embedded, 0 without `vectors`."""
         if self.vectors is None:
             return 0
+        if skus is None:  # a whole catalog: after the graph server's indexes (vector texts' included) are built
+            wait_for_indexes(self._graph(), self.settings.graph_index_wait_s)
         return fill_embeddings(self._graph(), self.vectors.embed, self.vectors.dimension(), self.vectors.text,
                                space=self.vectors.space(), progress=progress, skus=skus)
 
@@ -129,6 +132,8 @@ class CatalogService:
                 self.fill_vectors(skus=skus)
             if self.link_index is not None:
                 self.link_index(skus)
+            if skus is None:  # a file import: its writes in one base file, read in seconds at the next start
+                self._graph().compact()
         return report
 
     # -- files ------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from __future__ import annotations
 from kg.queries import product_scan, q
 
 VECTOR_INDEX_NAME = "name_vector_embedding"  # Neo4j names its indexes; FalkorDB keys them by label
+VECTOR_LABEL = "NameVector"  # the label of the name vectors (index listings name it)
 
 _FINGERPRINT = "$space + '|' + coalesce(p._h, '') + '|' + p.name"
 _CURRENT = f"p._vh = {_FINGERPRINT}"

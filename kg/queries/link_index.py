@@ -136,22 +136,6 @@ STATS = q(
     description="Per attribute key: in how many lines it varies, is shared, and takes how many values.",
 )
 
-INDEXES_BUILDING = q(
-    "link_index.indexes_building",
-    """
-    CALL db.indexes() YIELD label, status
-    WITH label, status WHERE label STARTS WITH 'Link' AND status <> 'OPERATIONAL'
-    RETURN count(*) AS building
-    """,
-    variants={"neo4j": """
-    SHOW INDEXES YIELD labelsOrTypes, state
-    WITH labelsOrTypes, state WHERE any(l IN coalesce(labelsOrTypes, []) WHERE l STARTS WITH 'Link') AND state <> 'ONLINE'
-    RETURN count(*) AS building
-    """},
-    description="How many of the linking index's own graph indexes are still being built (a server that has just "
-                "loaded its data builds them in the background, and a look-up meanwhile scans every entry).",
-)
-
 INDEXED_SKUS = q(
     "link_index.indexed_skus",
     """

@@ -17,3 +17,20 @@ SAMPLE_CUSTOMERS = q(
     "ORDER BY customer_id LIMIT $limit",
     description="A few customers with orders, for the development sign-in on the chat page.",
 )
+
+INDEXES_BUILDING = q(
+    "system.indexes_building",
+    """
+    CALL db.indexes() YIELD label, status
+    WITH label, status WHERE status <> 'OPERATIONAL'
+    RETURN label, status
+    """,
+    variants={"neo4j": """
+    SHOW INDEXES YIELD labelsOrTypes, state, populationPercent
+    WITH labelsOrTypes, state, populationPercent WHERE state <> 'ONLINE'
+    RETURN coalesce(labelsOrTypes[0], '') AS label, state + ' ' + toString(populationPercent) + '%' AS status
+    """},
+    description="The graph's indexes not yet answering look-ups, by label, with the server's own word on their "
+                "progress: a server builds the indexes of the data it loads, and of an index just created, in the "
+                "background, and a look-up meanwhile scans every node of the label.",
+)

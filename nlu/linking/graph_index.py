@@ -447,22 +447,6 @@ def full_delta(idx: LineIndex) -> IndexDelta:
     return IndexDelta(maps, idx.next_lid)
 
 
-def wait_for_indexes(store: Any, timeout_s: float, *, poll_s: float = 0.5) -> bool:
-    """Wait until the graph's indexes of the linking index answer look-ups (after a server start it
-    builds them in the background: at a million products a look-up meanwhile scans millions of
-    entries, past a chat turn's time limit). False when `timeout_s` passed first."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        rows = store.run(Q.INDEXES_BUILDING)
-        building = int(rows[0]["building"]) if rows else 0
-        if not building:
-            return True
-        if time.monotonic() > deadline:
-            log.warning("linking index: graph indexes still being built", extra={"building": building})
-            return False
-        time.sleep(poll_s)
-
-
 def start(store: Any) -> Meta:
     store.run(Q.START)
     meta = read_meta(store)

@@ -58,6 +58,7 @@ from kg.embeddings import vector_index_status
 from kg.queries import embeddings as EQ
 from kg.queries import linking as Q
 from kg.scan import scan
+from kg.schema import wait_for_indexes
 from nlu.labels import ENTITY_TYPES, FAMILY_OF
 from nlu.linking import graph_index, snapshot
 from nlu.linking import text as T
@@ -123,7 +124,7 @@ class LinkerConfig(BaseModel):
         "per chunk of entries)."))
     graph_index_wait_s: float = Field(900.0, ge=0, description=(
         "With the index in the graph: how long a worker's start waits for the graph server to finish building "
-        "the index's own graph indexes (after the server loads its data) before going on without them."))
+        "its indexes (after the server loads its data) before going on without them (GRAPH_INDEX_WAIT_S)."))
     graph_write_attempts: int = Field(5, ge=1, description=(
         "With the index in the graph: how often a process reads again after another wrote first."))
     graph_build_stall_s: float = Field(120.0, gt=0, description=(
@@ -411,7 +412,8 @@ class EntityLinker:
     def _rebuild_in_graph(self, state: _State | None, version: Any, stamp: str | None) -> tuple[_State, bool]:
         t0 = time.perf_counter()
         if state is None:  # a start: ready only once the graph answers the index's look-ups by its own indexes
-            graph_index.wait_for_indexes(self.store, self.config.graph_index_wait_s)
+            # (not the vector index: names by meaning are skipped until it is built, `_graph_vectors_ready`)
+            wait_for_indexes(self.store, self.config.graph_index_wait_s, ignore=(EQ.VECTOR_LABEL,))
         meta = self.sync_graph_index(version, stamp)
         old = state.lines if state is not None else None
         if isinstance(old, graph_index.GraphLineIndex) and old.meta is not None and meta is not None and \
