@@ -122,7 +122,8 @@ def adopt_space(store: GraphStore, space: str, dimension: int, *, page: int = 10
 
 
 def fill_embeddings(store: GraphStore, embed: Embed, dimension: int, text_of: TextOf, *, space: str,
-                    batch: int = 4096, progress: Progress | None = None, skus: Sequence[str] | None = None) -> int:
+                    batch: int = 4096, progress: Progress | None = None, skus: Sequence[str] | None = None,
+                    before_writing: Callable[[], object] | None = None) -> int:
     """Make every stale product current: work out its vector text, embed the texts that have no
     vector yet, point the products at them, and drop vectors no product names any more. Returns how
     many texts were embedded. `space` names the encoder (`TextEncoder.space`): vectors another one
@@ -131,7 +132,8 @@ def fill_embeddings(store: GraphStore, embed: Embed, dimension: int, text_of: Te
     it: no loop). A batch is written while the next one is embedded (the encoder and the graph
     server share the cores). `skus`: only those products (a single-product edit), without a scan of
     the catalog, and nothing while the graph's vectors are another encoder's (`kgqa graph embed`
-    makes them all)."""
+    makes them all). `before_writing` is called once before a whole-catalog fill writes anything (the
+    catalog service waits there for the graph server's indexes: none after a load, until built)."""
     ensure_vector_index(store, dimension)
     key = space_key(space)
     if skus is None:
@@ -141,6 +143,8 @@ def fill_embeddings(store: GraphStore, embed: Embed, dimension: int, text_of: Te
                     "run ./kgqa graph embed", extra={"products": len(skus)})
         return 0
     total = len(skus) if skus is not None else stale_count(store, space)
+    if skus is None and total and before_writing is not None:
+        before_writing()
     pages: Iterable[list[dict[str, Any]]] = \
         [store.run(Q.STALE_OF, {"skus": list(skus), "space": key})] if skus is not None \
         else scan(store, Q.STALE, {"space": key}, limit=batch, timeout_ms=SCAN_TIMEOUT_MS)

@@ -121,10 +121,11 @@ class CatalogService:
         texts were embedded, 0 without `vectors`."""
         if self.vectors is None:
             return 0
-        if skus is None:  # a whole catalog: after the graph server's indexes (vector texts' included) are built
-            wait_for_indexes(self._graph(), self.settings.graph_index_wait_s)
-        return fill_embeddings(self._graph(), self.vectors.embed, self.vectors.dimension(), self.vectors.text,
-                               space=self.vectors.space(), progress=progress, skus=skus)
+        graph = self._graph()
+        return fill_embeddings(graph, self.vectors.embed, self.vectors.dimension(), self.vectors.text,
+                               space=self.vectors.space(), progress=progress, skus=skus,
+                               # a whole catalog's writes look up vector texts by their index: built first
+                               before_writing=lambda: wait_for_indexes(graph, self.settings.graph_index_wait_s))
 
     def _after_write(self, report: ImportReport, skus: Sequence[str] | None = None) -> ImportReport:
         if not report.dry_run and any(f.created or f.updated for f in report.files):
