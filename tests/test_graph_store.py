@@ -146,7 +146,7 @@ def test_a_compacted_data_directory_loads_whole_and_its_indexes_are_built_after_
     ensure_schema(s)
     s.run(Query("test.bulk", "UNWIND range(1, $n) AS i CREATE (:Meta {key: 'k' + toString(i), value: toString(i)})",
                 read_only=False), {"n": 5000})
-    assert s.compact() is False  # a tail below the threshold (32 MB): left to Redis's own rewrites
+    assert s.compact() is False  # a tail below the threshold (4 MB): left to Redis's own rewrites
     assert server.compact(s.redis, min_tail_mb=0) is True
     while s.redis.info("persistence")["aof_rewrite_in_progress"]:
         time.sleep(0.05)

@@ -149,20 +149,23 @@ class EmbeddedFalkorDB:
                 self._reap()
                 time.sleep(0.02)
 
-    def compact(self, client: redis.Redis, *, min_tail_mb: float = 32.0) -> bool:
+    def compact(self, client: redis.Redis, *, min_tail_mb: float = 4.0) -> bool:
         """Rewrite the append-only file into one base file when the writes appended since the last
         rewrite exceed `min_tail_mb` (Redis rewrites by itself only once they exceed the base): a
-        server started later reads a base file in seconds, where it would replay a bulk import's or
-        the linking index's writes query by query (76 s for the linking index of a million products).
-        Returns whether a rewrite was started; it runs in a forked child, writes go on meanwhile,
-        and a crash during it leaves the previous files in place."""
+        server started later reads a base file in seconds, where it replays the writes query by
+        query (MERGE-heavy imports replay at a few MB a second). Returns whether a rewrite was
+        started; it runs in a forked child, writes go on meanwhile, and a crash during it leaves the
+        previous files in place."""
         info = client.info("persistence")
         if not info.get("aof_enabled") or info.get("aof_rewrite_in_progress") or info.get("aof_rewrite_scheduled"):
             return False
         tail = int(info.get("aof_current_size", 0)) - int(info.get("aof_base_size", 0))
         if tail < min_tail_mb * 2**20:
             return False
-        client.execute_command("BGREWRITEAOF")
+        try:
+            client.execute_command("BGREWRITEAOF")
+        except redis.ResponseError:  # one started meanwhile (another process's bulk write)
+            return False
         log.info("compacting the embedded graph server's append-only file",
                  extra={"tail_mb": round(tail / 2**20, 1), "data_dir": str(self.data_dir)})
         return True
