@@ -42,7 +42,7 @@ def _container(settings: Settings) -> Container:
 @main.command()
 @click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Load this directory of import files instead of the sample store.")
-@click.option("--empty", is_flag=True, help="Start with an empty graph (no sample store).")
+@click.option("--empty", is_flag=True, help="Import nothing: the graph as DATA_DIR holds it (empty the first time).")
 @click.option("--products", default=1000, show_default=True, help="Sample store size.")
 @click.option("--serve/--no-serve", default=True, show_default=True, help="Serve the API with gunicorn.")
 @click.option("--host", default="127.0.0.1", show_default=True)
