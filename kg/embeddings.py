@@ -21,6 +21,7 @@ from typing import Any
 from common.errors import QueryError, QueryTimeout
 from kg.queries import embeddings as Q
 from kg.scan import scan
+from kg.schema import INDEX_LISTING_TIMEOUT_MS
 from kg.store import GraphStore
 
 log = logging.getLogger("kgqa.kg.embeddings")
@@ -33,13 +34,12 @@ Progress = Callable[[int, int], None]  # (products done so far, stale products i
 # leaves an entry behind that takes a place among the nearest neighbours).
 REBUILD_SHARE = 0.2
 SCAN_TIMEOUT_MS = 120_000  # a look at every product (a million on one core: seconds)
-SCHEMA_TIMEOUT_MS = 60_000  # index listings: the schema statements' own limit
 
 
 def vector_index_status(store: GraphStore) -> str | None:
     """None: no vector index; "OPERATIONAL": built and searchable; anything else: being built."""
     try:
-        rows = store.run(Q.VECTOR_INDEXES, timeout_ms=SCHEMA_TIMEOUT_MS)
+        rows = store.run(Q.VECTOR_INDEXES, timeout_ms=INDEX_LISTING_TIMEOUT_MS)
     except QueryTimeout:
         raise  # a busy server, not a missing index: deciding on it would drop or skip the index wrongly
     except QueryError:  # a server without vector indexes

@@ -54,7 +54,7 @@ from kg.store import GraphStore
 
 log = logging.getLogger(__name__)
 
-INDEX_LISTING_TIMEOUT_MS = 60_000
+INDEX_LISTING_TIMEOUT_MS = 60_000  # index listings: the schema statements' own limit
 
 
 @dataclass(frozen=True)
