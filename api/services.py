@@ -23,7 +23,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import redis
 
@@ -43,6 +43,13 @@ from qa.engine import Engine
 log = logging.getLogger("kgqa.api")
 
 T = TypeVar("T")
+
+
+class _VectorCount(NamedTuple):
+    at: float  # when the catalog version was last read
+    counted_at: float  # when the products were last counted
+    version: Any  # the catalog version at that count
+    missing: int  # products without a vector of this worker's encoder
 
 
 class StateUnavailable(Retryable):
@@ -70,7 +77,7 @@ class Services:
         self._engine_error: str | None = None
         self._engine_failed_at = 0.0
         self._warming = False
-        self._vectors_checked: tuple[float, int] | None = None  # (when, products without a vector)
+        self._vectors_checked: _VectorCount | None = None  # products without a vector, when last looked at
         self._indexes_checked: tuple[float, dict[str, str]] | None = None  # (when, indexes being built)
 
     @classmethod
@@ -165,17 +172,26 @@ class Services:
             return engine
 
     def vectors_to_embed(self) -> int:
-        """Products whose name has no vector of this worker's encoder yet (LINKING_VECTORS=graph),
-        counted at most every 30 s (5 s while some are missing): readiness waits for `kgqa graph
-        embed` (or an import)."""
+        """Products whose name has no vector of this worker's encoder yet (LINKING_VECTORS=graph):
+        readiness waits for `kgqa graph embed` (or an import). Counting looks at every product (a
+        second or two of the graph server's time at a million products), so it is done every 5 s
+        while some are missing and, once none is, again only when the catalog version moved (read
+        at most every 30 s) or 10 minutes passed."""
+        from kg.embeddings import stale_count
+        from kg.queries.linking import CATALOG_VERSION
+
         now = time.monotonic()
         last = self._vectors_checked
-        if last is None or now - last[0] > (5.0 if last[1] else 30.0):
-            from kg.embeddings import stale_count
-
-            # the store, not container.graph(): that waits for the graph's indexes, and readiness reports
-            self._vectors_checked = (now, stale_count(self.store, self.container.encoder.space))
-        return self._vectors_checked[1]
+        if last is not None and now - last.at <= (5.0 if last.missing else 30.0):
+            return last.missing
+        # the store, not container.graph(): that waits for the graph's indexes, and readiness reports
+        rows = self.store.run(CATALOG_VERSION)
+        version = rows[0]["version"] if rows else None
+        if last is not None and not last.missing and version == last.version and now - last.counted_at < 600.0:
+            self._vectors_checked = last._replace(at=now)
+            return 0
+        self._vectors_checked = _VectorCount(now, now, version, stale_count(self.store, self.container.encoder.space))
+        return self._vectors_checked.missing
 
     def indexes_building(self) -> dict[str, str]:
         """The graph's indexes still being built ({label: progress}), read at most every 5 s: a server

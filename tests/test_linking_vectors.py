@@ -145,6 +145,15 @@ def test_a_catalog_imported_before_is_filled_by_the_migration_and_readiness_wait
         a.services._vectors_checked = None  # the count is cached for a few seconds
         body = a.client.get("/readyz").get_json()
         assert body["checks"]["vectors"] == {"ok": True, "to_embed": 0} and body["status"] == "ready"
+        # once none is missing, products are counted again only after the catalog version moved
+        services, graph = a.services, a.settings.graph_name
+        a.store.redis.execute_command("GRAPH.QUERY", graph, "MATCH (p:Product {sku: 'NA-1'}) SET p.name = 'Aurora X3'")
+        services._vectors_checked = services._vectors_checked._replace(at=0.0)  # as if 30 s had passed
+        assert services.vectors_to_embed() == 0  # the same catalog version: not counted again
+        a.store.redis.execute_command("GRAPH.QUERY", graph, "MATCH (m:Meta {key: 'catalog'}) SET m.version = m.version + 1")
+        services._vectors_checked = services._vectors_checked._replace(at=0.0)
+        assert services.vectors_to_embed() == 1  # counted again: the renamed product needs its vector
+        assert a.client.get("/readyz").status_code == 503
         # the running worker's linker takes the vectors up at its next check (no catalog version moved)
         linker = a.services.container.linker
         assert linker is not None and not linker._current().graph_vectors
