@@ -53,6 +53,7 @@ from common import bootstrap  # noqa: E402
 from common.settings import Settings  # noqa: E402
 from import_scripts.sample_store import generate  # noqa: E402
 from kg.backends.embedded import EmbeddedFalkorDB  # noqa: E402
+from kg.backends.falkordb import FalkorDBStore  # noqa: E402
 from kg.backends.state_server import stop_embedded  # noqa: E402
 from kg.loader import import_path  # noqa: E402
 
@@ -191,17 +192,12 @@ def restart_server(server: EmbeddedFalkorDB, graph: str) -> tuple[dict[str, Any]
     file is compacted first, as an import or `kgqa up` leaves it (`compact`)."""
     import threading
 
-    import redis
-
-    from kg.backends.falkordb import FalkorDBStore
     from kg.queries.embeddings import VECTOR_LABEL
     from kg.schema import wait_for_indexes
 
-    info = server.ensure_running()
-    conn = redis.Redis(port=info.port, password=info.password)
-    compacted = server.compact(conn)
-    while conn.info("persistence")["aof_rewrite_in_progress"]:
-        time.sleep(0.5)
+    store = _store(server, graph)
+    compacted = server.compact(store.redis, wait=True)
+    store.close()
     stop_embedded(server.data_dir)
     t = time.perf_counter()
     server.ensure_running()
@@ -209,8 +205,7 @@ def restart_server(server: EmbeddedFalkorDB, graph: str) -> tuple[dict[str, Any]
     later: dict[str, Any] = {}
 
     def watch() -> None:
-        store = FalkorDBStore.from_settings(Settings(_env_file=None, graph_url="falkordb://embedded",
-                                                     data_dir=server.data_dir, graph_name=graph))
+        store = _store(server, graph)
         wait_for_indexes(store, 3600.0, ignore=(VECTOR_LABEL,), poll_s=0.2)
         later["restart_ready_indexes_s"] = round(time.perf_counter() - t, 1)
         later["restart_indexes_left"] = len(wait_for_indexes(store, 3600.0, poll_s=0.2))
@@ -225,6 +220,11 @@ def restart_server(server: EmbeddedFalkorDB, graph: str) -> tuple[dict[str, Any]
         return later
 
     return out, finished
+
+
+def _store(server: EmbeddedFalkorDB, graph: str) -> FalkorDBStore:
+    return FalkorDBStore.from_settings(Settings(_env_file=None, graph_url="falkordb://embedded",
+                                                data_dir=server.data_dir, graph_name=graph))
 
 
 def _link_index(app: bootstrap.Container) -> float | None:

@@ -28,31 +28,23 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from common.settings import Settings  # noqa: E402
 from kg.backends.embedded import EmbeddedFalkorDB  # noqa: E402
+from kg.backends.falkordb import FalkorDBStore  # noqa: E402
 from kg.backends.state_server import stop_embedded  # noqa: E402
 from kg.queries import embeddings as Q  # noqa: E402
+from kg.schema import wait_for_indexes  # noqa: E402
 
 
 def _start(data_dir: Path, graph: str) -> tuple[float, float, redis.Redis]:
     """(seconds until the server answers, until its indexes are built, a client)."""
     t = time.perf_counter()
-    info = EmbeddedFalkorDB(data_dir).ensure_running()
+    EmbeddedFalkorDB(data_dir).ensure_running()
     took = time.perf_counter() - t
-    client = redis.Redis(port=info.port, password=info.password, socket_timeout=3600)
-    while any(row[1] not in (b"OPERATIONAL", "OPERATIONAL") for row in client.execute_command(
-            "GRAPH.QUERY", graph, "CALL db.indexes() YIELD label, status RETURN label, status")[1]):
-        time.sleep(0.2)
-    return took, time.perf_counter() - t, client
-
-
-def _rewrite(client: redis.Redis) -> None:
-    client.execute_command("BGREWRITEAOF")
-    time.sleep(0.5)
-    while True:
-        info = client.info("persistence")
-        if not info["aof_rewrite_in_progress"] and not info["aof_rewrite_scheduled"]:
-            return
-        time.sleep(0.5)
+    store = FalkorDBStore.from_settings(Settings(_env_file=None, graph_url="falkordb://embedded",
+                                                 data_dir=data_dir, graph_name=graph))
+    wait_for_indexes(store, 3600.0, poll_s=0.2)
+    return took, time.perf_counter() - t, store.redis
 
 
 def _case(source: Path, graph: str, ef: int | None, dimension: int) -> dict[str, float | str]:
@@ -76,7 +68,7 @@ def _case(source: Path, graph: str, ef: int | None, dimension: int) -> dict[str,
                 out["index_build_s"] = round(time.perf_counter() - t, 1)
             else:
                 out["case"] = "no vector index"
-            _rewrite(client)
+            EmbeddedFalkorDB(data).compact(client, min_tail_mb=0, wait=True)  # as an import leaves it
             stop_embedded(data)
             again, built, _ = _start(data, graph)
             out["load_after_s"], out["indexes_after_s"] = round(again, 1), round(built, 1)
@@ -95,7 +87,7 @@ def _rewritten_only(source: Path, graph: str, *, rewrite: bool = True) -> dict[s
             out: dict[str, float | str] = {"case": "as it is", "load_s": round(first, 1), "indexes_s": round(built, 1)}
             if not rewrite:
                 return out
-            _rewrite(client)
+            EmbeddedFalkorDB(data).compact(client, min_tail_mb=0, wait=True)  # as an import leaves it
             stop_embedded(data)
             again, built, _ = _start(data, graph)
             return {**out, "case": "append-only file rewritten", "load_after_s": round(again, 1),

@@ -149,13 +149,20 @@ class EmbeddedFalkorDB:
                 self._reap()
                 time.sleep(0.02)
 
-    def compact(self, client: redis.Redis, *, min_tail_mb: float = 4.0) -> bool:
+    def compact(self, client: redis.Redis, *, min_tail_mb: float = 4.0, wait: bool = False) -> bool:
         """Rewrite the append-only file into one base file when the writes appended since the last
         rewrite exceed `min_tail_mb` (Redis rewrites by itself only once they exceed the base): a
         server started later reads a base file in seconds, where it replays the writes query by
         query (MERGE-heavy imports replay at a few MB a second). Returns whether a rewrite was
         started; it runs in a forked child, writes go on meanwhile, and a crash during it leaves the
-        previous files in place."""
+        previous files in place. `wait`: return once no rewrite is running (benches and tests)."""
+        started = self._start_rewrite(client, min_tail_mb)
+        while wait and any(client.info("persistence").get(k) for k in ("aof_rewrite_in_progress",
+                                                                       "aof_rewrite_scheduled")):
+            time.sleep(0.05)
+        return started
+
+    def _start_rewrite(self, client: redis.Redis, min_tail_mb: float) -> bool:
         info = client.info("persistence")
         if not info.get("aof_enabled") or info.get("aof_rewrite_in_progress") or info.get("aof_rewrite_scheduled"):
             return False

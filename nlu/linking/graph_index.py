@@ -361,12 +361,12 @@ def write_delta(store: Any, version: int, delta: IndexDelta, base: LineIndex | N
             if stored is None:
                 batch.dead.append(ek)
             else:
-                _put(batch.sets[label], ek, stored, None)
+                batch.sets[label].append([ek, stored, None])
             batch.lines += grow
         elif stored is None:
             batch.gones[label].append(ek)
         else:
-            _put(batch.sets[label], ek, stored, n if isinstance(stored, list) else None)
+            batch.sets[label].append([ek, stored, n if isinstance(stored, list) else None])
         if name == "fps":
             batch.products += grow
         batch.size += 1
@@ -375,10 +375,6 @@ def write_delta(store: Any, version: int, delta: IndexDelta, base: LineIndex | N
             return None
     flush(True)
     return at
-
-
-def _put(rows: list[list[Any]], key: str, value: Any, n: int | None) -> None:
-    rows.append([key, value, n])
 
 
 def absorb(base: LineIndex, delta: IndexDelta) -> LineIndex:
